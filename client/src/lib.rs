@@ -1,0 +1,17 @@
+//! Rust client for **pgqueuer**, a job queue that lives in PostgreSQL.
+//!
+//! The queue itself is SQL in the `pgqueuer` extension (schema `pgq`); this crate is a thin,
+//! async caller of it built on tokio-postgres. For now it connects:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), pgqueuer::Error> {
+//! // PGQUEUER_DSN, then DATABASE_URL, then the libpq variables PGHOST, PGPORT, PGUSER, ...
+//! let client = pgqueuer::connect_from_env().await?;
+//! let version: String = client.query_one("SELECT pgq.version()", &[]).await?.get(0);
+//! # Ok(()) }
+//! ```
+
+mod connect;
+
+pub use connect::{Error, config, config_from_env, connect, connect_from_env, connect_with};
+pub use tokio_postgres;

@@ -1,0 +1,4 @@
+//! End-to-end tests: the client against a real PostgreSQL with the extension preloaded.
+//! One module per concern; `pgqueuer_tests` holds the cluster and database helpers.
+
+mod install;

@@ -1,0 +1,192 @@
+//! The steps of `cargo xtask test` and `cargo xtask demo`, each a plain command.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use pgqueuer_cluster::{Cluster, Options};
+
+use crate::setup::{self, PG_CONFIG, is_root, pgrx_home_dir};
+
+/// An xtask step's outcome; the error is the message to print.
+pub type Result<T = ()> = std::result::Result<T, String>;
+
+/// The workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `cargo`, run in the workspace root, with the repository's pgrx home and with
+/// `$CARGO_HOME/bin` on `PATH` so that freshly installed subcommands are found.
+pub fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
+        .current_dir(workspace_root())
+        .env("PGRX_HOME", pgrx_home_dir());
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .map(|home| home.join("bin"));
+    if let Some(cargo_bin) = cargo_bin {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let paths = std::iter::once(cargo_bin).chain(std::env::split_paths(&path));
+        if let Ok(joined) = std::env::join_paths(paths) {
+            command.env("PATH", joined);
+        }
+    }
+    command
+}
+
+/// Prints a step heading.
+pub fn heading(text: &str) {
+    println!("\n==> {text}");
+}
+
+/// Runs a command with inherited output; a failure names the command.
+pub fn run(command: &mut Command) -> Result {
+    let shown = format!("{command:?}");
+    let status = command
+        .status()
+        .map_err(|error| format!("could not run {shown}: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed ({status})"))
+    }
+}
+
+/// Runs a titled step and reports how long it took.
+fn step(title: &str, command: &mut Command) -> Result {
+    heading(title);
+    let started = Instant::now();
+    run(command)?;
+    println!(
+        "    {title}: done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Builds the extension and installs it into the system PostgreSQL 15.
+pub fn install() -> Result {
+    let mut command = cargo();
+    command.args([
+        "pgrx",
+        "install",
+        "--package",
+        "pgqueuer",
+        "--pg-config",
+        PG_CONFIG,
+    ]);
+    if !is_root() {
+        command.arg("--sudo");
+    }
+    step("install the extension into PostgreSQL 15", &mut command)
+}
+
+/// `cargo xtask test`: every check, ending with the end-to-end test runner's summary.
+pub fn test() -> Result {
+    setup::ensure()?;
+    step(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
+    step(
+        "cargo clippy --all-targets -- -D warnings",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    pg_tests()?;
+    // `cargo pgrx test` left a test build (with its `tests` schema) in PostgreSQL's
+    // directories; the end-to-end tests must run against the real one.
+    install()?;
+    step(
+        "doc tests",
+        cargo().args(["test", "--workspace", "--exclude", "pgqueuer", "--doc"]),
+    )?;
+    step(
+        "end-to-end and unit tests (cargo nextest)",
+        cargo().args(["nextest", "run", "--workspace", "--exclude", "pgqueuer"]),
+    )
+}
+
+/// The extension's `#[pg_test]`s, inside a server that pgrx starts. PostgreSQL refuses to
+/// run as root, so as root the test server runs as `postgres` (pgrx calls `sudo -u`) in a
+/// postgres-owned directory under /tmp (short: it also holds the unix socket).
+fn pg_tests() -> Result {
+    let mut command = cargo();
+    command.args(["pgrx", "test", "pg15", "--package", "pgqueuer"]);
+    if !is_root() {
+        return step("#[pg_test]s (cargo pgrx test)", &mut command);
+    }
+    let output = Command::new("runuser")
+        .args(["-u", "postgres", "--", "mktemp", "-d", "/tmp/pgrx-XXXXXX"])
+        .output()
+        .map_err(|error| format!("mktemp as postgres: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "mktemp as postgres failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let pgdata = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    command.args(["--runas", "postgres", "--pgdata", &pgdata]);
+    let result = step("#[pg_test]s (cargo pgrx test)", &mut command);
+    let _ = std::fs::remove_dir_all(&pgdata);
+    result
+}
+
+/// `cargo xtask demo`: a throwaway cluster with the extension, and the quick start on it.
+pub fn demo() -> Result {
+    setup::ensure()?;
+    install()?;
+    step(
+        "build the pgq command line",
+        cargo().args([
+            "build",
+            "--quiet",
+            "--package",
+            "pgqueuer-client",
+            "--bin",
+            "pgq",
+        ]),
+    )?;
+
+    heading("start a throwaway PostgreSQL 15 with pgqueuer preloaded");
+    let cluster = Cluster::start_with(Options {
+        durable: true,
+        ..Options::default()
+    })
+    .map_err(|error| error.to_string())?;
+    let database = "demo";
+    let env = cluster.env(database);
+    let shown: Vec<String> = env
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    println!("    {}", shown.join(" "));
+
+    heading("CREATE EXTENSION pgqueuer");
+    cluster
+        .psql("postgres", &format!("CREATE DATABASE {database}"))
+        .and_then(|_| cluster.psql(database, "CREATE EXTENSION pgqueuer"))
+        .map_err(|error| error.to_string())?;
+
+    heading("pgq version");
+    let pgq = workspace_root().join("target/debug/pgq");
+    run(Command::new(&pgq).arg("version").envs(env))?;
+
+    heading("stop the cluster");
+    cluster.stop().map_err(|error| error.to_string())?;
+    println!("    stopped and deleted; no server left running");
+    Ok(())
+}

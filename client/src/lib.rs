@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Rust client for **pgqueuer**, a job queue that lives in PostgreSQL.
 //!
 //! The queue itself is SQL in the `pgqueuer` extension (schema `pgq`); this crate is a thin,

@@ -22,6 +22,8 @@
 //! # Ok::<(), pgqueuer_cluster::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;

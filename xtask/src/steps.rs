@@ -113,10 +113,9 @@ pub fn test() -> Result {
         "doc tests",
         cargo().args(["test", "--workspace", "--exclude", "pgqueuer", "--doc"]),
     )?;
-    step(
-        "end-to-end and unit tests (cargo nextest)",
-        cargo().args(["nextest", "run", "--workspace", "--exclude", "pgqueuer"]),
-    )
+    // Last, and without a timing line after it: the output must end with nextest's summary.
+    heading("unit and end-to-end tests (cargo nextest)");
+    run(cargo().args(["nextest", "run", "--workspace", "--exclude", "pgqueuer"]))
 }
 
 /// The extension's `#[pg_test]`s, inside a server that pgrx starts. PostgreSQL refuses to

@@ -114,6 +114,12 @@ pub struct Cluster {
     reaper: Option<Reaper>,
 }
 
+/// Whether this process runs as root, in which case the server runs as another user.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Which operating-system user runs the server.
 #[derive(Debug, Clone)]
 enum Owner {
@@ -125,8 +131,7 @@ enum Owner {
 
 impl Owner {
     fn detect() -> Owner {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
+        if is_root() {
             Owner::User(std::env::var("PGQ_CLUSTER_USER").unwrap_or_else(|_| "postgres".into()))
         } else {
             Owner::Me

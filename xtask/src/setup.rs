@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use pgqueuer_cluster::is_root;
+
 use crate::steps::{Result, cargo, heading, run, workspace_root};
 
 /// Debian packages: PostgreSQL 15 and its server headers, libclang for pgrx's bindgen, and
@@ -30,14 +32,6 @@ pub fn ensure() -> Result {
     cargo_nextest()?;
     pgrx_home()?;
     Ok(())
-}
-
-/// Whether this process runs as root (setup installs packages only then).
-pub fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
 }
 
 fn apt_packages() -> Result {

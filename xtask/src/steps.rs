@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use pgqueuer_cluster::{Cluster, Options};
+use pgqueuer_cluster::{Cluster, Options, is_root};
 
-use crate::setup::{self, PG_CONFIG, is_root, pgrx_home_dir};
+use crate::setup::{self, PG_CONFIG, pgrx_home_dir};
 
 /// An xtask step's outcome; the error is the message to print.
 pub type Result<T = ()> = std::result::Result<T, String>;

@@ -8,7 +8,43 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
-extension_sql_file!("../../sql/version.sql", name = "version");
+extension_sql_file!("../../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!(
+    "../../sql/version.sql",
+    name = "version",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../../sql/configure.sql",
+    name = "configure",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../../sql/enqueue.sql",
+    name = "enqueue",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../../sql/dequeue.sql",
+    name = "dequeue",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../../sql/heartbeat.sql",
+    name = "heartbeat",
+    requires = ["schema"]
+);
+extension_sql_file!("../../sql/ack.sql", name = "ack", requires = ["schema"]);
+extension_sql_file!(
+    "../../sql/cancel.sql",
+    name = "cancel",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../../sql/status.sql",
+    name = "status",
+    requires = ["schema"]
+);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

@@ -1,4 +1,12 @@
 //! End-to-end tests: the client against a real PostgreSQL with the extension preloaded.
 //! One module per concern; `pgqueuer_tests` holds the cluster and database helpers.
 
+mod ack;
+mod cancel;
+mod configure;
+mod dequeue;
+mod enqueue;
 mod install;
+mod limits;
+mod notify;
+mod status;

@@ -9,7 +9,9 @@
 use std::sync::OnceLock;
 
 pub use pgqueuer_cluster::Cluster;
-use tokio_postgres::Client;
+use tokio::sync::mpsc;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
 
 /// The cluster of this test process, started on first use.
 pub fn cluster() -> &'static Cluster {
@@ -58,4 +60,126 @@ impl TestDb {
             .await
             .unwrap_or_else(|error| panic!("cannot connect to {}: {error}", self.dsn))
     }
+
+    /// The plans of every statement that `sql` runs, nested ones included (the statements
+    /// inside the extension's functions), as `auto_explain` reports them in text form.
+    pub async fn nested_plans(&self, sql: &str) -> Vec<String> {
+        let (client, mut connection) = tokio_postgres::connect(&self.dsn, NoTls)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to {}: {error}", self.dsn));
+        let (sender, mut notices) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) =
+                std::future::poll_fn(|cx| connection.poll_message(cx)).await
+            {
+                if let AsyncMessage::Notice(notice) = message {
+                    let _ = sender.send(notice.message().to_string());
+                }
+            }
+        });
+        client
+            .batch_execute(
+                "LOAD 'auto_explain';
+                 SET auto_explain.log_min_duration = 0;
+                 SET auto_explain.log_nested_statements = on;
+                 SET client_min_messages = log;",
+            )
+            .await
+            .expect("auto_explain");
+        client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"));
+        client
+            .batch_execute("SET client_min_messages = notice; SELECT pg_notify('pgq', 'x')")
+            .await
+            .expect("reset");
+        drop(client);
+        let mut plans = Vec::new();
+        while let Some(message) = notices.recv().await {
+            plans.push(message);
+        }
+        plans
+    }
+
+    /// A connection that LISTENs on channel `pgq`, with its notifications.
+    pub async fn listen(&self) -> Listener {
+        let (client, mut connection) = tokio_postgres::connect(&self.dsn, NoTls)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to {}: {error}", self.dsn));
+        let (sender, notifications) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) =
+                std::future::poll_fn(|cx| connection.poll_message(cx)).await
+            {
+                if let AsyncMessage::Notification(notification) = message
+                    && sender.send(notification).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        client
+            .batch_execute("LISTEN pgq")
+            .await
+            .expect("LISTEN pgq");
+        Listener {
+            client,
+            notifications,
+        }
+    }
+}
+
+/// A session listening on channel `pgq`.
+pub struct Listener {
+    /// The listening session (usable for queries too).
+    pub client: Client,
+    notifications: mpsc::UnboundedReceiver<Notification>,
+}
+
+impl Listener {
+    /// The payloads of the notifications that arrive before `sentinel`, which the caller
+    /// sends (`SELECT pg_notify('pgq', 'sentinel')`) after the statements under test: since
+    /// PostgreSQL delivers notifications in commit order, this collects exactly what those
+    /// statements sent, with no waiting on a clock.
+    pub async fn until(&mut self, sentinel: &str) -> Vec<String> {
+        let mut payloads = Vec::new();
+        loop {
+            let notification = self
+                .notifications
+                .recv()
+                .await
+                .expect("the listening connection ended");
+            if notification.payload() == sentinel {
+                return payloads;
+            }
+            payloads.push(notification.payload().to_string());
+        }
+    }
+}
+
+/// Asserts that `result` failed with SQLSTATE `code` and returns its message.
+pub fn expect_sqlstate<T: std::fmt::Debug>(
+    result: Result<T, tokio_postgres::Error>,
+    code: &SqlState,
+) -> String {
+    match result {
+        Ok(value) => panic!("expected SQLSTATE {}, got success: {value:?}", code.code()),
+        Err(error) => {
+            let db = error
+                .as_db_error()
+                .unwrap_or_else(|| panic!("expected a database error, got {error}"));
+            assert_eq!(db.code(), code, "unexpected error: {}", db.message());
+            db.message().to_string()
+        }
+    }
+}
+
+/// `SELECT count(*)` of a query's rows, for "nothing changed" checks.
+pub async fn count(client: &Client, from: &str) -> i64 {
+    client
+        .query_one(&format!("SELECT count(*) FROM {from}"), &[])
+        .await
+        .unwrap_or_else(|error| panic!("counting {from}: {error}"))
+        .get(0)
 }

@@ -1,0 +1,68 @@
+-- pgq.configure: the fleet-wide settings of an entrypoint (upsert; NULL keeps the current value).
+CREATE FUNCTION pgq.configure(
+    entrypoint        text,
+    concurrency_limit int DEFAULT NULL,
+    rate_limit        double precision DEFAULT NULL,
+    heartbeat_timeout interval DEFAULT NULL,
+    max_attempts      int DEFAULT NULL,
+    retry_delay       interval DEFAULT NULL,
+    retry_delay_max   interval DEFAULT NULL,
+    on_failure        text DEFAULT NULL
+) RETURNS pgq.entrypoints
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    result pgq.entrypoints;
+BEGIN
+    PERFORM pgq._check_entrypoint(entrypoint);
+    IF concurrency_limit < 0 THEN
+        PERFORM pgq._invalid(format('concurrency_limit must be 0 (unlimited) or more, not %s',
+            concurrency_limit));
+    END IF;
+    IF rate_limit < 0 OR rate_limit = 'NaN' OR rate_limit = 'Infinity' THEN
+        PERFORM pgq._invalid(format(
+            'rate_limit must be a finite number of jobs per second, 0 (unlimited) or more, not %s',
+            rate_limit));
+    END IF;
+    IF heartbeat_timeout <= '0' THEN
+        PERFORM pgq._invalid(format('heartbeat_timeout must be positive, not %s', heartbeat_timeout));
+    END IF;
+    IF max_attempts < 1 THEN
+        PERFORM pgq._invalid(format('max_attempts must be 1 (no retry) or more, not %s',
+            max_attempts));
+    END IF;
+    IF retry_delay < '0' THEN
+        PERFORM pgq._invalid(format('retry_delay must not be negative, not %s', retry_delay));
+    END IF;
+    IF retry_delay_max < '0' THEN
+        PERFORM pgq._invalid(format('retry_delay_max must not be negative, not %s',
+            retry_delay_max));
+    END IF;
+    IF on_failure NOT IN ('delete', 'hold') THEN
+        PERFORM pgq._invalid(format('on_failure must be ''delete'' or ''hold'', not %L',
+            on_failure));
+    END IF;
+
+    INSERT INTO pgq.entrypoints AS e (name, concurrency_limit, rate_limit, heartbeat_timeout,
+        max_attempts, retry_delay, retry_delay_max, on_failure)
+    VALUES (configure.entrypoint,
+        coalesce(configure.concurrency_limit, 0),
+        coalesce(configure.rate_limit, 0),
+        coalesce(configure.heartbeat_timeout, '30 seconds'),
+        coalesce(configure.max_attempts, 1),
+        coalesce(configure.retry_delay, '1 second'),
+        coalesce(configure.retry_delay_max, '5 minutes'),
+        coalesce(configure.on_failure, 'delete'))
+    ON CONFLICT (name) DO UPDATE SET
+        concurrency_limit = coalesce(configure.concurrency_limit, e.concurrency_limit),
+        rate_limit        = coalesce(configure.rate_limit, e.rate_limit),
+        heartbeat_timeout = coalesce(configure.heartbeat_timeout, e.heartbeat_timeout),
+        max_attempts      = coalesce(configure.max_attempts, e.max_attempts),
+        retry_delay       = coalesce(configure.retry_delay, e.retry_delay),
+        retry_delay_max   = coalesce(configure.retry_delay_max, e.retry_delay_max),
+        on_failure        = coalesce(configure.on_failure, e.on_failure),
+        updated           = now()
+    RETURNING e.* INTO result;
+    RETURN result;
+END
+$$;

@@ -1,0 +1,193 @@
+//! pgq.cancel, pgq.requeue and pgq.clear.
+
+use pgqueuer_tests::{TestDb, count, expect_sqlstate};
+use serde_json::{Value, json};
+use tokio_postgres::error::SqlState;
+
+#[tokio::test]
+async fn cancel_takes_queued_picked_and_held_jobs_and_names_the_picked_ones() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let mut listener = db.listen().await;
+    c.batch_execute(
+        "SELECT pgq.configure('held', on_failure => 'hold');
+         SELECT pgq.enqueue_many(ARRAY['queued', 'picked', 'held']);
+         SELECT pgq.dequeue(ARRAY['picked']);
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['held'])),
+                        ARRAY['exception']::pgq.job_status[]);
+         SELECT pg_notify('pgq', 'setup done');",
+    )
+    .await
+    .expect("one job queued, one picked, one held");
+    listener.until("setup done").await;
+    let picked: i64 = c
+        .query_one("SELECT id FROM pgq.jobs WHERE status = 'picked'", &[])
+        .await
+        .expect("the picked job")
+        .get(0);
+
+    let canceled: i64 = c
+        .query_one(
+            "SELECT pgq.cancel(ARRAY(SELECT id FROM pgq.jobs) || 999::bigint)",
+            &[],
+        )
+        .await
+        .expect("cancel")
+        .get(0);
+    c.execute("SELECT pg_notify('pgq', 'canceled')", &[])
+        .await
+        .expect("sentinel");
+    assert_eq!(canceled, 3, "unknown ids are ignored");
+    assert_eq!(count(&c, "pgq.jobs").await, 0);
+    assert_eq!(count(&c, "pgq.log WHERE status = 'canceled'").await, 3);
+
+    let sent: Vec<Value> = listener
+        .until("canceled")
+        .await
+        .iter()
+        .map(|payload| serde_json::from_str(payload).expect("JSON"))
+        .collect();
+    assert_eq!(sent, vec![json!({"type": "cancel", "ids": [picked]})]);
+}
+
+#[tokio::test]
+async fn cancel_of_jobs_nobody_runs_sends_no_notification() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.execute("SELECT pgq.enqueue('a', execute_after => '1 hour')", &[])
+        .await
+        .expect("enqueue");
+    let mut listener = db.listen().await;
+    c.batch_execute(
+        "SELECT pgq.cancel(ARRAY(SELECT id FROM pgq.jobs)); SELECT pg_notify('pgq', 'end');",
+    )
+    .await
+    .expect("cancel");
+    assert!(listener.until("end").await.is_empty());
+    expect_sqlstate(
+        c.query_one("SELECT pgq.cancel(NULL)", &[]).await,
+        &SqlState::INVALID_PARAMETER_VALUE,
+    );
+}
+
+#[tokio::test]
+async fn requeue_brings_held_jobs_back_with_attempts_reset() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.configure('h', on_failure => 'hold', max_attempts => 2, retry_delay => '0');
+         SELECT pgq.enqueue('h');
+         SELECT pgq.enqueue('other');
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['h'])), ARRAY['exception']::pgq.job_status[]);
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['h'])), ARRAY['exception']::pgq.job_status[]);",
+    )
+    .await
+    .expect("a job held after two attempts");
+    let held: i64 = c
+        .query_one(
+            "SELECT id FROM pgq.jobs WHERE status = 'failed' AND attempts = 1",
+            &[],
+        )
+        .await
+        .expect("the held job")
+        .get(0);
+    let mut listener = db.listen().await;
+    let requeued: i64 = c
+        .query_one("SELECT pgq.requeue(ARRAY(SELECT id FROM pgq.jobs))", &[])
+        .await
+        .expect("requeue")
+        .get(0);
+    c.execute("SELECT pg_notify('pgq', 'end')", &[])
+        .await
+        .expect("sentinel");
+    assert_eq!(requeued, 1, "only held jobs are requeued");
+    let row = c
+        .query_one(
+            "SELECT status::text, attempts, detail IS NULL FROM pgq.jobs WHERE id = $1",
+            &[&held],
+        )
+        .await
+        .expect("the job");
+    assert_eq!(
+        (
+            row.get::<_, &str>(0),
+            row.get::<_, i32>(1),
+            row.get::<_, bool>(2)
+        ),
+        ("queued", 0, true)
+    );
+    let last: String = c
+        .query_one(
+            "SELECT detail->>'reason' FROM pgq.log WHERE job_id = $1 ORDER BY id DESC LIMIT 1",
+            &[&held],
+        )
+        .await
+        .expect("a log row")
+        .get(0);
+    assert_eq!(last, "requeue");
+    let sent = listener.until("end").await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&sent[0]).expect("JSON"),
+        json!({"type": "enqueued", "entrypoints": ["h"]})
+    );
+}
+
+#[tokio::test]
+async fn requeue_refuses_when_the_dedupe_key_was_taken_meanwhile() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.configure('h', on_failure => 'hold');
+         SELECT pgq.enqueue('h', dedupe_key => 'report-7');
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['h'])), ARRAY['exception']::pgq.job_status[]);
+         SELECT pgq.enqueue('h', dedupe_key => 'report-7');",
+    )
+    .await
+    .expect("a held job whose key a new job took");
+    let message = expect_sqlstate(
+        c.query_one("SELECT pgq.requeue(ARRAY(SELECT id FROM pgq.jobs))", &[])
+            .await,
+        &SqlState::UNIQUE_VIOLATION,
+    );
+    assert!(message.contains("'report-7'"), "{message}");
+    assert_eq!(
+        count(&c, "pgq.jobs WHERE status = 'failed'").await,
+        1,
+        "nothing requeued"
+    );
+}
+
+#[tokio::test]
+async fn clear_removes_queued_jobs_only() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.enqueue_many(ARRAY['a', 'a', 'b']);
+         SELECT pgq.dequeue(ARRAY['a']);",
+    )
+    .await
+    .expect("setup");
+    let cleared: i64 = c
+        .query_one("SELECT pgq.clear('a')", &[])
+        .await
+        .expect("clear")
+        .get(0);
+    assert_eq!(cleared, 1);
+    let cleared: i64 = c
+        .query_one("SELECT pgq.clear()", &[])
+        .await
+        .expect("clear all")
+        .get(0);
+    assert_eq!(cleared, 1);
+    assert_eq!(
+        count(&c, "pgq.jobs WHERE status = 'picked'").await,
+        1,
+        "running jobs stay"
+    );
+    assert_eq!(count(&c, "pgq.log WHERE status = 'deleted'").await, 2);
+    expect_sqlstate(
+        c.query_one("SELECT pgq.clear('')", &[]).await,
+        &SqlState::INVALID_PARAMETER_VALUE,
+    );
+}

@@ -1,0 +1,238 @@
+//! pgq.dequeue: order, batches, deferral, stale re-picks, concurrent claimers, bad input.
+
+use std::collections::HashSet;
+
+use pgqueuer_tests::{TestDb, count, expect_sqlstate};
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+async fn ids(c: &tokio_postgres::Client, sql: &str) -> Vec<i64> {
+    c.query(sql, &[])
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+        .iter()
+        .map(|row| row.get("id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn claims_best_first_across_entrypoints_without_a_log_row() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let queued = ids(
+        &c,
+        "SELECT unnest(pgq.enqueue_many(ARRAY['a', 'b', 'a', 'c'], \
+         priorities => ARRAY[1, 5, 5, 9])) AS id",
+    )
+    .await;
+    let worker = Uuid::new_v4();
+    let rows = c
+        .query(
+            "SELECT * FROM pgq.dequeue(ARRAY['a', 'b'], 10, $1)",
+            &[&worker],
+        )
+        .await
+        .expect("dequeue");
+    let claimed: Vec<i64> = rows.iter().map(|row| row.get("id")).collect();
+    assert_eq!(
+        claimed,
+        vec![queued[1], queued[2], queued[0]],
+        "priority DESC, id ASC"
+    );
+    for row in &rows {
+        assert_eq!(row.get::<_, Option<Uuid>>("worker_id"), Some(worker));
+        assert!(
+            row.get::<_, Option<std::time::SystemTime>>("heartbeat")
+                .is_some()
+        );
+    }
+    assert_eq!(count(&c, "pgq.jobs WHERE status = 'picked'").await, 3);
+    assert_eq!(count(&c, "pgq.log").await, 0, "a claim writes no log row");
+}
+
+#[tokio::test]
+async fn a_batch_holds_at_most_batch_size_jobs() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.execute(
+        "SELECT pgq.enqueue_many(array_fill('a'::text, ARRAY[5]))",
+        &[],
+    )
+    .await
+    .expect("enqueue");
+    assert_eq!(
+        ids(&c, "SELECT * FROM pgq.dequeue(ARRAY['a'], 2)")
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        ids(&c, "SELECT * FROM pgq.dequeue(ARRAY['a'], 10)")
+            .await
+            .len(),
+        3
+    );
+    assert!(
+        ids(&c, "SELECT * FROM pgq.dequeue(ARRAY['a'], 10)")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn deferred_jobs_are_not_claimed_before_they_are_due() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.execute("SELECT pgq.enqueue('a', execute_after => '1 hour')", &[])
+        .await
+        .expect("enqueue");
+    assert!(
+        ids(&c, "SELECT * FROM pgq.dequeue(ARRAY['a'], 10)")
+            .await
+            .is_empty()
+    );
+    c.execute("UPDATE pgq.jobs SET execute_after = now()", &[])
+        .await
+        .expect("make it due");
+    assert_eq!(
+        ids(&c, "SELECT * FROM pgq.dequeue(ARRAY['a'], 10)")
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_stale_job_is_re_picked_by_another_worker_never_by_its_holder() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    c.batch_execute(
+        "SELECT pgq.configure('a', heartbeat_timeout => '10 seconds'); SELECT pgq.enqueue('a');",
+    )
+    .await
+    .expect("setup");
+    let claimed = c
+        .query("SELECT id FROM pgq.dequeue(ARRAY['a'], 1, $1)", &[&first])
+        .await
+        .expect("first claim");
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        c.query("SELECT id FROM pgq.dequeue(ARRAY['a'], 1, $1)", &[&second])
+            .await
+            .expect("a fresh heartbeat is not stale")
+            .is_empty()
+    );
+    c.execute(
+        "UPDATE pgq.jobs SET heartbeat = now() - interval '1 minute'",
+        &[],
+    )
+    .await
+    .expect("age the heartbeat");
+    assert!(
+        c.query("SELECT id FROM pgq.dequeue(ARRAY['a'], 1, $1)", &[&first])
+            .await
+            .expect("its holder")
+            .is_empty(),
+        "a worker never re-picks a job it holds"
+    );
+    let repicked = c
+        .query(
+            "SELECT id, worker_id FROM pgq.dequeue(ARRAY['a'], 1, $1)",
+            &[&second],
+        )
+        .await
+        .expect("another worker");
+    assert_eq!(repicked.len(), 1);
+    assert_eq!(repicked[0].get::<_, Uuid>("worker_id"), second);
+}
+
+#[tokio::test]
+async fn two_concurrent_claimers_never_get_the_same_job() {
+    let db = TestDb::with_extension().await;
+    let setup = db.connect().await;
+    setup
+        .execute(
+            "SELECT pgq.enqueue_many(array_fill('a'::text, ARRAY[2000]))",
+            &[],
+        )
+        .await
+        .expect("enqueue");
+    async fn drain(c: tokio_postgres::Client) -> Vec<i64> {
+        let mut all = Vec::new();
+        loop {
+            let batch: Vec<i64> = c
+                .query(
+                    "SELECT id FROM pgq.dequeue(ARRAY['a'], 7, gen_random_uuid())",
+                    &[],
+                )
+                .await
+                .expect("dequeue")
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            if batch.is_empty() {
+                return all;
+            }
+            all.extend(batch);
+        }
+    }
+    let (one, two) = tokio::join!(
+        tokio::spawn(drain(db.connect().await)),
+        tokio::spawn(drain(db.connect().await))
+    );
+    let (one, two) = (one.expect("claimer 1"), two.expect("claimer 2"));
+    let first: HashSet<i64> = one.iter().copied().collect();
+    let second: HashSet<i64> = two.iter().copied().collect();
+    assert_eq!(first.len(), one.len(), "no job twice to one claimer");
+    assert_eq!(second.len(), two.len(), "no job twice to one claimer");
+    assert!(first.is_disjoint(&second), "a job went to both claimers");
+    assert_eq!(first.len() + second.len(), 2000, "every job was claimed");
+}
+
+#[tokio::test]
+async fn bad_input_is_22023_and_claims_nothing() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.execute("SELECT pgq.enqueue('a')", &[])
+        .await
+        .expect("enqueue");
+    for sql in [
+        "SELECT * FROM pgq.dequeue(NULL)",
+        "SELECT * FROM pgq.dequeue('{}')",
+        "SELECT * FROM pgq.dequeue(ARRAY['a', ''])",
+        "SELECT * FROM pgq.dequeue(ARRAY['a', NULL])",
+        "SELECT * FROM pgq.dequeue(ARRAY['a'], 0)",
+        "SELECT * FROM pgq.dequeue(ARRAY['a'], 10001)",
+        "SELECT * FROM pgq.dequeue(ARRAY['a'], NULL)",
+    ] {
+        expect_sqlstate(c.query(sql, &[]).await, &SqlState::INVALID_PARAMETER_VALUE);
+    }
+    assert_eq!(count(&c, "pgq.jobs WHERE status = 'queued'").await, 1);
+}
+
+#[tokio::test]
+async fn a_claim_walks_the_index_however_deep_the_backlog() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "INSERT INTO pgq.jobs (entrypoint, priority)
+         SELECT 'e' || (i % 20), i % 7 FROM generate_series(1, 120000) AS i;
+         ANALYZE pgq.jobs;",
+    )
+    .await
+    .expect("a backlog of 120k jobs over 20 entrypoints");
+    let plans = db
+        .nested_plans("SELECT * FROM pgq.dequeue(ARRAY['e1', 'e2', 'e3'], 100)")
+        .await;
+    let all = plans.join("\n");
+    assert!(
+        all.contains("jobs_queued_idx"),
+        "the claim must use the queue index:\n{all}"
+    );
+    assert!(
+        !all.contains("Seq Scan on jobs"),
+        "the claim scanned the backlog:\n{all}"
+    );
+    assert_eq!(count(&c, "pgq.jobs WHERE status = 'picked'").await, 100);
+}

@@ -1,0 +1,185 @@
+//! pgq.enqueue and pgq.enqueue_many: ids, dedupe keys, and bad input that changes nothing.
+
+use pgqueuer_tests::{TestDb, count, expect_sqlstate};
+use tokio_postgres::error::SqlState;
+
+#[tokio::test]
+async fn enqueue_takes_named_arguments_and_returns_the_id() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let id: i64 = c
+        .query_one(
+            "SELECT pgq.enqueue('mail', priority => 5, payload => 'hi', headers => '{\"k\": 1}')",
+            &[],
+        )
+        .await
+        .expect("enqueue")
+        .get(0);
+    let row = c
+        .query_one(
+            "SELECT entrypoint, priority, payload, headers->>'k', status::text, attempts \
+             FROM pgq.jobs WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .expect("the job row");
+    assert_eq!(row.get::<_, &str>(0), "mail");
+    assert_eq!(row.get::<_, i32>(1), 5);
+    assert_eq!(row.get::<_, &[u8]>(2), b"hi");
+    assert_eq!(row.get::<_, &str>(3), "1");
+    assert_eq!(row.get::<_, &str>(4), "queued");
+    assert_eq!(row.get::<_, i32>(5), 0);
+}
+
+#[tokio::test]
+async fn enqueue_many_returns_ids_ascending_in_input_order() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let ids: Vec<Option<i64>> = c
+        .query_one(
+            "SELECT pgq.enqueue_many(ARRAY['c', 'a', 'b'], priorities => ARRAY[3, 1, 2])",
+            &[],
+        )
+        .await
+        .expect("enqueue_many")
+        .get(0);
+    let ids: Vec<i64> = ids
+        .into_iter()
+        .map(|id| id.expect("every row inserted"))
+        .collect();
+    assert!(
+        ids.windows(2).all(|pair| pair[0] < pair[1]),
+        "{ids:?} ascend"
+    );
+    for (id, (entrypoint, priority)) in ids.iter().zip([("c", 3), ("a", 1), ("b", 2)]) {
+        let row = c
+            .query_one(
+                "SELECT entrypoint, priority FROM pgq.jobs WHERE id = $1",
+                &[id],
+            )
+            .await
+            .expect("the job row");
+        assert_eq!(
+            (row.get::<_, &str>(0), row.get::<_, i32>(1)),
+            (entrypoint, priority)
+        );
+    }
+    let empty: Vec<i64> = c
+        .query_one("SELECT pgq.enqueue_many('{}')", &[])
+        .await
+        .expect("an empty batch")
+        .get(0);
+    assert!(empty.is_empty());
+}
+
+#[tokio::test]
+async fn skip_puts_null_where_a_dedupe_key_is_taken_and_the_first_occurrence_wins() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.execute("SELECT pgq.enqueue('a', dedupe_key => 'taken')", &[])
+        .await
+        .expect("enqueue");
+    let ids: Vec<Option<i64>> = c
+        .query_one(
+            "SELECT pgq.enqueue_many(ARRAY['x', 'y', 'z', 'w'], \
+             dedupe_keys => ARRAY['taken', 'new', 'new', NULL], on_conflict => 'skip')",
+            &[],
+        )
+        .await
+        .expect("enqueue_many skip")
+        .get(0);
+    assert!(ids[0].is_none() && ids[1].is_some() && ids[2].is_none() && ids[3].is_some());
+    assert_eq!(count(&c, "pgq.jobs").await, 3);
+    let entrypoint: String = c
+        .query_one(
+            "SELECT entrypoint FROM pgq.jobs WHERE dedupe_key = 'new'",
+            &[],
+        )
+        .await
+        .expect("the 'new' job")
+        .get(0);
+    assert_eq!(entrypoint, "y", "the first occurrence in the batch wins");
+}
+
+#[tokio::test]
+async fn raise_on_a_taken_dedupe_key_is_23505_naming_the_key_and_inserts_nothing() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.execute("SELECT pgq.enqueue('a', dedupe_key => 'k-1')", &[])
+        .await
+        .expect("enqueue");
+
+    let message = expect_sqlstate(
+        c.query_one(
+            "SELECT pgq.enqueue_many(ARRAY['b', 'c'], dedupe_keys => ARRAY['fresh', 'k-1'])",
+            &[],
+        )
+        .await,
+        &SqlState::UNIQUE_VIOLATION,
+    );
+    assert!(message.contains("'k-1'"), "{message}");
+    let message = expect_sqlstate(
+        c.query_one("SELECT pgq.enqueue('b', dedupe_key => 'k-1')", &[])
+            .await,
+        &SqlState::UNIQUE_VIOLATION,
+    );
+    assert!(message.contains("'k-1'"), "{message}");
+    let message = expect_sqlstate(
+        c.query_one(
+            "SELECT pgq.enqueue_many(ARRAY['b', 'c'], dedupe_keys => ARRAY['d', 'd'])",
+            &[],
+        )
+        .await,
+        &SqlState::UNIQUE_VIOLATION,
+    );
+    assert!(message.contains("'d'"), "{message}");
+    assert_eq!(count(&c, "pgq.jobs").await, 1, "nothing was inserted");
+}
+
+#[tokio::test]
+async fn a_dedupe_key_is_released_by_ack_cancel_and_hold() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.configure('held', on_failure => 'hold');
+         SELECT pgq.enqueue('done', dedupe_key => 'k1');
+         SELECT pgq.enqueue('gone', dedupe_key => 'k2');
+         SELECT pgq.enqueue('held', dedupe_key => 'k3');
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['done'])));
+         SELECT pgq.cancel(ARRAY(SELECT id FROM pgq.jobs WHERE entrypoint = 'gone'));
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['held'])), ARRAY['exception']::pgq.job_status[]);",
+    )
+    .await
+    .expect("ack, cancel and hold");
+    for key in ["k1", "k2", "k3"] {
+        c.execute("SELECT pgq.enqueue('again', dedupe_key => $1)", &[&key])
+            .await
+            .unwrap_or_else(|error| panic!("{key} must be free again: {error}"));
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_22023_and_inserts_nothing() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    for sql in [
+        "SELECT pgq.enqueue('')",
+        "SELECT pgq.enqueue(NULL)",
+        "SELECT pgq.enqueue('a', execute_after => '-1 second')",
+        "SELECT pgq.enqueue_many(NULL)",
+        "SELECT pgq.enqueue_many(ARRAY['a', ''])",
+        "SELECT pgq.enqueue_many(ARRAY['a', NULL])",
+        "SELECT pgq.enqueue_many(ARRAY['a', 'b'], priorities => ARRAY[1])",
+        "SELECT pgq.enqueue_many(ARRAY['a', 'b'], payloads => ARRAY['x', 'y', 'z']::bytea[])",
+        "SELECT pgq.enqueue_many(ARRAY['a'], on_conflict => 'ignore')",
+        "SELECT pgq.enqueue_many(ARRAY['a'], on_conflict => NULL)",
+        "SELECT pgq.enqueue_many(ARRAY['a', 'b'], execute_after => ARRAY['1 s', '-1 s']::interval[])",
+    ] {
+        let message = expect_sqlstate(
+            c.query_one(sql, &[]).await,
+            &SqlState::INVALID_PARAMETER_VALUE,
+        );
+        assert!(!message.is_empty(), "{sql}");
+    }
+    assert_eq!(count(&c, "pgq.jobs").await, 0);
+}

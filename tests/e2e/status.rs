@@ -1,0 +1,113 @@
+//! pgq.job_status, pgq.purge_log and the two views.
+
+use pgqueuer_tests::{TestDb, count, expect_sqlstate};
+use tokio_postgres::error::SqlState;
+
+#[tokio::test]
+async fn job_status_reports_live_and_finished_jobs_and_omits_unknown_ones() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let ids: Vec<i64> = c
+        .query_one("SELECT pgq.enqueue_many(ARRAY['a', 'b'])", &[])
+        .await
+        .expect("enqueue")
+        .get(0);
+    c.execute(
+        "SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['b'])), NULL, ARRAY['{\"result\": 42}']::jsonb[])",
+        &[],
+    )
+    .await
+    .expect("b finishes");
+    let rows = c
+        .query(
+            "SELECT job_id, status::text, detail->>'result' FROM pgq.job_status($1)",
+            &[&vec![ids[0], ids[1], 999]],
+        )
+        .await
+        .expect("job_status");
+    let got: Vec<(i64, String, Option<String>)> = rows
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (ids[0], "queued".to_string(), None),
+            (ids[1], "successful".to_string(), Some("42".to_string()))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn purge_log_deletes_old_rows_and_refuses_a_negative_age() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.execute("SELECT pgq.enqueue_many(ARRAY['a', 'a'])", &[])
+        .await
+        .expect("enqueue");
+    c.execute(
+        "SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['a'], 2)))",
+        &[],
+    )
+    .await
+    .expect("ack");
+    let kept: i64 = c
+        .query_one("SELECT pgq.purge_log('1 day')", &[])
+        .await
+        .expect("purge")
+        .get(0);
+    assert_eq!(kept, 0, "nothing is a day old");
+    let purged: i64 = c
+        .query_one("SELECT pgq.purge_log('0')", &[])
+        .await
+        .expect("purge")
+        .get(0);
+    assert_eq!(purged, 2);
+    for sql in [
+        "SELECT pgq.purge_log('-1 second')",
+        "SELECT pgq.purge_log(NULL)",
+    ] {
+        expect_sqlstate(
+            c.query_one(sql, &[]).await,
+            &SqlState::INVALID_PARAMETER_VALUE,
+        );
+    }
+}
+
+#[tokio::test]
+async fn queue_summary_and_throughput_describe_the_queue() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.enqueue_many(ARRAY['a', 'a', 'a', 'b'], priorities => ARRAY[0, 0, 1, 0]);
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['b'])));",
+    )
+    .await
+    .expect("setup");
+    let summary: Vec<(String, String, i32, i64)> = c
+        .query(
+            "SELECT entrypoint, status::text, priority, count FROM pgq.queue_summary \
+             ORDER BY 1, 2, 3",
+            &[],
+        )
+        .await
+        .expect("queue_summary")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("a".into(), "queued".into(), 0, 2),
+            ("a".into(), "queued".into(), 1, 1)
+        ]
+    );
+    assert_eq!(
+        count(
+            &c,
+            "pgq.throughput WHERE entrypoint = 'b' AND status = 'successful'"
+        )
+        .await,
+        1
+    );
+}

@@ -148,7 +148,7 @@ async fn a_stale_job_is_re_picked_by_another_worker_never_by_its_holder() {
 }
 
 #[tokio::test]
-async fn two_concurrent_claimers_never_get_the_same_job() {
+async fn two_concurrent_workers_never_share_a_job_and_each_job_ends_once() {
     let db = TestDb::with_extension().await;
     let setup = db.connect().await;
     setup
@@ -158,14 +158,13 @@ async fn two_concurrent_claimers_never_get_the_same_job() {
         )
         .await
         .expect("enqueue");
+    /// Claims and acks batches until nothing is left; returns the ids it claimed.
     async fn drain(c: tokio_postgres::Client) -> Vec<i64> {
+        let worker = Uuid::new_v4();
         let mut all = Vec::new();
         loop {
             let batch: Vec<i64> = c
-                .query(
-                    "SELECT id FROM pgq.dequeue(ARRAY['a'], 7, gen_random_uuid())",
-                    &[],
-                )
+                .query("SELECT id FROM pgq.dequeue(ARRAY['a'], 7, $1)", &[&worker])
                 .await
                 .expect("dequeue")
                 .iter()
@@ -174,6 +173,16 @@ async fn two_concurrent_claimers_never_get_the_same_job() {
             if batch.is_empty() {
                 return all;
             }
+            let acked: i64 = c
+                .query_one("SELECT pgq.ack($1, worker_id => $2)", &[&batch, &worker])
+                .await
+                .expect("ack")
+                .get(0);
+            assert_eq!(
+                acked,
+                batch.len() as i64,
+                "a worker acks every job it claimed"
+            );
             all.extend(batch);
         }
     }
@@ -188,6 +197,20 @@ async fn two_concurrent_claimers_never_get_the_same_job() {
     assert_eq!(second.len(), two.len(), "no job twice to one claimer");
     assert!(first.is_disjoint(&second), "a job went to both claimers");
     assert_eq!(first.len() + second.len(), 2000, "every job was claimed");
+    assert_eq!(count(&setup, "pgq.jobs").await, 0);
+    assert_eq!(
+        count(
+            &setup,
+            "(SELECT DISTINCT job_id FROM pgq.log WHERE status = 'successful') s"
+        )
+        .await,
+        2000
+    );
+    assert_eq!(
+        count(&setup, "pgq.log").await,
+        2000,
+        "exactly one terminal log row per job"
+    );
 }
 
 #[tokio::test]

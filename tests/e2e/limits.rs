@@ -150,6 +150,31 @@ async fn the_rate_limit_is_one_bucket_for_all_workers() {
 }
 
 #[tokio::test]
+async fn a_stale_re_pick_takes_no_token() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.configure('slow', rate_limit => 0.001, heartbeat_timeout => '1 second');
+         SELECT pgq.enqueue_many(array_fill('slow'::text, ARRAY[3]));",
+    )
+    .await
+    .expect("setup: one token, next refill in 1000 s");
+    assert_eq!(claim(&c, &["slow"], 10).await.len(), 1, "the one token");
+    assert!(claim(&c, &["slow"], 10).await.is_empty(), "no token left");
+    c.execute(
+        "UPDATE pgq.jobs SET heartbeat = now() - interval '1 minute' WHERE status = 'picked'",
+        &[],
+    )
+    .await
+    .expect("the claimed job goes stale");
+    assert_eq!(
+        claim(&c, &["slow"], 10).await.len(),
+        1,
+        "the stale job is re-picked without a token"
+    );
+}
+
+#[tokio::test]
 async fn limits_need_read_committed() {
     let db = TestDb::with_extension().await;
     let c = db.connect().await;

@@ -1,6 +1,6 @@
 //! pgq.ack, pgq.retry and pgq.heartbeat: outcomes, retries in place, holds, fencing.
 
-use pgqueuer_tests::{TestDb, count, expect_sqlstate};
+use pgqueuer_tests::{TestDb, count, expect_sqlstate, scalar};
 use serde_json::Value;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -39,14 +39,12 @@ async fn success_removes_the_job_and_writes_one_log_row() {
     let c = db.connect().await;
     let worker = Uuid::new_v4();
     let id = claimed(&c, "a", worker).await;
-    let acked: i64 = c
-        .query_one(
-            "SELECT pgq.ack(ARRAY[$1::bigint], worker_id => $2)",
-            &[&id, &worker],
-        )
-        .await
-        .expect("ack")
-        .get(0);
+    let acked: i64 = scalar(
+        &c,
+        "SELECT pgq.ack(ARRAY[$1::bigint], worker_id => $2)",
+        &[&id, &worker],
+    )
+    .await;
     assert_eq!(acked, 1);
     assert_eq!(count(&c, "pgq.jobs").await, 0);
     let row = c
@@ -88,11 +86,7 @@ async fn an_exception_with_attempts_left_is_retried_in_place_with_growing_backof
     let state = "SELECT status::text, attempts FROM pgq.jobs WHERE id = $1";
 
     for (attempts, backoff) in [(1, "00:00:10"), (2, "00:00:15")] {
-        let acked: i64 = c
-            .query_one(fail, &[&id, &worker])
-            .await
-            .expect("ack")
-            .get(0);
+        let acked: i64 = scalar(&c, fail, &[&id, &worker]).await;
         assert_eq!(acked, 1, "a retry counts as acked");
         let row = c
             .query_one(state, &[&id])
@@ -100,14 +94,12 @@ async fn an_exception_with_attempts_left_is_retried_in_place_with_growing_backof
             .expect("the same job, still there");
         assert_eq!(row.get::<_, &str>(0), "queued");
         assert_eq!(row.get::<_, i32>(1), attempts);
-        let actual: String = c
-            .query_one(
-                "SELECT (execute_after - updated)::text FROM pgq.jobs WHERE id = $1",
-                &[&id],
-            )
-            .await
-            .expect("backoff")
-            .get(0);
+        let actual: String = scalar(
+            &c,
+            "SELECT (execute_after - updated)::text FROM pgq.jobs WHERE id = $1",
+            &[&id],
+        )
+        .await;
         assert_eq!(
             actual, backoff,
             "retry_delay doubled per attempt, capped at retry_delay_max"
@@ -198,37 +190,30 @@ async fn a_worker_that_lost_its_job_cannot_ack_heartbeat_or_retry_it() {
         .await
         .expect("re-picked by the new worker");
 
-    let ack: i64 = c
-        .query_one(
-            "SELECT pgq.ack(ARRAY[$1::bigint], worker_id => $2)",
-            &[&id, &old],
-        )
-        .await
-        .expect("ack")
-        .get(0);
-    let beat: i64 = c
-        .query_one("SELECT pgq.heartbeat(ARRAY[$1::bigint], $2)", &[&id, &old])
-        .await
-        .expect("heartbeat")
-        .get(0);
-    let retried: bool = c
-        .query_one("SELECT pgq.retry($1, worker_id => $2)", &[&id, &old])
-        .await
-        .expect("retry")
-        .get(0);
+    let ack: i64 = scalar(
+        &c,
+        "SELECT pgq.ack(ARRAY[$1::bigint], worker_id => $2)",
+        &[&id, &old],
+    )
+    .await;
+    let beat: i64 = scalar(
+        &c,
+        "SELECT pgq.heartbeat(ARRAY[$1::bigint], $2)",
+        &[&id, &old],
+    )
+    .await;
+    let retried: bool = scalar(&c, "SELECT pgq.retry($1, worker_id => $2)", &[&id, &old]).await;
     assert_eq!(
         (ack, beat, retried),
         (0, 0, false),
         "the old worker is fenced off"
     );
-    let holder: Uuid = c
-        .query_one(
-            "SELECT worker_id FROM pgq.jobs WHERE id = $1 AND status = 'picked'",
-            &[&id],
-        )
-        .await
-        .expect("still picked")
-        .get(0);
+    let holder: Uuid = scalar(
+        &c,
+        "SELECT worker_id FROM pgq.jobs WHERE id = $1 AND status = 'picked'",
+        &[&id],
+    )
+    .await;
     assert_eq!(holder, new);
     c.execute(
         "UPDATE pgq.jobs SET heartbeat = now() - interval '1 hour'",
@@ -236,11 +221,12 @@ async fn a_worker_that_lost_its_job_cannot_ack_heartbeat_or_retry_it() {
     )
     .await
     .expect("age the heartbeat again");
-    let beat: i64 = c
-        .query_one("SELECT pgq.heartbeat(ARRAY[$1::bigint], $2)", &[&id, &new])
-        .await
-        .expect("heartbeat")
-        .get(0);
+    let beat: i64 = scalar(
+        &c,
+        "SELECT pgq.heartbeat(ARRAY[$1::bigint], $2)",
+        &[&id, &new],
+    )
+    .await;
     assert_eq!(beat, 1);
     assert!(
         c.query_one(
@@ -251,14 +237,12 @@ async fn a_worker_that_lost_its_job_cannot_ack_heartbeat_or_retry_it() {
         .expect("heartbeat")
         .get::<_, bool>(0)
     );
-    let ack: i64 = c
-        .query_one(
-            "SELECT pgq.ack(ARRAY[$1::bigint], worker_id => $2)",
-            &[&id, &new],
-        )
-        .await
-        .expect("ack")
-        .get(0);
+    let ack: i64 = scalar(
+        &c,
+        "SELECT pgq.ack(ARRAY[$1::bigint], worker_id => $2)",
+        &[&id, &new],
+    )
+    .await;
     assert_eq!(ack, 1);
     assert_eq!(
         log_of(&c, id).await.len(),
@@ -273,14 +257,12 @@ async fn retry_puts_the_job_back_in_place_with_the_reason() {
     let c = db.connect().await;
     let worker = Uuid::new_v4();
     let id = claimed(&c, "a", worker).await;
-    let retried: bool = c
-        .query_one(
-            "SELECT pgq.retry($1, '5 minutes', 'upstream busy', $2)",
-            &[&id, &worker],
-        )
-        .await
-        .expect("retry")
-        .get(0);
+    let retried: bool = scalar(
+        &c,
+        "SELECT pgq.retry($1, '5 minutes', 'upstream busy', $2)",
+        &[&id, &worker],
+    )
+    .await;
     assert!(retried);
     let row = c
         .query_one(
@@ -301,11 +283,7 @@ async fn retry_puts_the_job_back_in_place_with_the_reason() {
         Some("upstream busy".into())
     );
 
-    let again: bool = c
-        .query_one("SELECT pgq.retry($1)", &[&id])
-        .await
-        .expect("retry")
-        .get(0);
+    let again: bool = scalar(&c, "SELECT pgq.retry($1)", &[&id]).await;
     assert!(!again, "a queued job is not picked: nothing to retry");
     expect_sqlstate(
         c.query_one("SELECT pgq.retry($1, '-1 second')", &[&id])

@@ -1,6 +1,6 @@
 //! pgq.cancel, pgq.requeue and pgq.clear.
 
-use pgqueuer_tests::{TestDb, count, expect_sqlstate};
+use pgqueuer_tests::{TestDb, count, expect_sqlstate, scalar};
 use serde_json::{Value, json};
 use tokio_postgres::error::SqlState;
 
@@ -20,20 +20,14 @@ async fn cancel_takes_queued_picked_and_held_jobs_and_names_the_picked_ones() {
     .await
     .expect("one job queued, one picked, one held");
     listener.until("setup done").await;
-    let picked: i64 = c
-        .query_one("SELECT id FROM pgq.jobs WHERE status = 'picked'", &[])
-        .await
-        .expect("the picked job")
-        .get(0);
+    let picked: i64 = scalar(&c, "SELECT id FROM pgq.jobs WHERE status = 'picked'", &[]).await;
 
-    let canceled: i64 = c
-        .query_one(
-            "SELECT pgq.cancel(ARRAY(SELECT id FROM pgq.jobs) || 999::bigint)",
-            &[],
-        )
-        .await
-        .expect("cancel")
-        .get(0);
+    let canceled: i64 = scalar(
+        &c,
+        "SELECT pgq.cancel(ARRAY(SELECT id FROM pgq.jobs) || 999::bigint)",
+        &[],
+    )
+    .await;
     c.execute("SELECT pg_notify('pgq', 'canceled')", &[])
         .await
         .expect("sentinel");
@@ -83,20 +77,19 @@ async fn requeue_brings_held_jobs_back_with_attempts_reset() {
     )
     .await
     .expect("a job held after two attempts");
-    let held: i64 = c
-        .query_one(
-            "SELECT id FROM pgq.jobs WHERE status = 'failed' AND attempts = 1",
-            &[],
-        )
-        .await
-        .expect("the held job")
-        .get(0);
+    let held: i64 = scalar(
+        &c,
+        "SELECT id FROM pgq.jobs WHERE status = 'failed' AND attempts = 1",
+        &[],
+    )
+    .await;
     let mut listener = db.listen().await;
-    let requeued: i64 = c
-        .query_one("SELECT pgq.requeue(ARRAY(SELECT id FROM pgq.jobs))", &[])
-        .await
-        .expect("requeue")
-        .get(0);
+    let requeued: i64 = scalar(
+        &c,
+        "SELECT pgq.requeue(ARRAY(SELECT id FROM pgq.jobs))",
+        &[],
+    )
+    .await;
     c.execute("SELECT pg_notify('pgq', 'end')", &[])
         .await
         .expect("sentinel");
@@ -116,14 +109,12 @@ async fn requeue_brings_held_jobs_back_with_attempts_reset() {
         ),
         ("queued", 0, true)
     );
-    let last: String = c
-        .query_one(
-            "SELECT detail->>'reason' FROM pgq.log WHERE job_id = $1 ORDER BY id DESC LIMIT 1",
-            &[&held],
-        )
-        .await
-        .expect("a log row")
-        .get(0);
+    let last: String = scalar(
+        &c,
+        "SELECT detail->>'reason' FROM pgq.log WHERE job_id = $1 ORDER BY id DESC LIMIT 1",
+        &[&held],
+    )
+    .await;
     assert_eq!(last, "requeue");
     let sent = listener.until("end").await;
     assert_eq!(sent.len(), 1);
@@ -168,17 +159,9 @@ async fn clear_removes_queued_jobs_only() {
     )
     .await
     .expect("setup");
-    let cleared: i64 = c
-        .query_one("SELECT pgq.clear('a')", &[])
-        .await
-        .expect("clear")
-        .get(0);
+    let cleared: i64 = scalar(&c, "SELECT pgq.clear('a')", &[]).await;
     assert_eq!(cleared, 1);
-    let cleared: i64 = c
-        .query_one("SELECT pgq.clear()", &[])
-        .await
-        .expect("clear all")
-        .get(0);
+    let cleared: i64 = scalar(&c, "SELECT pgq.clear()", &[]).await;
     assert_eq!(cleared, 1);
     assert_eq!(
         count(&c, "pgq.jobs WHERE status = 'picked'").await,

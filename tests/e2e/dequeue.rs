@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use pgqueuer_tests::{TestDb, count, expect_sqlstate};
+use pgqueuer_tests::{TestDb, count, expect_sqlstate, scalar};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
@@ -173,11 +173,12 @@ async fn two_concurrent_workers_never_share_a_job_and_each_job_ends_once() {
             if batch.is_empty() {
                 return all;
             }
-            let acked: i64 = c
-                .query_one("SELECT pgq.ack($1, worker_id => $2)", &[&batch, &worker])
-                .await
-                .expect("ack")
-                .get(0);
+            let acked: i64 = scalar(
+                &c,
+                "SELECT pgq.ack($1, worker_id => $2)",
+                &[&batch, &worker],
+            )
+            .await;
             assert_eq!(
                 acked,
                 batch.len() as i64,

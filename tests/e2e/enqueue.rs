@@ -1,20 +1,18 @@
 //! pgq.enqueue and pgq.enqueue_many: ids, dedupe keys, and bad input that changes nothing.
 
-use pgqueuer_tests::{TestDb, count, expect_sqlstate};
+use pgqueuer_tests::{TestDb, count, expect_sqlstate, scalar};
 use tokio_postgres::error::SqlState;
 
 #[tokio::test]
 async fn enqueue_takes_named_arguments_and_returns_the_id() {
     let db = TestDb::with_extension().await;
     let c = db.connect().await;
-    let id: i64 = c
-        .query_one(
-            "SELECT pgq.enqueue('mail', priority => 5, payload => 'hi', headers => '{\"k\": 1}')",
-            &[],
-        )
-        .await
-        .expect("enqueue")
-        .get(0);
+    let id: i64 = scalar(
+        &c,
+        "SELECT pgq.enqueue('mail', priority => 5, payload => 'hi', headers => '{\"k\": 1}')",
+        &[],
+    )
+    .await;
     let row = c
         .query_one(
             "SELECT entrypoint, priority, payload, headers->>'k', status::text, attempts \
@@ -35,14 +33,12 @@ async fn enqueue_takes_named_arguments_and_returns_the_id() {
 async fn enqueue_many_returns_ids_ascending_in_input_order() {
     let db = TestDb::with_extension().await;
     let c = db.connect().await;
-    let ids: Vec<Option<i64>> = c
-        .query_one(
-            "SELECT pgq.enqueue_many(ARRAY['c', 'a', 'b'], priorities => ARRAY[3, 1, 2])",
-            &[],
-        )
-        .await
-        .expect("enqueue_many")
-        .get(0);
+    let ids: Vec<Option<i64>> = scalar(
+        &c,
+        "SELECT pgq.enqueue_many(ARRAY['c', 'a', 'b'], priorities => ARRAY[3, 1, 2])",
+        &[],
+    )
+    .await;
     let ids: Vec<i64> = ids
         .into_iter()
         .map(|id| id.expect("every row inserted"))
@@ -64,11 +60,7 @@ async fn enqueue_many_returns_ids_ascending_in_input_order() {
             (entrypoint, priority)
         );
     }
-    let empty: Vec<i64> = c
-        .query_one("SELECT pgq.enqueue_many('{}')", &[])
-        .await
-        .expect("an empty batch")
-        .get(0);
+    let empty: Vec<i64> = scalar(&c, "SELECT pgq.enqueue_many('{}')", &[]).await;
     assert!(empty.is_empty());
 }
 
@@ -79,25 +71,21 @@ async fn skip_puts_null_where_a_dedupe_key_is_taken_and_the_first_occurrence_win
     c.execute("SELECT pgq.enqueue('a', dedupe_key => 'taken')", &[])
         .await
         .expect("enqueue");
-    let ids: Vec<Option<i64>> = c
-        .query_one(
-            "SELECT pgq.enqueue_many(ARRAY['x', 'y', 'z', 'w'], \
+    let ids: Vec<Option<i64>> = scalar(
+        &c,
+        "SELECT pgq.enqueue_many(ARRAY['x', 'y', 'z', 'w'], \
              dedupe_keys => ARRAY['taken', 'new', 'new', NULL], on_conflict => 'skip')",
-            &[],
-        )
-        .await
-        .expect("enqueue_many skip")
-        .get(0);
+        &[],
+    )
+    .await;
     assert!(ids[0].is_none() && ids[1].is_some() && ids[2].is_none() && ids[3].is_some());
     assert_eq!(count(&c, "pgq.jobs").await, 3);
-    let entrypoint: String = c
-        .query_one(
-            "SELECT entrypoint FROM pgq.jobs WHERE dedupe_key = 'new'",
-            &[],
-        )
-        .await
-        .expect("the 'new' job")
-        .get(0);
+    let entrypoint: String = scalar(
+        &c,
+        "SELECT entrypoint FROM pgq.jobs WHERE dedupe_key = 'new'",
+        &[],
+    )
+    .await;
     assert_eq!(entrypoint, "y", "the first occurrence in the batch wins");
 }
 

@@ -1,38 +1,28 @@
 //! Installing the extension into a real, preloaded server and reaching it through the client.
 
-use pgqueuer_tests::TestDb;
+use pgqueuer_tests::{TestDb, scalar};
 
 #[tokio::test]
 async fn create_extension_then_version_through_the_client() {
     let db = TestDb::empty().await;
     let client = db.connect().await;
 
-    let preload: String = client
-        .query_one("SHOW shared_preload_libraries", &[])
-        .await
-        .expect("SHOW works")
-        .get(0);
+    let preload: String = scalar(&client, "SHOW shared_preload_libraries", &[]).await;
     assert_eq!(preload, "pgqueuer", "the server must preload the extension");
 
     client
         .batch_execute("CREATE EXTENSION pgqueuer")
         .await
         .expect("CREATE EXTENSION pgqueuer");
-    let version: String = client
-        .query_one("SELECT pgq.version()", &[])
-        .await
-        .expect("pgq.version() exists after CREATE EXTENSION")
-        .get(0);
+    let version: String = scalar(&client, "SELECT pgq.version()", &[]).await;
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
 
-    let schema: String = client
-        .query_one(
-            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pgqueuer'",
-            &[],
-        )
-        .await
-        .expect("the extension is recorded")
-        .get(0);
+    let schema: String = scalar(
+        &client,
+        "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pgqueuer'",
+        &[],
+    )
+    .await;
     assert_eq!(schema, "pgq");
 }
 

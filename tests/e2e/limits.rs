@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use pgqueuer_tests::{TestDb, count, expect_sqlstate};
+use pgqueuer_tests::{TestDb, count, expect_sqlstate, scalar};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
@@ -23,14 +23,12 @@ async fn claim(c: &Client, entrypoints: &[&str], batch: i32) -> Vec<String> {
 async fn until_blocked(observer: &Client, pid: i32) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let waiting: Option<String> = observer
-            .query_one(
-                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1",
-                &[&pid],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
+        let waiting: Option<String> = scalar(
+            observer,
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1",
+            &[&pid],
+        )
+        .await;
         if waiting.as_deref() == Some("Lock") {
             return;
         }
@@ -60,11 +58,7 @@ async fn the_concurrency_limit_holds_against_an_uncommitted_claim() {
     assert_eq!(claim(&first, &["limited"], 10).await.len(), 2, "two seats");
 
     let second = db.connect().await;
-    let pid: i32 = second
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .expect("pid")
-        .get(0);
+    let pid: i32 = scalar(&second, "SELECT pg_backend_pid()", &[]).await;
     let racing = tokio::spawn(async move { claim(&second, &["limited", "free"], 10).await });
     until_blocked(&setup, pid).await;
     first.batch_execute("COMMIT").await.expect("COMMIT");

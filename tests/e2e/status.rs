@@ -1,17 +1,13 @@
 //! pgq.job_status, pgq.purge_log and the two views.
 
-use pgqueuer_tests::{TestDb, count, expect_sqlstate};
+use pgqueuer_tests::{TestDb, count, expect_sqlstate, scalar};
 use tokio_postgres::error::SqlState;
 
 #[tokio::test]
 async fn job_status_reports_live_and_finished_jobs_and_omits_unknown_ones() {
     let db = TestDb::with_extension().await;
     let c = db.connect().await;
-    let ids: Vec<i64> = c
-        .query_one("SELECT pgq.enqueue_many(ARRAY['a', 'b'])", &[])
-        .await
-        .expect("enqueue")
-        .get(0);
+    let ids: Vec<i64> = scalar(&c, "SELECT pgq.enqueue_many(ARRAY['a', 'b'])", &[]).await;
     c.execute(
         "SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['b'])), NULL, ARRAY['{\"result\": 42}']::jsonb[])",
         &[],
@@ -51,17 +47,9 @@ async fn purge_log_deletes_old_rows_and_refuses_a_negative_age() {
     )
     .await
     .expect("ack");
-    let kept: i64 = c
-        .query_one("SELECT pgq.purge_log('1 day')", &[])
-        .await
-        .expect("purge")
-        .get(0);
+    let kept: i64 = scalar(&c, "SELECT pgq.purge_log('1 day')", &[]).await;
     assert_eq!(kept, 0, "nothing is a day old");
-    let purged: i64 = c
-        .query_one("SELECT pgq.purge_log('0')", &[])
-        .await
-        .expect("purge")
-        .get(0);
+    let purged: i64 = scalar(&c, "SELECT pgq.purge_log('0')", &[]).await;
     assert_eq!(purged, 2);
     for sql in [
         "SELECT pgq.purge_log('-1 second')",

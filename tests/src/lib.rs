@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 pub use pgqueuer_cluster::Cluster;
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
 
 /// The cluster of this test process, started on first use.
@@ -172,6 +173,21 @@ pub fn expect_sqlstate<T: std::fmt::Debug>(
             assert_eq!(db.code(), code, "unexpected error: {}", db.message());
             db.message().to_string()
         }
+    }
+}
+
+/// The first column of the single row that `sql` returns; panics with the statement and the
+/// error otherwise.
+pub async fn scalar<T: for<'a> FromSql<'a>>(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> T {
+    match client.query_one(sql, params).await {
+        Ok(row) => row
+            .try_get(0)
+            .unwrap_or_else(|error| panic!("{sql}: unexpected type: {error}")),
+        Err(error) => panic!("{sql}: {error}"),
     }
 }
 

@@ -28,7 +28,7 @@ BEGIN
     FROM gone g;
 
     IF picked IS NOT NULL THEN
-        PERFORM pg_notify('pgq', json_build_object('type', 'cancel', 'ids', picked)::text);
+        PERFORM pg_notify('pgq', jsonb_build_object('type', 'cancel', 'ids', picked)::text);
     END IF;
     RETURN n;
 END

@@ -100,7 +100,7 @@ $$;
 -- Sends one 'enqueued' notification on channel pgq for these entrypoints (none if empty).
 CREATE FUNCTION pgq._notify_enqueued(entrypoints text[]) RETURNS void
 LANGUAGE sql AS $$
-    SELECT pg_notify('pgq', json_build_object('type', 'enqueued', 'entrypoints', names)::text)
+    SELECT pg_notify('pgq', jsonb_build_object('type', 'enqueued', 'entrypoints', names)::text)
     FROM (SELECT array_agg(DISTINCT name ORDER BY name) AS names FROM unnest(entrypoints) AS name) s
     WHERE names IS NOT NULL
 $$;

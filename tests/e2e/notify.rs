@@ -29,9 +29,10 @@ async fn one_enqueued_notification_per_statement_not_per_row() {
     c.batch_execute("SELECT pgq.enqueue('mail'); SELECT pg_notify('pgq', 'end');")
         .await
         .expect("enqueue");
+    // The payload text itself, for listeners that match on it without a JSON parser.
     assert_eq!(
-        parsed(listener.until("end").await),
-        vec![json!({"type": "enqueued", "entrypoints": ["mail"]})]
+        listener.until("end").await,
+        vec![r#"{"type": "enqueued", "entrypoints": ["mail"]}"#.to_string()]
     );
 }
 

@@ -6,6 +6,8 @@
 
 use pgrx::prelude::*;
 
+mod cron;
+
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../../sql/schema.sql", name = "schema", bootstrap);
@@ -45,32 +47,18 @@ extension_sql_file!(
     name = "status",
     requires = ["schema"]
 );
+// PL/pgSQL resolves pgq._cron_* (extension/src/cron.rs) when called, so order is free.
+extension_sql_file!(
+    "../../sql/schedules.sql",
+    name = "schedules",
+    requires = ["enqueue"]
+);
 
+// pgrx's #[pg_schema] needs an inline module; the tests themselves are in tests.rs.
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
 mod tests {
-    use pgrx::prelude::*;
-
-    #[pg_test]
-    fn version_is_the_crate_version() {
-        let version = Spi::get_one::<String>("SELECT pgq.version()");
-        assert_eq!(version, Ok(Some(env!("CARGO_PKG_VERSION").to_string())));
-    }
-
-    #[pg_test]
-    fn extension_lives_in_schema_pgq() {
-        let schema = Spi::get_one::<String>(
-            "SELECT n.nspname::text FROM pg_extension e \
-             JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgqueuer'",
-        );
-        assert_eq!(schema, Ok(Some("pgq".to_string())));
-    }
-
-    #[pg_test]
-    fn library_is_preloaded() {
-        let preload = Spi::get_one::<String>("SHOW shared_preload_libraries");
-        assert_eq!(preload, Ok(Some("pgqueuer".to_string())));
-    }
+    include!("tests.rs");
 }
 
 /// Hooks of the pgrx test framework (`cargo pgrx test`); they must sit at the crate root.

@@ -9,4 +9,5 @@ mod enqueue;
 mod install;
 mod limits;
 mod notify;
+mod schedules;
 mod status;

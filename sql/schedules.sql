@@ -1,0 +1,126 @@
+-- Schedules: cron expressions whose fires become ordinary jobs of their entrypoint.
+-- The cron math is Rust (extension/src/cron.rs): pgq._cron_check, _cron_next, _cron_latest.
+
+CREATE TABLE pgq.schedules (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    entrypoint text NOT NULL CHECK (entrypoint <> ''),
+    expression text NOT NULL CHECK (expression <> ''),
+    timezone   text NOT NULL DEFAULT 'UTC',
+    -- The next fire time; NULL when the expression never fires again.
+    next_run   timestamptz,
+    last_run   timestamptz,
+    enabled    boolean NOT NULL DEFAULT true,
+    created    timestamptz NOT NULL DEFAULT now(),
+    updated    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (entrypoint, expression)
+);
+
+CREATE INDEX schedules_due_idx ON pgq.schedules (next_run) WHERE enabled;
+
+-- pgq.schedule: registers (upserts) a schedule and returns its id. Registering the same
+-- (entrypoint, expression) again returns the same id and changes nothing but the time zone;
+-- next_run is recomputed only if the time zone changed.
+CREATE FUNCTION pgq.schedule(entrypoint text, expression text, timezone text DEFAULT 'UTC')
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    first timestamptz;
+    sid   bigint;
+BEGIN
+    PERFORM pgq._check_entrypoint(entrypoint);
+    IF expression IS NULL OR btrim(expression) = '' THEN
+        PERFORM pgq._invalid(format('expression must be a cron expression, not %s',
+            coalesce(quote_literal(expression), 'NULL')),
+            'for example ''*/5 * * * *'' (every 5 minutes) or ''@daily''');
+    END IF;
+    IF timezone IS NULL OR timezone = '' THEN
+        PERFORM pgq._invalid(format('timezone must be an IANA time zone name, not %s',
+            coalesce(quote_literal(timezone), 'NULL')), 'for example ''UTC'' or ''Europe/Oslo''');
+    END IF;
+    first := pgq._cron_next(schedule.expression, schedule.timezone, now());
+    IF first IS NULL THEN
+        PERFORM pgq._invalid(format('cron expression %L never fires', schedule.expression));
+    END IF;
+
+    INSERT INTO pgq.schedules AS s (entrypoint, expression, timezone, next_run)
+    VALUES (schedule.entrypoint, schedule.expression, schedule.timezone, first)
+    ON CONFLICT (entrypoint, expression) DO UPDATE SET
+        timezone = excluded.timezone,
+        next_run = CASE WHEN s.timezone = excluded.timezone THEN s.next_run
+                        ELSE excluded.next_run END,
+        updated  = CASE WHEN s.timezone = excluded.timezone THEN s.updated ELSE now() END
+    RETURNING s.id INTO sid;
+    RETURN sid;
+END
+$$;
+
+-- pgq.unschedule: removes one schedule of an entrypoint, or all of them (expression NULL).
+-- Returns the count removed. Jobs already enqueued by them stay.
+CREATE FUNCTION pgq.unschedule(entrypoint text, expression text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM pgq._check_entrypoint(entrypoint);
+    IF btrim(expression) = '' THEN
+        PERFORM pgq._invalid('expression must be a cron expression, or NULL for all of the '
+                             'entrypoint''s schedules');
+    END IF;
+    DELETE FROM pgq.schedules s
+    WHERE s.entrypoint = unschedule.entrypoint
+      AND (unschedule.expression IS NULL OR s.expression = unschedule.expression);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- pgq.tick: fires every enabled schedule whose next_run has passed, in this transaction:
+-- one job of its entrypoint each (headers: schedule_id, expression, scheduled_for), last_run
+-- set, next_run advanced past now. Missed fires are coalesced into that one job, whose
+-- scheduled_for is the latest fire. Rows are locked FOR UPDATE SKIP LOCKED, so concurrent
+-- ticks turn each fire into exactly one job. Notifies like enqueue for the jobs it made.
+-- Returns the earliest next due time of enabled schedules and of deferred queued jobs, or
+-- NULL when there is none.
+CREATE FUNCTION pgq.tick() RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    eps      text[];
+    earliest timestamptz;
+BEGIN
+    WITH due AS (
+        SELECT s.id, s.entrypoint, s.expression, s.timezone
+        FROM pgq.schedules s
+        WHERE s.enabled AND s.next_run <= now()
+        ORDER BY s.next_run
+        FOR UPDATE SKIP LOCKED
+    ), fired AS (
+        SELECT d.*, pgq._cron_latest(d.expression, d.timezone, now()) AS scheduled_for,
+               pgq._cron_next(d.expression, d.timezone, now()) AS next_run
+        FROM due d
+    ), advanced AS (
+        UPDATE pgq.schedules s
+        SET last_run = now(), next_run = f.next_run, updated = now()
+        FROM fired f
+        WHERE s.id = f.id
+    ), enqueued AS (
+        INSERT INTO pgq.jobs (entrypoint, headers)
+        SELECT f.entrypoint, jsonb_build_object('schedule_id', f.id, 'expression', f.expression,
+                                                'scheduled_for', f.scheduled_for)
+        FROM fired f
+        ORDER BY f.id
+        RETURNING entrypoint
+    )
+    SELECT array_agg(e.entrypoint) INTO eps FROM enqueued e;
+    PERFORM pgq._notify_enqueued(eps);
+
+    SELECT least(
+        (SELECT min(s.next_run) FROM pgq.schedules s WHERE s.enabled),
+        (SELECT min(j.execute_after) FROM pgq.jobs j
+         WHERE j.status = 'queued' AND j.execute_after > now()))
+    INTO earliest;
+    RETURN earliest;
+END
+$$;

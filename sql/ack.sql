@@ -16,8 +16,9 @@ CREATE FUNCTION pgq.ack(
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    n   bigint;
-    bad record;
+    n        bigint;
+    bad      record;
+    retry_at timestamptz;
 BEGIN
     IF job_ids IS NULL THEN
         PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
@@ -94,7 +95,10 @@ BEGIN
                d.created, d.picked_at
         FROM decided d
     )
-    SELECT count(*) INTO n FROM decided;
+    SELECT count(*), min(now() + d.backoff) FILTER (WHERE d.action = 'retry')
+    INTO n, retry_at
+    FROM decided d;
+    PERFORM pgq._wake_scheduler(retry_at);
     RETURN n;
 END
 $$;
@@ -148,6 +152,8 @@ BEGIN
     END IF;
     IF wait = '0' THEN
         PERFORM pgq._notify_enqueued(ARRAY[ep]);
+    ELSE
+        PERFORM pgq._wake_scheduler(now() + wait);
     END IF;
     RETURN true;
 END

@@ -100,6 +100,8 @@ BEGIN
     END IF;
 
     PERFORM pgq._notify_enqueued(now_eps);
+    PERFORM pgq._wake_scheduler(now() + (SELECT min(d) FROM unnest(execute_after) AS d
+                                          WHERE d > '0'));
     RETURN ids;
 END
 $$;
@@ -138,6 +140,8 @@ BEGIN
     END IF;
     IF coalesce(enqueue.execute_after, '0') <= '0' THEN
         PERFORM pgq._notify_enqueued(ARRAY[enqueue.entrypoint]);
+    ELSE
+        PERFORM pgq._wake_scheduler(now() + enqueue.execute_after);
     END IF;
     RETURN new_id;
 END

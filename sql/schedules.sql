@@ -12,7 +12,9 @@ CREATE TABLE pgq.schedules (
     enabled    boolean NOT NULL DEFAULT true,
     created    timestamptz NOT NULL DEFAULT now(),
     updated    timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (entrypoint, expression)
+    UNIQUE (entrypoint, expression),
+    -- Rows written around pgq.schedule() must be valid too: a bad one would fail every tick.
+    CHECK (pgq._cron_check(expression, timezone))
 );
 
 CREATE INDEX schedules_due_idx ON pgq.schedules (next_run) WHERE enabled;
@@ -51,6 +53,7 @@ BEGIN
                         ELSE excluded.next_run END,
         updated  = CASE WHEN s.timezone = excluded.timezone THEN s.updated ELSE now() END
     RETURNING s.id INTO sid;
+    PERFORM pgq._wake_scheduler((SELECT s.next_run FROM pgq.schedules s WHERE s.id = sid));
     RETURN sid;
 END
 $$;
@@ -122,5 +125,25 @@ BEGIN
          WHERE j.status = 'queued' AND j.execute_after > now()))
     INTO earliest;
     RETURN earliest;
+END
+$$;
+
+-- pgq._worker_round: one round of the background worker (extension/src/worker.rs). Fires due
+-- schedules (pgq.tick) and sends one 'enqueued' notification for the entrypoints of deferred
+-- or retried jobs that fell due since the previous round. Returns the next due time.
+CREATE FUNCTION pgq._worker_round(since timestamptz) RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+DECLARE
+    next_due timestamptz;
+    eps      text[];
+BEGIN
+    next_due := pgq.tick();
+    -- Jobs created runnable were announced by their enqueue: only later ones count here.
+    SELECT array_agg(DISTINCT j.entrypoint) INTO eps
+    FROM pgq.jobs j
+    WHERE j.status = 'queued' AND j.execute_after > since AND j.execute_after <= now()
+      AND j.execute_after > j.created;
+    PERFORM pgq._notify_enqueued(eps);
+    RETURN next_due;
 END
 $$;

@@ -328,6 +328,28 @@ impl Cluster {
         Ok(name)
     }
 
+    /// Restarts the server (`pg_ctl restart -m fast`) on the same port and waits until it is
+    /// ready: every session is disconnected, and preloaded workers start again.
+    pub fn restart(&self) -> Result<(), Error> {
+        let mut command = self.owner.command(self.bindir.join("pg_ctl"));
+        command
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.log_path())
+            .args([
+                "-w",
+                "-t",
+                "60",
+                "-m",
+                "fast",
+                "-o",
+                &format!("-p {}", self.port),
+            ])
+            .arg("restart");
+        run(&mut command, "pg_ctl restart").map(drop)
+    }
+
     /// Stops the server and removes its files, reporting a failure to do so.
     pub fn stop(mut self) -> Result<(), Error> {
         match self.reaper.take() {

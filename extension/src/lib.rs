@@ -7,8 +7,16 @@
 use pgrx::prelude::*;
 
 mod cron;
+mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
+
+/// Runs once per process that loads the library: settings, and (when preloaded) the shared
+/// memory and the background worker.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    worker::init();
+}
 
 extension_sql_file!("../../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!(
@@ -47,11 +55,11 @@ extension_sql_file!(
     name = "status",
     requires = ["schema"]
 );
-// PL/pgSQL resolves pgq._cron_* (extension/src/cron.rs) when called, so order is free.
+// The table's CHECK calls pgq._cron_check, so the Rust functions come first.
 extension_sql_file!(
     "../../sql/schedules.sql",
     name = "schedules",
-    requires = ["enqueue"]
+    requires = ["enqueue", cron::_cron_check]
 );
 
 // pgrx's #[pg_schema] needs an inline module; the tests themselves are in tests.rs.

@@ -11,3 +11,4 @@ mod limits;
 mod notify;
 mod schedules;
 mod status;
+mod worker;

@@ -23,6 +23,7 @@ async fn bad_schedules_are_22023_and_store_nothing() {
         "SELECT pgq.schedule('a', '* * * * *', NULL)",
         "SELECT pgq.unschedule('')",
         "SELECT pgq.unschedule('a', '')",
+        "INSERT INTO pgq.schedules (entrypoint, expression, next_run) VALUES ('a', '* * *', now())",
     ] {
         let message = expect_sqlstate(
             c.query_one(sql, &[]).await,

@@ -105,9 +105,16 @@ impl TestDb {
 
     /// A connection that LISTENs on channel `pgq`, with its notifications.
     pub async fn listen(&self) -> Listener {
-        let (client, mut connection) = tokio_postgres::connect(&self.dsn, NoTls)
+        Listener::connect(&self.dsn).await
+    }
+}
+
+impl Listener {
+    /// Connects to `dsn` and LISTENs on channel `pgq`.
+    pub async fn connect(dsn: &str) -> Listener {
+        let (client, mut connection) = tokio_postgres::connect(dsn, NoTls)
             .await
-            .unwrap_or_else(|error| panic!("cannot connect to {}: {error}", self.dsn));
+            .unwrap_or_else(|error| panic!("cannot connect to {dsn}: {error}"));
         let (sender, notifications) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(Ok(message)) =
@@ -132,6 +139,7 @@ impl TestDb {
 }
 
 /// A session listening on channel `pgq`.
+#[derive(Debug)]
 pub struct Listener {
     /// The listening session (usable for queries too).
     pub client: Client,
@@ -139,6 +147,19 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// The next notification's payload and the process id that sent it.
+    pub async fn next(&mut self) -> (String, i32) {
+        let notification = self
+            .notifications
+            .recv()
+            .await
+            .expect("the listening connection ended");
+        (
+            notification.payload().to_string(),
+            notification.process_id(),
+        )
+    }
+
     /// The payloads of the notifications that arrive before `sentinel`, which the caller
     /// sends (`SELECT pg_notify('pgq', 'sentinel')`) after the statements under test: since
     /// PostgreSQL delivers notifications in commit order, this collects exactly what those

@@ -331,23 +331,25 @@ impl Cluster {
     /// Restarts the server (`pg_ctl restart -m fast`) on the same port and waits until it is
     /// ready: every session is disconnected, and preloaded workers start again.
     pub fn restart(&self) -> Result<(), Error> {
+        run(
+            &mut self.pg_ctl(&["-m", "fast", "restart"]),
+            "pg_ctl restart",
+        )
+        .map(drop)
+    }
+
+    /// `pg_ctl` for this cluster's data directory, log and port, waiting for the action to
+    /// finish (at most 60 s), as the server's user.
+    fn pg_ctl(&self, action: &[&str]) -> Command {
         let mut command = self.owner.command(self.bindir.join("pg_ctl"));
         command
             .arg("-D")
             .arg(self.data())
             .arg("-l")
             .arg(self.log_path())
-            .args([
-                "-w",
-                "-t",
-                "60",
-                "-m",
-                "fast",
-                "-o",
-                &format!("-p {}", self.port),
-            ])
-            .arg("restart");
-        run(&mut command, "pg_ctl restart").map(drop)
+            .args(["-w", "-t", "60", "-o", &format!("-p {}", self.port)])
+            .args(action);
+        command
     }
 
     /// Stops the server and removes its files, reporting a failure to do so.
@@ -410,20 +412,7 @@ impl Cluster {
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
             self.port = free_port()?;
-            let mut command = self.owner.command(self.bindir.join("pg_ctl"));
-            command
-                .arg("-D")
-                .arg(self.data())
-                .arg("-l")
-                .arg(self.log_path())
-                .args([
-                    "-w",
-                    "-t",
-                    "60",
-                    "-o",
-                    &format!("-p {}", self.port),
-                    "start",
-                ]);
+            let mut command = self.pg_ctl(&["start"]);
             match run(&mut command, "pg_ctl start") {
                 Ok(_) => return Ok(()),
                 Err(Error::Command {

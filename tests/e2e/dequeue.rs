@@ -2,8 +2,7 @@
 
 use std::collections::HashSet;
 
-use pgqueuer_tests::{TestDb, count, expect_sqlstate, scalar};
-use tokio_postgres::error::SqlState;
+use pgqueuer_tests::{TestDb, count, expect_invalid, scalar};
 use uuid::Uuid;
 
 async fn ids(c: &tokio_postgres::Client, sql: &str) -> Vec<i64> {
@@ -221,17 +220,19 @@ async fn bad_input_is_22023_and_claims_nothing() {
     c.execute("SELECT pgq.enqueue('a')", &[])
         .await
         .expect("enqueue");
-    for sql in [
-        "SELECT * FROM pgq.dequeue(NULL)",
-        "SELECT * FROM pgq.dequeue('{}')",
-        "SELECT * FROM pgq.dequeue(ARRAY['a', ''])",
-        "SELECT * FROM pgq.dequeue(ARRAY['a', NULL])",
-        "SELECT * FROM pgq.dequeue(ARRAY['a'], 0)",
-        "SELECT * FROM pgq.dequeue(ARRAY['a'], 10001)",
-        "SELECT * FROM pgq.dequeue(ARRAY['a'], NULL)",
-    ] {
-        expect_sqlstate(c.query(sql, &[]).await, &SqlState::INVALID_PARAMETER_VALUE);
-    }
+    expect_invalid(
+        &c,
+        &[
+            "SELECT * FROM pgq.dequeue(NULL)",
+            "SELECT * FROM pgq.dequeue('{}')",
+            "SELECT * FROM pgq.dequeue(ARRAY['a', ''])",
+            "SELECT * FROM pgq.dequeue(ARRAY['a', NULL])",
+            "SELECT * FROM pgq.dequeue(ARRAY['a'], 0)",
+            "SELECT * FROM pgq.dequeue(ARRAY['a'], 10001)",
+            "SELECT * FROM pgq.dequeue(ARRAY['a'], NULL)",
+        ],
+    )
+    .await;
     assert_eq!(count(&c, "pgq.jobs WHERE status = 'queued'").await, 1);
 }
 

@@ -197,6 +197,17 @@ pub fn expect_sqlstate<T: std::fmt::Debug>(
     }
 }
 
+/// Asserts that each statement fails with 22023 (invalid_parameter_value) and a message.
+pub async fn expect_invalid(client: &Client, statements: &[&str]) {
+    for sql in statements {
+        let message = expect_sqlstate(
+            client.query(*sql, &[]).await,
+            &SqlState::INVALID_PARAMETER_VALUE,
+        );
+        assert!(!message.is_empty(), "{sql}: an empty message");
+    }
+}
+
 /// The first column of the single row that `sql` returns; panics with the statement and the
 /// error otherwise.
 pub async fn scalar<T: for<'a> FromSql<'a>>(

@@ -194,3 +194,41 @@ async fn a_failing_round_is_logged_and_the_same_worker_goes_on() {
         "the same worker process, not a restarted one"
     );
 }
+
+#[tokio::test]
+async fn pgqueuer_enabled_is_reloaded_on_sighup() {
+    let cluster = tokio::task::spawn_blocking(|| {
+        Cluster::start_with(pgqueuer_cluster::Options {
+            settings: vec!["pgqueuer.enabled = off".into()],
+            ..pgqueuer_cluster::Options::default()
+        })
+    })
+    .await
+    .expect("the cluster task")
+    .expect("a cluster whose scheduler idles");
+    let c = pgqueuer::connect(&cluster.dsn("postgres"))
+        .await
+        .expect("connect");
+    c.batch_execute("CREATE EXTENSION pgqueuer")
+        .await
+        .expect("CREATE EXTENSION");
+    let mut listener = Listener::connect(&cluster.dsn("postgres")).await;
+    c.execute("SELECT pgq.schedule('beat', '* * * * * *')", &[])
+        .await
+        .expect("schedule");
+    let fired: i64 = scalar(&c, "SELECT count(*) FROM pgq.jobs", &[]).await;
+    assert_eq!(fired, 0, "an idle scheduler fires nothing");
+
+    c.batch_execute("ALTER SYSTEM SET pgqueuer.enabled = on")
+        .await
+        .expect("turn the scheduler on");
+    c.batch_execute("SELECT pg_reload_conf()")
+        .await
+        .expect("reload");
+    let (payload, sender) = next(&mut listener).await;
+    assert_eq!(
+        payload,
+        json!({"type": "enqueued", "entrypoints": ["beat"]})
+    );
+    assert_eq!(sender, worker_pid(&c).await, "the reloaded worker fired it");
+}

@@ -122,7 +122,8 @@ BEGIN
     SELECT least(
         (SELECT min(s.next_run) FROM pgq.schedules s WHERE s.enabled),
         (SELECT min(j.execute_after) FROM pgq.jobs j
-         WHERE j.status = 'queued' AND j.execute_after > now()))
+         WHERE j.status = 'queued' AND j.execute_after > j.created  -- jobs_deferred_idx
+           AND j.execute_after > now()))
     INTO earliest;
     RETURN earliest;
 END

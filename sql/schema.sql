@@ -54,7 +54,9 @@ CREATE INDEX jobs_queued_idx ON pgq.jobs (entrypoint, priority DESC, id) WHERE s
 -- Stale re-picks and concurrency-limit counts read this.
 CREATE INDEX jobs_picked_idx ON pgq.jobs (entrypoint, heartbeat) WHERE status = 'picked';
 -- pgq.tick() and the background worker find the next deferred job to fall due with this.
-CREATE INDEX jobs_deferred_idx ON pgq.jobs (execute_after) WHERE status = 'queued';
+-- Jobs enqueued to run at once (execute_after = created) stay out of it, so they pay nothing.
+CREATE INDEX jobs_deferred_idx ON pgq.jobs (execute_after)
+    WHERE status = 'queued' AND execute_after > created;
 -- A dedupe key belongs to at most one active job, across all entrypoints.
 CREATE UNIQUE INDEX jobs_dedupe_key_idx ON pgq.jobs (dedupe_key)
     WHERE status IN ('queued', 'picked');

@@ -29,7 +29,13 @@ pub enum Error {
         /// Why it failed.
         source: tokio_postgres::Error,
     },
-    /// A statement failed.
+    /// An argument was refused (SQLSTATE 22023); the message says what is allowed.
+    #[error("{0}")]
+    Invalid(String),
+    /// A dedupe key is already held by a queued or picked job (SQLSTATE 23505).
+    #[error("{0}")]
+    Duplicate(String),
+    /// Any other database error.
     #[error(transparent)]
     Db(#[from] tokio_postgres::Error),
 }

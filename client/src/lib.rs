@@ -2,7 +2,8 @@
 //! Rust client for **pgqueuer**, a job queue that lives in PostgreSQL.
 //!
 //! The queue itself is SQL in the `pgqueuer` extension (schema `pgq`); this crate is a thin,
-//! async caller of it built on tokio-postgres. For now it connects:
+//! async caller of it built on tokio-postgres: [`connect_from_env`] connects, and [`Queries`]
+//! calls every function of the SQL API with typed arguments and results.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), pgqueuer::Error> {
@@ -13,6 +14,10 @@
 //! ```
 
 mod connect;
+mod queries;
 
 pub use connect::{Error, config, config_from_env, connect, connect_from_env, connect_with};
+pub use queries::{
+    Ack, EntrypointSettings, Job, JobStatus, LogRow, NewJob, OnConflict, Queries, SummaryRow,
+};
 pub use tokio_postgres;

@@ -9,6 +9,7 @@ mod enqueue;
 mod install;
 mod limits;
 mod notify;
+mod queries;
 mod schedules;
 mod status;
 mod worker;

@@ -1,0 +1,588 @@
+//! `Queries`: typed async wrappers over every SQL function of the extension.
+//!
+//! Each call is one round trip: the statements are prepared once per `Queries` (on first use)
+//! and reused. Durations travel as seconds and become intervals in SQL.
+
+use std::time::{Duration, SystemTime};
+
+use postgres_types::{FromSql, ToSql};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Row, Statement};
+use uuid::Uuid;
+
+use crate::Error;
+
+/// A job's state (`pgq.job_status`): live (`Queued`, `Picked`, `Failed` = held) or how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSql, FromSql)]
+#[postgres(name = "job_status", rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Waiting to be claimed (in the log: retried or requeued).
+    Queued,
+    /// Claimed by a worker and running.
+    Picked,
+    /// Finished without error.
+    Successful,
+    /// Finished with an error and no attempts left.
+    Exception,
+    /// Cancelled, or acked as cancelled.
+    Canceled,
+    /// Removed unrun by `clear`.
+    Deleted,
+    /// Held after its last failed attempt; can be requeued.
+    Failed,
+}
+
+/// A row of `pgq.jobs`, as `dequeue` returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// The job's id.
+    pub id: i64,
+    /// The entrypoint (the kind of job) it runs as.
+    pub entrypoint: String,
+    /// Bigger runs first.
+    pub priority: i32,
+    /// The payload, as enqueued.
+    pub payload: Option<Vec<u8>>,
+    /// Headers, as enqueued (a schedule's jobs carry `schedule_id`, `expression`, `scheduled_for`).
+    pub headers: Option<Value>,
+    /// The dedupe key, if any.
+    pub dedupe_key: Option<String>,
+    /// Its state.
+    pub status: JobStatus,
+    /// Retries so far (0 on the first run).
+    pub attempts: i32,
+    /// The worker holding it.
+    pub worker_id: Option<Uuid>,
+    /// When it was enqueued.
+    pub created: SystemTime,
+    /// Not runnable before this.
+    pub execute_after: SystemTime,
+}
+
+impl Job {
+    fn from_row(row: &Row) -> Result<Job, Error> {
+        Ok(Job {
+            id: row.try_get("id")?,
+            entrypoint: row.try_get("entrypoint")?,
+            priority: row.try_get("priority")?,
+            payload: row.try_get("payload")?,
+            headers: row.try_get("headers")?,
+            dedupe_key: row.try_get("dedupe_key")?,
+            status: row.try_get("status")?,
+            attempts: row.try_get("attempts")?,
+            worker_id: row.try_get("worker_id")?,
+            created: row.try_get("created")?,
+            execute_after: row.try_get("execute_after")?,
+        })
+    }
+}
+
+/// A job to enqueue: `NewJob::new("mail").payload(b"hi").priority(5)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewJob {
+    /// The entrypoint it runs as.
+    pub entrypoint: String,
+    /// Its payload.
+    pub payload: Option<Vec<u8>>,
+    /// Bigger runs first (default 0).
+    pub priority: i32,
+    /// Not runnable before this much time has passed.
+    pub delay: Option<Duration>,
+    /// At most one queued or picked job holds a dedupe key.
+    pub dedupe_key: Option<String>,
+    /// Free-form headers.
+    pub headers: Option<Value>,
+}
+
+impl NewJob {
+    /// A job of `entrypoint` with the defaults.
+    pub fn new(entrypoint: impl Into<String>) -> NewJob {
+        NewJob {
+            entrypoint: entrypoint.into(),
+            ..NewJob::default()
+        }
+    }
+    /// Sets the payload.
+    pub fn payload(mut self, payload: impl Into<Vec<u8>>) -> NewJob {
+        self.payload = Some(payload.into());
+        self
+    }
+    /// Sets the priority.
+    pub fn priority(mut self, priority: i32) -> NewJob {
+        self.priority = priority;
+        self
+    }
+    /// Sets the delay before it may run.
+    pub fn delay(mut self, delay: Duration) -> NewJob {
+        self.delay = Some(delay);
+        self
+    }
+    /// Sets the dedupe key.
+    pub fn dedupe_key(mut self, key: impl Into<String>) -> NewJob {
+        self.dedupe_key = Some(key.into());
+        self
+    }
+    /// Sets the headers.
+    pub fn headers(mut self, headers: Value) -> NewJob {
+        self.headers = Some(headers);
+        self
+    }
+}
+
+/// What `enqueue_many` does with a dedupe key that is already taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// Fail the whole batch ([`Error::Duplicate`]); nothing is inserted.
+    Raise,
+    /// Skip that job: its position in the result is `None`.
+    Skip,
+}
+
+/// How a claimed job ended, for [`Queries::ack`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    /// The job.
+    pub id: i64,
+    /// `Successful`, `Exception` or `Canceled`.
+    pub status: JobStatus,
+    /// An error (`{"type", "message"}`) or a result.
+    pub detail: Option<Value>,
+}
+
+/// An entrypoint's fleet-wide settings for [`Queries::configure`]; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EntrypointSettings {
+    /// At most this many picked jobs at once (0 = unlimited).
+    pub concurrency_limit: Option<i32>,
+    /// Jobs started per second (0 = unlimited).
+    pub rate_limit: Option<f64>,
+    /// A picked job whose heartbeat is older may be re-picked.
+    pub heartbeat_timeout: Option<Duration>,
+    /// Attempts before an exception is final (1 = no retry).
+    pub max_attempts: Option<i32>,
+    /// Wait before the first retry, doubled each further retry.
+    pub retry_delay: Option<Duration>,
+    /// Cap of that wait.
+    pub retry_delay_max: Option<Duration>,
+    /// Keep the job as `failed` after its final exception instead of deleting it.
+    pub hold_on_failure: Option<bool>,
+}
+
+/// A row of `pgq.queue_summary`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryRow {
+    /// The entrypoint.
+    pub entrypoint: String,
+    /// The live state.
+    pub status: JobStatus,
+    /// The priority.
+    pub priority: i32,
+    /// How many jobs.
+    pub count: i64,
+    /// When the oldest of them was enqueued.
+    pub oldest: SystemTime,
+}
+
+/// A row of `pgq.log`: one outcome of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRow {
+    /// The log row's id.
+    pub id: i64,
+    /// The job.
+    pub job_id: i64,
+    /// Its entrypoint.
+    pub entrypoint: String,
+    /// The outcome (`Queued` for a retry or requeue).
+    pub status: JobStatus,
+    /// Attempts after the outcome.
+    pub attempts: i32,
+    /// The error, result or reason.
+    pub detail: Option<Value>,
+    /// When the outcome happened.
+    pub created: SystemTime,
+}
+
+/// The SQL of each call, prepared on first use.
+mod sql {
+    pub const ENQUEUE_MANY: &str = "SELECT pgq.enqueue_many($1::text[], $2::bytea[], $3::int[], \
+        ARRAY(SELECT make_interval(secs => s) FROM unnest($4::float8[]) WITH ORDINALITY AS u(s, i) ORDER BY i), \
+        $5::text[], $6::jsonb[], $7::text)";
+    pub const DEQUEUE: &str = "SELECT * FROM pgq.dequeue($1::text[], $2::int, $3::uuid)";
+    pub const HEARTBEAT: &str = "SELECT pgq.heartbeat($1::bigint[], $2::uuid)";
+    pub const ACK: &str =
+        "SELECT pgq.ack($1::bigint[], $2::pgq.job_status[], $3::jsonb[], $4::uuid)";
+    pub const RETRY: &str =
+        "SELECT pgq.retry($1::bigint, make_interval(secs => $2::float8), $3::text, $4::uuid)";
+    pub const CANCEL: &str = "SELECT pgq.cancel($1::bigint[])";
+    pub const REQUEUE: &str = "SELECT pgq.requeue($1::bigint[])";
+    pub const CLEAR: &str = "SELECT pgq.clear($1::text)";
+    pub const JOB_STATUS: &str = "SELECT job_id, status, detail FROM pgq.job_status($1::bigint[])";
+    pub const CONFIGURE: &str = "SELECT name FROM pgq.configure($1::text, $2::int, $3::float8, \
+        make_interval(secs => $4::float8), $5::int, make_interval(secs => $6::float8), \
+        make_interval(secs => $7::float8), $8::text)";
+    pub const SCHEDULE: &str = "SELECT pgq.schedule($1::text, $2::text, $3::text)";
+    pub const UNSCHEDULE: &str = "SELECT pgq.unschedule($1::text, $2::text)";
+    pub const TICK: &str = "SELECT pgq.tick()";
+    pub const SUMMARY: &str = "SELECT entrypoint, status, priority, count, oldest \
+        FROM pgq.queue_summary ORDER BY entrypoint, status, priority DESC";
+    pub const LOG: &str = "SELECT id, job_id, entrypoint, status, attempts, detail, created \
+        FROM pgq.log WHERE $1::text IS NULL OR entrypoint = $1 ORDER BY id DESC LIMIT $2::bigint";
+    pub const PURGE_LOG: &str = "SELECT pgq.purge_log(make_interval(secs => $1::float8))";
+}
+
+/// Typed calls of the extension's SQL API over one connection.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), pgqueuer::Error> {
+/// use pgqueuer::{NewJob, OnConflict, Queries};
+/// let q = Queries::new(pgqueuer::connect_from_env().await?);
+/// q.enqueue(["fetch"], [b"hello world".to_vec()], [0]).await?;
+/// q.enqueue_many(&[NewJob::new("mail").payload("hi").dedupe_key("welcome-7")], OnConflict::Skip)
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct Queries {
+    client: Client,
+    prepared: [OnceCell<Statement>; 16],
+}
+
+/// The index of each statement in `Queries::prepared`.
+#[derive(Clone, Copy)]
+enum Call {
+    EnqueueMany,
+    Dequeue,
+    Heartbeat,
+    Ack,
+    Retry,
+    Cancel,
+    Requeue,
+    Clear,
+    JobStatus,
+    Configure,
+    Schedule,
+    Unschedule,
+    Tick,
+    Summary,
+    Log,
+    PurgeLog,
+}
+
+impl Call {
+    fn sql(self) -> &'static str {
+        match self {
+            Call::EnqueueMany => sql::ENQUEUE_MANY,
+            Call::Dequeue => sql::DEQUEUE,
+            Call::Heartbeat => sql::HEARTBEAT,
+            Call::Ack => sql::ACK,
+            Call::Retry => sql::RETRY,
+            Call::Cancel => sql::CANCEL,
+            Call::Requeue => sql::REQUEUE,
+            Call::Clear => sql::CLEAR,
+            Call::JobStatus => sql::JOB_STATUS,
+            Call::Configure => sql::CONFIGURE,
+            Call::Schedule => sql::SCHEDULE,
+            Call::Unschedule => sql::UNSCHEDULE,
+            Call::Tick => sql::TICK,
+            Call::Summary => sql::SUMMARY,
+            Call::Log => sql::LOG,
+            Call::PurgeLog => sql::PURGE_LOG,
+        }
+    }
+}
+
+fn seconds(duration: Option<Duration>) -> Option<f64> {
+    duration.map(|duration| duration.as_secs_f64())
+}
+
+impl Queries {
+    /// Wraps a connection (from [`crate::connect`] or [`crate::connect_from_env`]).
+    pub fn new(client: Client) -> Queries {
+        Queries {
+            client,
+            prepared: Default::default(),
+        }
+    }
+
+    /// The underlying connection, for SQL of your own (in the same transaction, say).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn statement(&self, call: Call) -> Result<&Statement, Error> {
+        let cell = &self.prepared[call as usize];
+        cell.get_or_try_init(|| self.client.prepare(call.sql()))
+            .await
+            .map_err(Error::from_db)
+    }
+
+    async fn one_row(&self, call: Call, params: &[&(dyn ToSql + Sync)]) -> Result<Row, Error> {
+        let statement = self.statement(call).await?;
+        self.client
+            .query_one(statement, params)
+            .await
+            .map_err(Error::from_db)
+    }
+
+    async fn rows(&self, call: Call, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Error> {
+        let statement = self.statement(call).await?;
+        self.client
+            .query(statement, params)
+            .await
+            .map_err(Error::from_db)
+    }
+
+    async fn count(&self, call: Call, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Error> {
+        let n: i64 = self.one_row(call, params).await?.try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The quick start's shape: one job per entrypoint, with payloads and priorities in the
+    /// same order. Returns the ids in input order. A taken dedupe key cannot happen here (no keys).
+    pub async fn enqueue<E, P, R>(
+        &self,
+        entrypoints: E,
+        payloads: P,
+        priorities: R,
+    ) -> Result<Vec<i64>, Error>
+    where
+        E: IntoIterator,
+        E::Item: Into<String>,
+        P: IntoIterator<Item = Vec<u8>>,
+        R: IntoIterator<Item = i32>,
+    {
+        let mut payloads = payloads.into_iter();
+        let mut priorities = priorities.into_iter();
+        let jobs: Vec<NewJob> = entrypoints
+            .into_iter()
+            .map(|entrypoint| NewJob {
+                entrypoint: entrypoint.into(),
+                payload: payloads.next(),
+                priority: priorities.next().unwrap_or(0),
+                ..NewJob::default()
+            })
+            .collect();
+        let ids = self.enqueue_many(&jobs, OnConflict::Raise).await?;
+        Ok(ids.into_iter().flatten().collect())
+    }
+
+    /// Enqueues a batch in one statement. Returns the ids in input order; with
+    /// [`OnConflict::Skip`], `None` where a dedupe key was taken.
+    pub async fn enqueue_many(
+        &self,
+        jobs: &[NewJob],
+        on_conflict: OnConflict,
+    ) -> Result<Vec<Option<i64>>, Error> {
+        let entrypoints: Vec<&str> = jobs.iter().map(|job| job.entrypoint.as_str()).collect();
+        let payloads: Vec<Option<&[u8]>> = jobs.iter().map(|job| job.payload.as_deref()).collect();
+        let priorities: Vec<i32> = jobs.iter().map(|job| job.priority).collect();
+        let delays: Vec<Option<f64>> = jobs.iter().map(|job| seconds(job.delay)).collect();
+        let keys: Vec<Option<&str>> = jobs.iter().map(|job| job.dedupe_key.as_deref()).collect();
+        let headers: Vec<Option<&Value>> = jobs.iter().map(|job| job.headers.as_ref()).collect();
+        let on_conflict = match on_conflict {
+            OnConflict::Raise => "raise",
+            OnConflict::Skip => "skip",
+        };
+        let row = self
+            .one_row(
+                Call::EnqueueMany,
+                &[
+                    &entrypoints,
+                    &payloads,
+                    &priorities,
+                    &delays,
+                    &keys,
+                    &headers,
+                    &on_conflict,
+                ],
+            )
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Claims up to `batch_size` jobs of these entrypoints, best first.
+    pub async fn dequeue(
+        &self,
+        entrypoints: &[&str],
+        batch_size: i32,
+        worker_id: Option<Uuid>,
+    ) -> Result<Vec<Job>, Error> {
+        self.rows(Call::Dequeue, &[&entrypoints, &batch_size, &worker_id])
+            .await?
+            .iter()
+            .map(Job::from_row)
+            .collect()
+    }
+
+    /// Refreshes the heartbeat of picked jobs (only those `worker_id` holds, if given).
+    /// Returns how many were refreshed.
+    pub async fn heartbeat(&self, ids: &[i64], worker_id: Option<Uuid>) -> Result<u64, Error> {
+        self.count(Call::Heartbeat, &[&ids, &worker_id]).await
+    }
+
+    /// Reports how claimed jobs ended, in one statement. Returns how many changed.
+    pub async fn ack(&self, acks: &[Ack], worker_id: Option<Uuid>) -> Result<u64, Error> {
+        let ids: Vec<i64> = acks.iter().map(|ack| ack.id).collect();
+        let statuses: Vec<JobStatus> = acks.iter().map(|ack| ack.status).collect();
+        let details: Vec<Option<&Value>> = acks.iter().map(|ack| ack.detail.as_ref()).collect();
+        self.count(Call::Ack, &[&ids, &statuses, &details, &worker_id])
+            .await
+    }
+
+    /// Asks for a picked job to run again after `delay`. False when it is not (or no longer)
+    /// held.
+    pub async fn retry(
+        &self,
+        id: i64,
+        delay: Duration,
+        reason: Option<&str>,
+        worker_id: Option<Uuid>,
+    ) -> Result<bool, Error> {
+        let row = self
+            .one_row(
+                Call::Retry,
+                &[&id, &delay.as_secs_f64(), &reason, &worker_id],
+            )
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Cancels queued, picked or held jobs. Returns how many.
+    pub async fn cancel(&self, ids: &[i64]) -> Result<u64, Error> {
+        self.count(Call::Cancel, &[&ids]).await
+    }
+
+    /// Puts held (failed) jobs back in the queue. Returns how many.
+    pub async fn requeue(&self, ids: &[i64]) -> Result<u64, Error> {
+        self.count(Call::Requeue, &[&ids]).await
+    }
+
+    /// Removes the queued jobs of one entrypoint, or of all. Returns how many.
+    pub async fn clear(&self, entrypoint: Option<&str>) -> Result<u64, Error> {
+        self.count(Call::Clear, &[&entrypoint]).await
+    }
+
+    /// The latest status (and detail) of each job; unknown ids are left out.
+    pub async fn job_status(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<(i64, JobStatus, Option<Value>)>, Error> {
+        self.rows(Call::JobStatus, &[&ids])
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect()
+    }
+
+    /// Creates or updates an entrypoint's fleet-wide settings.
+    pub async fn configure(
+        &self,
+        entrypoint: &str,
+        settings: &EntrypointSettings,
+    ) -> Result<(), Error> {
+        let on_failure = settings
+            .hold_on_failure
+            .map(|hold| if hold { "hold" } else { "delete" });
+        self.one_row(
+            Call::Configure,
+            &[
+                &entrypoint,
+                &settings.concurrency_limit,
+                &settings.rate_limit,
+                &seconds(settings.heartbeat_timeout),
+                &settings.max_attempts,
+                &seconds(settings.retry_delay),
+                &seconds(settings.retry_delay_max),
+                &on_failure,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Registers a cron schedule; returns its id.
+    pub async fn schedule(
+        &self,
+        entrypoint: &str,
+        expression: &str,
+        timezone: &str,
+    ) -> Result<i64, Error> {
+        let row = self
+            .one_row(Call::Schedule, &[&entrypoint, &expression, &timezone])
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Removes one schedule of an entrypoint, or all of them. Returns how many.
+    pub async fn unschedule(
+        &self,
+        entrypoint: &str,
+        expression: Option<&str>,
+    ) -> Result<u64, Error> {
+        self.count(Call::Unschedule, &[&entrypoint, &expression])
+            .await
+    }
+
+    /// Fires due schedules; returns the next due time of schedules and deferred jobs.
+    pub async fn tick(&self) -> Result<Option<SystemTime>, Error> {
+        Ok(self.one_row(Call::Tick, &[]).await?.try_get(0)?)
+    }
+
+    /// Live jobs by entrypoint, status and priority.
+    pub async fn queue_summary(&self) -> Result<Vec<SummaryRow>, Error> {
+        self.rows(Call::Summary, &[])
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(SummaryRow {
+                    entrypoint: row.try_get(0)?,
+                    status: row.try_get(1)?,
+                    priority: row.try_get(2)?,
+                    count: row.try_get(3)?,
+                    oldest: row.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The latest `limit` log rows, newest first, of one entrypoint or of all.
+    pub async fn log(&self, entrypoint: Option<&str>, limit: i64) -> Result<Vec<LogRow>, Error> {
+        self.rows(Call::Log, &[&entrypoint, &limit])
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(LogRow {
+                    id: row.try_get(0)?,
+                    job_id: row.try_get(1)?,
+                    entrypoint: row.try_get(2)?,
+                    status: row.try_get(3)?,
+                    attempts: row.try_get(4)?,
+                    detail: row.try_get(5)?,
+                    created: row.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes log rows older than `older_than`. Returns how many.
+    pub async fn purge_log(&self, older_than: Duration) -> Result<u64, Error> {
+        self.count(Call::PurgeLog, &[&older_than.as_secs_f64()])
+            .await
+    }
+}
+
+impl Error {
+    /// Maps the extension's documented SQLSTATEs to their variants.
+    pub(crate) fn from_db(error: tokio_postgres::Error) -> Error {
+        match error.as_db_error() {
+            Some(db) if db.code() == &SqlState::INVALID_PARAMETER_VALUE => {
+                Error::Invalid(db.message().to_string())
+            }
+            Some(db) if db.code() == &SqlState::UNIQUE_VIOLATION => {
+                Error::Duplicate(db.message().to_string())
+            }
+            _ => Error::Db(error),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The client's `Queries`: every SQL function through typed calls.
+
+use std::time::Duration;
+
+use pgqueuer::{Ack, EntrypointSettings, Error, JobStatus, NewJob, OnConflict, Queries};
+use pgqueuer_tests::TestDb;
+use serde_json::json;
+use uuid::Uuid;
+
+async fn queries() -> (TestDb, Queries) {
+    let db = TestDb::with_extension().await;
+    let q = Queries::new(db.connect().await);
+    (db, q)
+}
+
+#[tokio::test]
+async fn the_quick_start_round_trip() {
+    let (_db, q) = queries().await;
+    let ids = q
+        .enqueue(["fetch"], [b"hello world".to_vec()], [0])
+        .await
+        .expect("enqueue");
+    assert_eq!(ids.len(), 1);
+    let worker = Uuid::new_v4();
+    let jobs = q
+        .dequeue(&["fetch"], 10, Some(worker))
+        .await
+        .expect("dequeue");
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!((job.id, job.entrypoint.as_str()), (ids[0], "fetch"));
+    assert_eq!(job.payload.as_deref(), Some(&b"hello world"[..]));
+    assert_eq!(
+        (job.status, job.worker_id),
+        (JobStatus::Picked, Some(worker))
+    );
+    assert_eq!(
+        q.heartbeat(&[job.id], Some(worker))
+            .await
+            .expect("heartbeat"),
+        1
+    );
+    let acked = q
+        .ack(
+            &[Ack {
+                id: job.id,
+                status: JobStatus::Successful,
+                detail: Some(json!({"ok": 1})),
+            }],
+            Some(worker),
+        )
+        .await
+        .expect("ack");
+    assert_eq!(acked, 1);
+    let status = q.job_status(&[job.id]).await.expect("job_status");
+    assert_eq!(
+        status,
+        vec![(job.id, JobStatus::Successful, Some(json!({"ok": 1})))]
+    );
+    let log = q.log(Some("fetch"), 10).await.expect("log");
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].job_id, log[0].status),
+        (job.id, JobStatus::Successful)
+    );
+}
+
+#[tokio::test]
+async fn enqueue_many_with_options_and_errors_as_variants() {
+    let (_db, q) = queries().await;
+    let jobs = [
+        NewJob::new("mail").payload("a").priority(5).dedupe_key("k"),
+        NewJob::new("mail").payload("b").dedupe_key("k"),
+        NewJob::new("later")
+            .delay(Duration::from_secs(3600))
+            .headers(json!({"lang": "nb"})),
+    ];
+    let ids = q.enqueue_many(&jobs, OnConflict::Skip).await.expect("skip");
+    assert!(
+        ids[0].is_some() && ids[1].is_none() && ids[2].is_some(),
+        "{ids:?}"
+    );
+
+    match q.enqueue_many(&jobs[..1], OnConflict::Raise).await {
+        Err(Error::Duplicate(message)) => assert!(message.contains("'k'"), "{message}"),
+        other => panic!("expected Error::Duplicate, got {other:?}"),
+    }
+    match q.enqueue_many(&[NewJob::new("")], OnConflict::Raise).await {
+        Err(Error::Invalid(message)) => assert!(message.contains("non-empty"), "{message}"),
+        other => panic!("expected Error::Invalid, got {other:?}"),
+    }
+    match q.dequeue(&["mail"], 0, None).await {
+        Err(Error::Invalid(message)) => assert!(message.contains("batch_size"), "{message}"),
+        other => panic!("expected Error::Invalid, got {other:?}"),
+    }
+
+    let claimed = q
+        .dequeue(&["mail", "later"], 10, None)
+        .await
+        .expect("dequeue");
+    assert_eq!(claimed.len(), 1, "the delayed job is not due");
+    assert_eq!(claimed[0].priority, 5);
+    let summary = q.queue_summary().await.expect("summary");
+    let later = summary
+        .iter()
+        .find(|row| row.entrypoint == "later")
+        .expect("a later row");
+    assert_eq!((later.status, later.count), (JobStatus::Queued, 1));
+}
+
+#[tokio::test]
+async fn settings_retries_holds_and_operations() {
+    let (_db, q) = queries().await;
+    q.configure(
+        "h",
+        &EntrypointSettings {
+            max_attempts: Some(2),
+            retry_delay: Some(Duration::ZERO),
+            hold_on_failure: Some(true),
+            ..EntrypointSettings::default()
+        },
+    )
+    .await
+    .expect("configure");
+    let id = q.enqueue(["h"], [Vec::new()], [0]).await.expect("enqueue")[0];
+    let fail = [Ack {
+        id,
+        status: JobStatus::Exception,
+        detail: Some(json!({"message": "boom"})),
+    }];
+    for _ in 0..2 {
+        assert_eq!(q.dequeue(&["h"], 1, None).await.expect("dequeue").len(), 1);
+        assert_eq!(q.ack(&fail, None).await.expect("ack"), 1);
+    }
+    let held = q.job_status(&[id]).await.expect("job_status");
+    assert_eq!(
+        held,
+        vec![(id, JobStatus::Failed, Some(json!({"message": "boom"})))]
+    );
+    assert_eq!(q.requeue(&[id]).await.expect("requeue"), 1);
+
+    let worker = Uuid::new_v4();
+    assert_eq!(
+        q.dequeue(&["h"], 1, Some(worker))
+            .await
+            .expect("dequeue")
+            .len(),
+        1
+    );
+    assert!(
+        q.retry(id, Duration::from_secs(60), Some("later"), Some(worker))
+            .await
+            .expect("retry")
+    );
+    assert!(
+        !q.retry(id, Duration::ZERO, None, Some(worker))
+            .await
+            .expect("not picked")
+    );
+    assert_eq!(q.cancel(&[id]).await.expect("cancel"), 1);
+    q.enqueue(["x", "x"], [Vec::new(), Vec::new()], [0, 0])
+        .await
+        .expect("enqueue");
+    assert_eq!(q.clear(Some("x")).await.expect("clear"), 2);
+    assert_eq!(
+        q.purge_log(Duration::from_secs(86_400))
+            .await
+            .expect("purge"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn schedules_through_queries() {
+    let (_db, q) = queries().await;
+    let id = q
+        .schedule("report", "@daily", "Europe/Oslo")
+        .await
+        .expect("schedule");
+    assert_eq!(
+        q.schedule("report", "@daily", "Europe/Oslo")
+            .await
+            .expect("again"),
+        id
+    );
+    let next = q.tick().await.expect("tick").expect("a next due time");
+    assert!(next > std::time::SystemTime::now());
+    match q.schedule("report", "* * * * * * *", "UTC").await {
+        Err(Error::Invalid(message)) => assert!(message.contains("7 fields"), "{message}"),
+        other => panic!("expected Error::Invalid, got {other:?}"),
+    }
+    assert_eq!(q.unschedule("report", None).await.expect("unschedule"), 1);
+    assert_eq!(q.tick().await.expect("tick"), None);
+}

@@ -10,6 +10,7 @@ mod install;
 mod limits;
 mod notify;
 mod queries;
+mod runtime;
 mod schedules;
 mod status;
 mod worker;

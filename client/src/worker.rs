@@ -1,0 +1,375 @@
+//! `PgQueuer`: the worker runtime. It claims batches of jobs of its entrypoints and runs the
+//! user's handlers as tokio tasks, over the SQL API.
+//!
+//! The loop, in one task:
+//!
+//! ```text
+//!   claim (up to the free handler slots) ─► spawn handlers ─► wait for: a finished handler,
+//!        ▲                                                    an `enqueued` notification for
+//!        │                                                    one of our entrypoints, the
+//!        └── ack every finished job in one call ◄──────────── heartbeat timer, or the poll
+//!                                                             timeout (dequeue_timeout)
+//! ```
+//!
+//! A handler's `Err` is acked as `exception` with `{"type", "message"}` in the detail. A panic
+//! is caught and acked the same way. A [`RetryRequested`] error calls `pgq.retry` instead. Acks
+//! and heartbeats carry this runtime's worker id, so a job that was re-picked elsewhere or
+//! cancelled is fenced off.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use serde_json::json;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_postgres::{AsyncMessage, Config, NoTls};
+use uuid::Uuid;
+
+use crate::{Ack, EntrypointSettings, Error, Job, JobStatus, Queries, connect_with};
+
+/// What a handler returns: `Ok(())`, or any error (acked as `exception`, retried per the
+/// entrypoint's `max_attempts`), or a [`RetryRequested`].
+pub type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+type Handler =
+    Arc<dyn Fn(Job) -> Pin<Box<dyn Future<Output = HandlerResult> + Send>> + Send + Sync>;
+
+/// A handler's request to run its job again after `delay` (whatever `max_attempts` says).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryRequested {
+    /// How long to wait before the job may run again.
+    pub delay: Duration,
+    /// Why, recorded in the log.
+    pub reason: String,
+}
+
+impl std::fmt::Display for RetryRequested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "retry requested in {:?}: {}", self.delay, self.reason)
+    }
+}
+
+impl std::error::Error for RetryRequested {}
+
+/// When [`PgQueuer::run`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Run until the process is stopped.
+    #[default]
+    Continuous,
+    /// Return once no job of these entrypoints is left to claim and every handler finished.
+    Drain,
+}
+
+/// How [`PgQueuer::run`] works.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Most jobs claimed in one call (default 100).
+    pub batch_size: i32,
+    /// Most handlers running at once (default 100); never exceeded.
+    pub max_concurrent_tasks: usize,
+    /// Claim again after this long even without a notification (default 5 s).
+    pub dequeue_timeout: Duration,
+    /// Continuous (default) or drain.
+    pub mode: Mode,
+    /// How often running jobs' heartbeats are refreshed (default 10 s).
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            batch_size: 100,
+            max_concurrent_tasks: 100,
+            dequeue_timeout: Duration::from_secs(5),
+            mode: Mode::Continuous,
+            heartbeat_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Registered {
+    handler: Handler,
+    settings: EntrypointSettings,
+}
+
+/// The worker runtime: register entrypoints, then [`run`](PgQueuer::run).
+///
+/// ```no_run
+/// # async fn example() -> Result<(), pgqueuer::Error> {
+/// use pgqueuer::{Job, PgQueuer, RunOptions};
+/// let mut pgq = PgQueuer::from_env()?;
+/// pgq.entrypoint("fetch", |job: Job| async move {
+///     println!("Processed: {job:?}");
+///     Ok(())
+/// });
+/// pgq.run(RunOptions::default()).await?;
+/// # Ok(()) }
+/// ```
+pub struct PgQueuer {
+    config: Config,
+    worker_id: Uuid,
+    entrypoints: BTreeMap<String, Registered>,
+}
+
+/// A finished handler: its job and what it returned (`Err` text when it panicked).
+struct Finished {
+    job: Job,
+    outcome: Result<HandlerResult, String>,
+}
+
+impl PgQueuer {
+    /// A runtime that connects with these settings (it opens its own connections).
+    pub fn new(config: Config) -> PgQueuer {
+        PgQueuer {
+            config,
+            worker_id: Uuid::new_v4(),
+            entrypoints: BTreeMap::new(),
+        }
+    }
+
+    /// A runtime that connects like [`crate::connect_from_env`].
+    pub fn from_env() -> Result<PgQueuer, Error> {
+        Ok(PgQueuer::new(crate::config_from_env()?))
+    }
+
+    /// This runtime's worker id (in `pgq.jobs.worker_id` while it runs a job).
+    pub fn worker_id(&self) -> Uuid {
+        self.worker_id
+    }
+
+    /// Registers the handler of an entrypoint, with the default settings.
+    pub fn entrypoint<F, Fut>(&mut self, name: &str, handler: F) -> &mut PgQueuer
+    where
+        F: Fn(Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.entrypoint_with(name, EntrypointSettings::default(), handler)
+    }
+
+    /// Registers the handler of an entrypoint with fleet-wide settings (limits, retries,
+    /// hold), written with `pgq.configure` when the runtime starts.
+    pub fn entrypoint_with<F, Fut>(
+        &mut self,
+        name: &str,
+        settings: EntrypointSettings,
+        handler: F,
+    ) -> &mut PgQueuer
+    where
+        F: Fn(Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |job| Box::pin(handler(job)));
+        self.entrypoints
+            .insert(name.to_string(), Registered { handler, settings });
+        self
+    }
+
+    /// Runs until stopped ([`Mode::Continuous`]) or until nothing is left ([`Mode::Drain`]).
+    pub async fn run(&self, options: RunOptions) -> Result<(), Error> {
+        let queries = Queries::new(connect_with(&self.config).await?);
+        for (name, registered) in &self.entrypoints {
+            if registered.settings != EntrypointSettings::default() {
+                queries.configure(name, &registered.settings).await?;
+            }
+        }
+        let names: Vec<&str> = self.entrypoints.keys().map(String::as_str).collect();
+        // The listening client must live while the loop runs; its connection is read elsewhere.
+        let (_listening, mut wake) = self.listen().await?;
+
+        let slots = Arc::new(Semaphore::new(options.max_concurrent_tasks));
+        let mut running: JoinSet<Finished> = JoinSet::new();
+        let mut in_flight: HashSet<i64> = HashSet::new();
+        let mut heartbeat = tokio::time::interval(options.heartbeat_interval);
+        heartbeat.tick().await;
+
+        loop {
+            let free = slots
+                .available_permits()
+                .min(options.batch_size.max(1) as usize);
+            let mut claimed = 0;
+            if free > 0 {
+                let jobs = queries
+                    .dequeue(&names, free as i32, Some(self.worker_id))
+                    .await?;
+                claimed = jobs.len();
+                for job in jobs {
+                    let permit = Arc::clone(&slots)
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| Error::Config("the handler slots were closed".into()))?;
+                    in_flight.insert(job.id);
+                    self.spawn(&mut running, job, permit);
+                }
+            }
+            if claimed == 0 && running.is_empty() && options.mode == Mode::Drain {
+                return Ok(());
+            }
+            if claimed == free && free > 0 {
+                // A full batch: there may be more; claim again before waiting.
+                self.ack_finished(&queries, &mut running, &mut in_flight)
+                    .await?;
+                continue;
+            }
+            tokio::select! {
+                Some(finished) = running.join_next(), if !running.is_empty() => {
+                    let finished = finished.map_err(|error| Error::Config(format!("a handler task failed: {error}")))?;
+                    let mut batch = vec![finished];
+                    while let Some(Ok(more)) = running.try_join_next() {
+                        batch.push(more);
+                    }
+                    self.ack(&queries, batch, &mut in_flight).await?;
+                }
+                // A closed channel (lost connection) disables this branch; the poll remains.
+                Some(()) = wake.recv() => {}
+                _ = heartbeat.tick() => {
+                    let ids: Vec<i64> = in_flight.iter().copied().collect();
+                    if !ids.is_empty() {
+                        queries.heartbeat(&ids, Some(self.worker_id)).await?;
+                    }
+                }
+                _ = tokio::time::sleep(options.dequeue_timeout) => {}
+            }
+        }
+    }
+
+    /// Starts a handler task for `job`, holding `permit` until it ends.
+    fn spawn(
+        &self,
+        running: &mut JoinSet<Finished>,
+        job: Job,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let Some(registered) = self.entrypoints.get(&job.entrypoint) else {
+            return;
+        };
+        let handler = Arc::clone(&registered.handler);
+        let span = tracing::info_span!("job", entrypoint = %job.entrypoint, id = job.id, attempt = job.attempts);
+        running.spawn(tracing::Instrument::instrument(
+            async move {
+                let outcome = std::panic::AssertUnwindSafe(handler(job.clone()))
+                    .catch_unwind()
+                    .await
+                    .map_err(|panic| {
+                        panic
+                            .downcast_ref::<&str>()
+                            .map(|text| text.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "the handler panicked".to_string())
+                    });
+                drop(permit);
+                Finished { job, outcome }
+            },
+            span,
+        ));
+    }
+
+    async fn ack_finished(
+        &self,
+        queries: &Queries,
+        running: &mut JoinSet<Finished>,
+        in_flight: &mut HashSet<i64>,
+    ) -> Result<(), Error> {
+        let mut batch = Vec::new();
+        while let Some(Ok(finished)) = running.try_join_next() {
+            batch.push(finished);
+        }
+        self.ack(queries, batch, in_flight).await
+    }
+
+    /// Acks a batch of finished jobs in one call (retries requested by handlers go one by one).
+    async fn ack(
+        &self,
+        queries: &Queries,
+        batch: Vec<Finished>,
+        in_flight: &mut HashSet<i64>,
+    ) -> Result<(), Error> {
+        let mut acks = Vec::with_capacity(batch.len());
+        for Finished { job, outcome } in batch {
+            in_flight.remove(&job.id);
+            match outcome {
+                Ok(Ok(())) => acks.push(Ack {
+                    id: job.id,
+                    status: JobStatus::Successful,
+                    detail: None,
+                }),
+                Ok(Err(error)) => match error.downcast_ref::<RetryRequested>() {
+                    Some(retry) => {
+                        tracing::info!(id = job.id, reason = %retry.reason, "retry requested");
+                        queries
+                            .retry(
+                                job.id,
+                                retry.delay,
+                                Some(&retry.reason),
+                                Some(self.worker_id),
+                            )
+                            .await?;
+                    }
+                    None => {
+                        tracing::warn!(id = job.id, %error, "handler failed");
+                        acks.push(Ack {
+                            id: job.id,
+                            status: JobStatus::Exception,
+                            detail: Some(json!({"type": "error", "message": error.to_string()})),
+                        });
+                    }
+                },
+                Err(panic) => {
+                    tracing::error!(id = job.id, %panic, "handler panicked");
+                    acks.push(Ack {
+                        id: job.id,
+                        status: JobStatus::Exception,
+                        detail: Some(json!({"type": "panic", "message": panic})),
+                    });
+                }
+            }
+        }
+        if !acks.is_empty() {
+            queries.ack(&acks, Some(self.worker_id)).await?;
+        }
+        Ok(())
+    }
+
+    /// A connection that LISTENs on channel `pgq` and sends a unit on every `enqueued`
+    /// notification that names one of our entrypoints.
+    async fn listen(&self) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<()>), Error> {
+        let (client, mut connection) =
+            self.config
+                .connect(NoTls)
+                .await
+                .map_err(|source| Error::Connect {
+                    target: "the LISTEN connection".into(),
+                    source,
+                })?;
+        let names: Vec<String> = self.entrypoints.keys().cloned().collect();
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) =
+                std::future::poll_fn(|cx| connection.poll_message(cx)).await
+            {
+                let AsyncMessage::Notification(notification) = message else {
+                    continue;
+                };
+                let ours = serde_json::from_str::<serde_json::Value>(notification.payload())
+                    .ok()
+                    .and_then(|payload| {
+                        let names_in = payload.get("entrypoints")?.as_array()?.clone();
+                        Some(names_in.iter().any(|name| {
+                            name.as_str()
+                                .is_some_and(|name| names.iter().any(|ours| ours == name))
+                        }))
+                    })
+                    .unwrap_or(false);
+                if ours && sender.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+        client.batch_execute("LISTEN pgq").await?;
+        Ok((client, receiver))
+    }
+}

@@ -1,0 +1,206 @@
+//! The worker runtime, `PgQueuer`, against a real server.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pgqueuer::{EntrypointSettings, Job, Mode, PgQueuer, Queries, RetryRequested, RunOptions};
+use pgqueuer_tests::{TestDb, count};
+use serde_json::Value;
+
+fn runtime(db: &TestDb) -> PgQueuer {
+    PgQueuer::new(pgqueuer::config(&db.dsn).expect("settings"))
+}
+
+fn drain(batch_size: i32, max_concurrent_tasks: usize) -> RunOptions {
+    RunOptions {
+        batch_size,
+        max_concurrent_tasks,
+        mode: Mode::Drain,
+        ..RunOptions::default()
+    }
+}
+
+/// (status, detail) of a job's log rows, oldest first.
+async fn log_of(c: &tokio_postgres::Client, id: i64) -> Vec<(String, Option<Value>)> {
+    c.query(
+        "SELECT status::text, detail FROM pgq.log WHERE job_id = $1 ORDER BY id",
+        &[&id],
+    )
+    .await
+    .expect("the log")
+    .iter()
+    .map(|row| (row.get(0), row.get(1)))
+    .collect()
+}
+
+#[tokio::test]
+async fn drain_mode_runs_every_job_once_and_returns_when_empty() {
+    let db = TestDb::with_extension().await;
+    let q = Queries::new(db.connect().await);
+    let mut ids = q
+        .enqueue(vec!["a"; 150], vec![Vec::new(); 150], vec![0; 150])
+        .await
+        .expect("a");
+    ids.extend(
+        q.enqueue(vec!["b"; 150], vec![Vec::new(); 150], vec![0; 150])
+            .await
+            .expect("b"),
+    );
+
+    let seen: Arc<Mutex<HashMap<i64, usize>>> = Arc::default();
+    let mut pgq = runtime(&db);
+    for name in ["a", "b"] {
+        let seen = Arc::clone(&seen);
+        pgq.entrypoint(name, move |job: Job| {
+            let seen = Arc::clone(&seen);
+            async move {
+                *seen
+                    .lock()
+                    .expect("not poisoned")
+                    .entry(job.id)
+                    .or_default() += 1;
+                Ok(())
+            }
+        });
+    }
+    pgq.run(drain(50, 20)).await.expect("drain");
+
+    let seen = seen.lock().expect("not poisoned").clone();
+    assert_eq!(seen.len(), 300, "every job ran");
+    assert!(seen.values().all(|&runs| runs == 1), "no job ran twice");
+    assert!(ids.iter().all(|id| seen.contains_key(id)));
+    assert_eq!(count(q.client(), "pgq.jobs").await, 0);
+    assert_eq!(
+        count(q.client(), "pgq.log WHERE status = 'successful'").await,
+        300
+    );
+}
+
+#[tokio::test]
+async fn max_concurrent_tasks_is_reached_and_never_exceeded() {
+    const LIMIT: usize = 5;
+    let db = TestDb::with_extension().await;
+    let q = Queries::new(db.connect().await);
+    q.enqueue(vec!["a"; 100], vec![Vec::new(); 100], vec![0; 100])
+        .await
+        .expect("enqueue");
+
+    // Handlers wait for each other in groups of LIMIT: the run can only finish if LIMIT of
+    // them are in flight together, and the counter shows if more ever were.
+    let barrier = Arc::new(tokio::sync::Barrier::new(LIMIT));
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let mut pgq = runtime(&db);
+    {
+        let (barrier, running, most) = (barrier.clone(), running.clone(), most.clone());
+        pgq.entrypoint("a", move |_job: Job| {
+            let (barrier, running, most) = (barrier.clone(), running.clone(), most.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                barrier.wait().await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        });
+    }
+    pgq.run(drain(3, LIMIT)).await.expect("drain");
+    assert_eq!(most.load(Ordering::SeqCst), LIMIT);
+    assert_eq!(
+        count(q.client(), "pgq.log WHERE status = 'successful'").await,
+        100
+    );
+}
+
+#[tokio::test]
+async fn a_failing_handler_is_retried_then_ends_as_exception_or_held() {
+    let db = TestDb::with_extension().await;
+    let q = Queries::new(db.connect().await);
+    let failing = q
+        .enqueue(["fails"], [Vec::new()], [0])
+        .await
+        .expect("enqueue")[0];
+    let held = q
+        .enqueue(["held"], [Vec::new()], [0])
+        .await
+        .expect("enqueue")[0];
+    let mut pgq = runtime(&db);
+    let retry_once = EntrypointSettings {
+        max_attempts: Some(2),
+        retry_delay: Some(Duration::ZERO),
+        ..EntrypointSettings::default()
+    };
+    pgq.entrypoint_with("fails", retry_once.clone(), |_job: Job| async {
+        Err("boom".into())
+    });
+    pgq.entrypoint_with(
+        "held",
+        EntrypointSettings {
+            hold_on_failure: Some(true),
+            ..retry_once
+        },
+        |_job: Job| async { panic!("kaboom") },
+    );
+    pgq.run(drain(10, 10)).await.expect("drain");
+
+    let log = log_of(q.client(), failing).await;
+    let statuses: Vec<&str> = log.iter().map(|(status, _)| status.as_str()).collect();
+    assert_eq!(
+        statuses,
+        vec!["queued", "exception"],
+        "one retry, then the final exception"
+    );
+    let detail = log[1].1.as_ref().expect("the error");
+    assert_eq!(
+        (detail["type"].as_str(), detail["message"].as_str()),
+        (Some("error"), Some("boom"))
+    );
+
+    let log = log_of(q.client(), held).await;
+    let statuses: Vec<&str> = log.iter().map(|(status, _)| status.as_str()).collect();
+    assert_eq!(
+        statuses,
+        vec!["queued", "failed"],
+        "a panic is an exception, held at the end"
+    );
+    let detail = log[1].1.as_ref().expect("the panic");
+    assert_eq!(
+        (detail["type"].as_str(), detail["message"].as_str()),
+        (Some("panic"), Some("kaboom"))
+    );
+    assert_eq!(
+        count(q.client(), "pgq.jobs WHERE status = 'failed'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn retry_requested_runs_the_job_again() {
+    let db = TestDb::with_extension().await;
+    let q = Queries::new(db.connect().await);
+    let id = q
+        .enqueue(["flaky"], [Vec::new()], [0])
+        .await
+        .expect("enqueue")[0];
+    let mut pgq = runtime(&db);
+    pgq.entrypoint("flaky", |job: Job| async move {
+        if job.attempts == 0 {
+            return Err(RetryRequested {
+                delay: Duration::ZERO,
+                reason: "not yet".into(),
+            }
+            .into());
+        }
+        Ok(())
+    });
+    pgq.run(drain(10, 10)).await.expect("drain");
+    let log = log_of(q.client(), id).await;
+    let statuses: Vec<&str> = log.iter().map(|(status, _)| status.as_str()).collect();
+    assert_eq!(statuses, vec!["queued", "successful"]);
+    assert_eq!(
+        log[0].1.as_ref().map(|d| d["message"].clone()),
+        Some("not yet".into())
+    );
+}

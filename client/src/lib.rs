@@ -22,4 +22,4 @@ pub use queries::{
     Ack, EntrypointSettings, Job, JobStatus, LogRow, NewJob, OnConflict, Queries, SummaryRow,
 };
 pub use tokio_postgres;
-pub use worker::{HandlerResult, Mode, PgQueuer, RetryRequested, RunOptions};
+pub use worker::{HandlerResult, Mode, PgQueuer, RetryRequested, RunOptions, ScheduledRun};

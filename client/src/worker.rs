@@ -92,6 +92,35 @@ impl Default for RunOptions {
     }
 }
 
+/// One fire of a schedule, as its handler receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledRun {
+    /// The schedule's id (`pgq.schedules.id`).
+    pub schedule_id: Option<i64>,
+    /// The cron expression.
+    pub expression: Option<String>,
+    /// The fire being run (the latest one when missed fires were coalesced).
+    pub scheduled_for: Option<String>,
+    /// The job that carries this run.
+    pub job: Job,
+}
+
+impl ScheduledRun {
+    fn from_job(job: Job) -> ScheduledRun {
+        let header = |name: &str| {
+            job.headers
+                .as_ref()
+                .and_then(|headers| headers.get(name).cloned())
+        };
+        ScheduledRun {
+            schedule_id: header("schedule_id").and_then(|id| id.as_i64()),
+            expression: header("expression").and_then(|e| e.as_str().map(str::to_string)),
+            scheduled_for: header("scheduled_for").and_then(|t| t.as_str().map(str::to_string)),
+            job,
+        }
+    }
+}
+
 struct Registered {
     handler: Handler,
     settings: EntrypointSettings,
@@ -114,6 +143,8 @@ pub struct PgQueuer {
     config: Config,
     worker_id: Uuid,
     entrypoints: BTreeMap<String, Registered>,
+    /// (entrypoint, cron expression, time zone) registered with `pgq.schedule` at start.
+    schedules: Vec<(String, String, String)>,
 }
 
 /// A finished handler: its job and what it returned (`Err` text when it panicked).
@@ -129,6 +160,7 @@ impl PgQueuer {
             config,
             worker_id: Uuid::new_v4(),
             entrypoints: BTreeMap::new(),
+            schedules: Vec::new(),
         }
     }
 
@@ -169,6 +201,42 @@ impl PgQueuer {
         self
     }
 
+    /// Registers a cron schedule (UTC) and the handler of its runs. Each fire becomes a job of
+    /// `entrypoint`, so it gets retries, limits and one run per fire however many workers run.
+    pub fn schedule<F, Fut>(
+        &mut self,
+        entrypoint: &str,
+        expression: &str,
+        handler: F,
+    ) -> &mut PgQueuer
+    where
+        F: Fn(ScheduledRun) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.schedule_in(entrypoint, expression, "UTC", handler)
+    }
+
+    /// [`schedule`](PgQueuer::schedule) in a named time zone (IANA, such as `Europe/Oslo`).
+    pub fn schedule_in<F, Fut>(
+        &mut self,
+        entrypoint: &str,
+        expression: &str,
+        timezone: &str,
+        handler: F,
+    ) -> &mut PgQueuer
+    where
+        F: Fn(ScheduledRun) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.schedules
+            .push((entrypoint.into(), expression.into(), timezone.into()));
+        self.entrypoint(entrypoint, move |job| {
+            let handler = Arc::clone(&handler);
+            async move { handler(ScheduledRun::from_job(job)).await }
+        })
+    }
+
     /// Runs until stopped ([`Mode::Continuous`]) or until nothing is left ([`Mode::Drain`]).
     pub async fn run(&self, options: RunOptions) -> Result<(), Error> {
         let queries = Queries::new(connect_with(&self.config).await?);
@@ -177,6 +245,27 @@ impl PgQueuer {
                 queries.configure(name, &registered.settings).await?;
             }
         }
+        for (entrypoint, expression, timezone) in &self.schedules {
+            queries.schedule(entrypoint, expression, timezone).await?;
+        }
+        // Without the background worker in this database, fire the schedules ourselves.
+        let scheduler: bool = queries
+            .client()
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity \
+                 WHERE backend_type = 'pgqueuer scheduler' AND datname = current_database())",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        let mut next_tick = if self.schedules.is_empty() || scheduler {
+            None
+        } else {
+            tracing::info!(
+                "no pgqueuer scheduler serves this database: this worker calls pgq.tick()"
+            );
+            Some(tokio::time::Instant::now())
+        };
         let names: Vec<&str> = self.entrypoints.keys().map(String::as_str).collect();
         // The listening client must live while the loop runs; its connection is read elsewhere.
         let (_listening, mut wake) = self.listen().await?;
@@ -231,6 +320,15 @@ impl PgQueuer {
                     if !ids.is_empty() {
                         queries.heartbeat(&ids, Some(self.worker_id)).await?;
                     }
+                }
+                _ = tokio::time::sleep_until(next_tick.unwrap_or_else(tokio::time::Instant::now)),
+                    if next_tick.is_some() => {
+                    let due = queries.tick().await?;
+                    let wait = due
+                        .and_then(|due| due.duration_since(std::time::SystemTime::now()).ok())
+                        .unwrap_or(Duration::ZERO)
+                        .min(options.dequeue_timeout);
+                    next_tick = Some(tokio::time::Instant::now() + wait.max(Duration::from_millis(1)));
                 }
                 _ = tokio::time::sleep(options.dequeue_timeout) => {}
             }

@@ -204,3 +204,43 @@ async fn retry_requested_runs_the_job_again() {
         Some("not yet".into())
     );
 }
+
+#[tokio::test]
+async fn a_schedule_runs_once_per_fire_with_two_workers_ticking() {
+    let db = TestDb::with_extension().await;
+    // The test database has no pgqueuer scheduler (it serves `postgres`), so both runtimes
+    // call pgq.tick() themselves: SKIP LOCKED must still make one job per fire.
+    let (sender, mut runs) = tokio::sync::mpsc::unbounded_channel();
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let mut pgq = runtime(&db);
+        let sender = sender.clone();
+        pgq.schedule("beat", "* * * * * *", move |run: pgqueuer::ScheduledRun| {
+            let sender = sender.clone();
+            async move {
+                let _ = sender.send(run);
+                Ok(())
+            }
+        });
+        workers.push(tokio::spawn(
+            async move { pgq.run(RunOptions::default()).await },
+        ));
+    }
+    let mut fires = Vec::new();
+    while fires.len() < 3 {
+        let run = tokio::time::timeout(Duration::from_secs(30), runs.recv())
+            .await
+            .expect("a run in time")
+            .expect("the workers run");
+        assert_eq!(run.expression.as_deref(), Some("* * * * * *"));
+        assert!(run.schedule_id.is_some());
+        fires.push(run.scheduled_for.expect("scheduled_for"));
+    }
+    for worker in &workers {
+        worker.abort();
+    }
+    let mut distinct = fires.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), fires.len(), "a fire ran twice: {fires:?}");
+}

@@ -144,12 +144,14 @@ fn pg_tests() -> Result {
     result
 }
 
-/// `cargo xtask demo`: a throwaway cluster with the extension, and the quick start on it.
+/// `cargo xtask demo`: a throwaway cluster with the extension, and the quick start on it: the
+/// producer enqueues jobs, the consumer runs them (in drain mode, so it ends), and the log shows
+/// how they ended.
 pub fn demo() -> Result {
     setup::ensure()?;
     install()?;
     step(
-        "build the pgq command line",
+        "build the pgq command line and the examples",
         cargo().args([
             "build",
             "--quiet",
@@ -157,6 +159,7 @@ pub fn demo() -> Result {
             "pgqueuer-client",
             "--bin",
             "pgq",
+            "--examples",
         ]),
     )?;
 
@@ -166,7 +169,8 @@ pub fn demo() -> Result {
         ..Options::default()
     })
     .map_err(|error| error.to_string())?;
-    let database = "demo";
+    // The background scheduler serves database `postgres` (pgqueuer.database's default).
+    let database = "postgres";
     let env = cluster.env(database);
     let shown: Vec<String> = env
         .iter()
@@ -176,13 +180,36 @@ pub fn demo() -> Result {
 
     heading("CREATE EXTENSION pgqueuer");
     cluster
-        .psql("postgres", &format!("CREATE DATABASE {database}"))
-        .and_then(|_| cluster.psql(database, "CREATE EXTENSION pgqueuer"))
+        .psql(database, "CREATE EXTENSION pgqueuer")
         .map_err(|error| error.to_string())?;
 
+    let debug = workspace_root().join("target/debug");
     heading("pgq version");
-    let pgq = workspace_root().join("target/debug/pgq");
-    run(Command::new(&pgq).arg("version").envs(env))?;
+    run(Command::new(debug.join("pgq"))
+        .arg("version")
+        .envs(env.clone()))?;
+
+    heading("producer: enqueue 5 fetch jobs (client/examples/producer.rs)");
+    run(Command::new(debug.join("examples/producer"))
+        .arg("5")
+        .envs(env.clone()))?;
+
+    heading(
+        "consumer: run them, then stop when none is left (client/examples/consumer.rs --drain)",
+    );
+    run(Command::new(debug.join("examples/consumer"))
+        .arg("--drain")
+        .envs(env.clone()))?;
+
+    heading("how the jobs ended (pgq.log)");
+    let log = cluster
+        .psql(
+            database,
+            "SELECT entrypoint || ': ' || count(*) || ' ' || status FROM pgq.log \
+             GROUP BY entrypoint, status ORDER BY 1",
+        )
+        .map_err(|error| error.to_string())?;
+    println!("{log}");
 
     heading("stop the cluster");
     cluster.stop().map_err(|error| error.to_string())?;

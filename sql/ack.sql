@@ -158,3 +158,30 @@ BEGIN
     RETURN true;
 END
 $$;
+
+-- pgq.release: a worker gives back picked jobs it will not run to the end (it is shutting
+-- down). They are queued again at once for another worker, with attempts unchanged and no log
+-- row, since nothing happened to them. Fenced by worker_id like ack. Returns how many.
+CREATE FUNCTION pgq.release(job_ids bigint[], worker_id uuid DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    n   bigint;
+    eps text[];
+BEGIN
+    IF job_ids IS NULL THEN
+        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
+    END IF;
+    WITH released AS (
+        UPDATE pgq.jobs j
+        SET status = 'queued', worker_id = NULL, heartbeat = NULL, picked_at = NULL,
+            updated = now()
+        WHERE j.id = ANY (job_ids) AND j.status = 'picked'
+          AND (release.worker_id IS NULL OR j.worker_id = release.worker_id)
+        RETURNING j.entrypoint
+    )
+    SELECT count(*), array_agg(r.entrypoint) INTO n, eps FROM released r;
+    PERFORM pgq._notify_enqueued(eps);
+    RETURN n;
+END
+$$;

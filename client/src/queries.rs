@@ -216,6 +216,7 @@ mod sql {
     pub const RETRY: &str =
         "SELECT pgq.retry($1::bigint, make_interval(secs => $2::float8), $3::text, $4::uuid)";
     pub const CANCEL: &str = "SELECT pgq.cancel($1::bigint[])";
+    pub const RELEASE: &str = "SELECT pgq.release($1::bigint[], $2::uuid)";
     pub const REQUEUE: &str = "SELECT pgq.requeue($1::bigint[])";
     pub const CLEAR: &str = "SELECT pgq.clear($1::text)";
     pub const JOB_STATUS: &str = "SELECT job_id, status, detail FROM pgq.job_status($1::bigint[])";
@@ -245,7 +246,7 @@ mod sql {
 /// ```
 pub struct Queries {
     client: Client,
-    prepared: [OnceCell<Statement>; 16],
+    prepared: [OnceCell<Statement>; 17],
 }
 
 /// The index of each statement in `Queries::prepared`.
@@ -267,6 +268,7 @@ enum Call {
     Summary,
     Log,
     PurgeLog,
+    Release,
 }
 
 impl Call {
@@ -288,6 +290,7 @@ impl Call {
             Call::Summary => sql::SUMMARY,
             Call::Log => sql::LOG,
             Call::PurgeLog => sql::PURGE_LOG,
+            Call::Release => sql::RELEASE,
         }
     }
 }
@@ -446,6 +449,12 @@ impl Queries {
             )
             .await?;
         Ok(row.try_get(0)?)
+    }
+
+    /// Gives back picked jobs this worker will not finish (on shutdown): queued again at once,
+    /// attempts unchanged. Returns how many.
+    pub async fn release(&self, ids: &[i64], worker_id: Option<Uuid>) -> Result<u64, Error> {
+        self.count(Call::Release, &[&ids, &worker_id]).await
     }
 
     /// Cancels queued, picked or held jobs. Returns how many.

@@ -55,6 +55,26 @@ impl std::fmt::Display for RetryRequested {
 
 impl std::error::Error for RetryRequested {}
 
+/// Completes on SIGINT or SIGTERM (or never, if the handlers cannot be installed).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot install SIGINT/SIGTERM handlers; stop the worker otherwise");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// When [`PgQueuer::run`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
@@ -78,6 +98,9 @@ pub struct RunOptions {
     pub mode: Mode,
     /// How often running jobs' heartbeats are refreshed (default 10 s).
     pub heartbeat_interval: Duration,
+    /// On shutdown, how long running handlers may take to finish (default 30 s); jobs still
+    /// running then are released to the queue for another worker.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for RunOptions {
@@ -88,6 +111,7 @@ impl Default for RunOptions {
             dequeue_timeout: Duration::from_secs(5),
             mode: Mode::Continuous,
             heartbeat_interval: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -237,8 +261,21 @@ impl PgQueuer {
         })
     }
 
-    /// Runs until stopped ([`Mode::Continuous`]) or until nothing is left ([`Mode::Drain`]).
+    /// Runs until SIGINT or SIGTERM ([`Mode::Continuous`]) or until nothing is left
+    /// ([`Mode::Drain`]). On a signal it shuts down gracefully: see [`run_until`](PgQueuer::run_until).
     pub async fn run(&self, options: RunOptions) -> Result<(), Error> {
+        self.run_until(options, shutdown_signal()).await
+    }
+
+    /// Runs until `shutdown` completes (or, in drain mode, nothing is left). Then it stops
+    /// claiming, lets running handlers finish for up to `shutdown_grace` and acks them, and
+    /// releases the jobs still running to the queue, so another worker takes them at once.
+    pub async fn run_until(
+        &self,
+        options: RunOptions,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let mut shutdown = std::pin::pin!(shutdown);
         let queries = Queries::new(connect_with(&self.config).await?);
         for (name, registered) in &self.entrypoints {
             if registered.settings != EntrypointSettings::default() {
@@ -298,6 +335,9 @@ impl PgQueuer {
             if claimed == 0 && running.is_empty() && options.mode == Mode::Drain {
                 return Ok(());
             }
+            if (&mut shutdown).now_or_never().is_some() {
+                break;
+            }
             if claimed == free && free > 0 {
                 // A full batch: there may be more; claim again before waiting.
                 self.ack_finished(&queries, &mut running, &mut in_flight)
@@ -331,8 +371,48 @@ impl PgQueuer {
                     next_tick = Some(tokio::time::Instant::now() + wait.max(Duration::from_millis(1)));
                 }
                 _ = tokio::time::sleep(options.dequeue_timeout) => {}
+                () = &mut shutdown => break,
             }
         }
+        self.wind_down(
+            &queries,
+            &mut running,
+            &mut in_flight,
+            options.shutdown_grace,
+        )
+        .await
+    }
+
+    /// Lets running handlers finish until `grace` is up, acking them; releases the rest.
+    async fn wind_down(
+        &self,
+        queries: &Queries,
+        running: &mut JoinSet<Finished>,
+        in_flight: &mut HashSet<i64>,
+        grace: Duration,
+    ) -> Result<(), Error> {
+        tracing::info!(running = running.len(), "shutting down: no more claims");
+        let deadline = tokio::time::Instant::now() + grace;
+        while !running.is_empty() {
+            tokio::select! {
+                Some(finished) = running.join_next() => {
+                    if let Ok(finished) = finished {
+                        self.ack(queries, vec![finished], in_flight).await?;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        running.abort_all();
+        let unfinished: Vec<i64> = in_flight.drain().collect();
+        if !unfinished.is_empty() {
+            let released = queries.release(&unfinished, Some(self.worker_id)).await?;
+            tracing::warn!(
+                released,
+                "shutdown grace over: released unfinished jobs to the queue"
+            );
+        }
+        Ok(())
     }
 
     /// Starts a handler task for `job`, holding `permit` until it ends.

@@ -324,3 +324,54 @@ async fn bad_acks_are_22023_and_change_nothing() {
     assert_eq!(count(&c, "pgq.jobs WHERE status = 'picked'").await, 1);
     assert_eq!(count(&c, "pgq.log").await, 0);
 }
+
+#[tokio::test]
+async fn release_gives_picked_jobs_back_unchanged_and_fenced() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let (holder, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let id = claimed(&c, "a", holder).await;
+    let mut listener = db.listen().await;
+    let released: i64 = scalar(
+        &c,
+        "SELECT pgq.release(ARRAY[$1::bigint], $2)",
+        &[&id, &other],
+    )
+    .await;
+    assert_eq!(released, 0, "another worker cannot release it");
+    let released: i64 = scalar(
+        &c,
+        "SELECT pgq.release(ARRAY[$1::bigint], $2)",
+        &[&id, &holder],
+    )
+    .await;
+    assert_eq!(released, 1);
+    c.execute("SELECT pg_notify('pgq', 'end')", &[])
+        .await
+        .expect("sentinel");
+    let row = c
+        .query_one(
+            "SELECT status::text, attempts, worker_id IS NULL FROM pgq.jobs WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .expect("the job");
+    assert_eq!(
+        (
+            row.get::<_, &str>(0),
+            row.get::<_, i32>(1),
+            row.get::<_, bool>(2)
+        ),
+        ("queued", 0, true)
+    );
+    assert_eq!(count(&c, "pgq.log").await, 0, "a release is not an outcome");
+    assert_eq!(
+        listener.until("end").await.len(),
+        1,
+        "the released job is announced"
+    );
+    expect_sqlstate(
+        c.query_one("SELECT pgq.release(NULL)", &[]).await,
+        &SqlState::INVALID_PARAMETER_VALUE,
+    );
+}

@@ -244,3 +244,76 @@ async fn a_schedule_runs_once_per_fire_with_two_workers_ticking() {
     distinct.dedup();
     assert_eq!(distinct.len(), fires.len(), "a fire ran twice: {fires:?}");
 }
+
+#[tokio::test]
+async fn sigterm_finishes_or_releases_every_job_and_loses_none() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let db = TestDb::with_extension().await;
+    let q = Queries::new(db.connect().await);
+    // Two jobs that never finish, claimed first, then twenty that take 200 ms each.
+    q.enqueue(
+        ["slow", "slow"],
+        [b"forever".to_vec(), b"forever".to_vec()],
+        [1, 1],
+    )
+    .await
+    .expect("enqueue");
+    q.enqueue(vec!["slow"; 20], vec![Vec::new(); 20], vec![0; 20])
+        .await
+        .expect("enqueue");
+
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_slow_worker"))
+        .args([db.dsn.as_str(), "1000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the worker starts");
+    let stdout = worker.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::task::spawn_blocking(move || {
+        let first = lines.next();
+        (first, lines)
+    });
+    let (first, lines) = first.await.expect("reading the worker");
+    assert!(first.is_some_and(|line| line.is_ok_and(|line| line.starts_with("started"))));
+
+    // SAFETY: kill(2) on our own child's pid.
+    let pid = i32::try_from(worker.id()).expect("a pid");
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::task::spawn_blocking(move || worker.wait())
+        .await
+        .expect("join");
+    assert!(
+        status.expect("the worker exits").success(),
+        "a graceful shutdown exits 0"
+    );
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
+
+    assert_eq!(
+        count(q.client(), "pgq.jobs WHERE status = 'picked'").await,
+        0,
+        "nothing left picked"
+    );
+    let finished = count(q.client(), "pgq.log WHERE status = 'successful'").await;
+    let queued = count(q.client(), "pgq.jobs WHERE status = 'queued'").await;
+    assert_eq!(
+        finished + queued,
+        22,
+        "every job finished or went back to the queue"
+    );
+    assert_eq!(
+        count(q.client(), "pgq.log WHERE status <> 'successful'").await,
+        0
+    );
+    assert_eq!(
+        count(
+            q.client(),
+            "pgq.jobs WHERE payload = 'forever' AND status = 'queued' AND attempts = 0"
+        )
+        .await,
+        2,
+        "the unfinished jobs were released with their attempts unchanged"
+    );
+}

@@ -35,7 +35,7 @@ pub enum JobStatus {
 }
 
 /// A row of `pgq.jobs`, as `dequeue` returns it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Job {
     /// The job's id.
     pub id: i64,
@@ -59,6 +59,36 @@ pub struct Job {
     pub created: SystemTime,
     /// Not runnable before this.
     pub execute_after: SystemTime,
+    /// Cancelled by the worker runtime when `pgq.cancel` takes this job while it runs. A
+    /// handler may stop early (`job.cancel.cancelled().await`); if it finishes anyway, its ack
+    /// is fenced off.
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
+/// Two jobs are equal when their data is; the cancellation token is not compared.
+impl PartialEq for Job {
+    fn eq(&self, other: &Job) -> bool {
+        (
+            self.id,
+            &self.entrypoint,
+            self.priority,
+            &self.payload,
+            &self.headers,
+        ) == (
+            other.id,
+            &other.entrypoint,
+            other.priority,
+            &other.payload,
+            &other.headers,
+        ) && (&self.dedupe_key, self.status, self.attempts, self.worker_id)
+            == (
+                &other.dedupe_key,
+                other.status,
+                other.attempts,
+                other.worker_id,
+            )
+            && (self.created, self.execute_after) == (other.created, other.execute_after)
+    }
 }
 
 impl Job {
@@ -75,6 +105,7 @@ impl Job {
             worker_id: row.try_get("worker_id")?,
             created: row.try_get("created")?,
             execute_after: row.try_get("execute_after")?,
+            cancel: tokio_util::sync::CancellationToken::new(),
         })
     }
 }

@@ -16,7 +16,7 @@
 //! and heartbeats carry this runtime's worker id, so a job that was re-picked elsewhere or
 //! cancelled is fenced off.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -54,6 +54,38 @@ impl std::fmt::Display for RetryRequested {
 }
 
 impl std::error::Error for RetryRequested {}
+
+/// A notification that concerns the runtime.
+#[derive(Debug, PartialEq)]
+enum Wake {
+    /// Jobs of one of our entrypoints can run now.
+    Enqueued,
+    /// These jobs were cancelled.
+    Cancel(Vec<i64>),
+}
+
+impl Wake {
+    fn parse(payload: &str, ours: &[String]) -> Option<Wake> {
+        let payload: serde_json::Value = serde_json::from_str(payload).ok()?;
+        match payload.get("type")?.as_str()? {
+            "enqueued" => {
+                let names = payload.get("entrypoints")?.as_array()?;
+                let mine = names
+                    .iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .any(|name| ours.iter().any(|ours| ours == name));
+                mine.then_some(Wake::Enqueued)
+            }
+            "cancel" => {
+                let ids = payload.get("ids")?.as_array()?;
+                Some(Wake::Cancel(
+                    ids.iter().filter_map(serde_json::Value::as_i64).collect(),
+                ))
+            }
+            _ => None,
+        }
+    }
+}
 
 /// Completes on SIGINT or SIGTERM (or never, if the handlers cannot be installed).
 async fn shutdown_signal() {
@@ -309,7 +341,7 @@ impl PgQueuer {
 
         let slots = Arc::new(Semaphore::new(options.max_concurrent_tasks));
         let mut running: JoinSet<Finished> = JoinSet::new();
-        let mut in_flight: HashSet<i64> = HashSet::new();
+        let mut in_flight: HashMap<i64, tokio_util::sync::CancellationToken> = HashMap::new();
         let mut heartbeat = tokio::time::interval(options.heartbeat_interval);
         heartbeat.tick().await;
 
@@ -328,7 +360,7 @@ impl PgQueuer {
                         .acquire_owned()
                         .await
                         .map_err(|_| Error::Config("the handler slots were closed".into()))?;
-                    in_flight.insert(job.id);
+                    in_flight.insert(job.id, job.cancel.clone());
                     self.spawn(&mut running, job, permit);
                 }
             }
@@ -354,9 +386,18 @@ impl PgQueuer {
                     self.ack(&queries, batch, &mut in_flight).await?;
                 }
                 // A closed channel (lost connection) disables this branch; the poll remains.
-                Some(()) = wake.recv() => {}
+                Some(wake) = wake.recv() => {
+                    if let Wake::Cancel(ids) = wake {
+                        for id in ids {
+                            if let Some(token) = in_flight.get(&id) {
+                                tracing::info!(id, "cancelled while running");
+                                token.cancel();
+                            }
+                        }
+                    }
+                }
                 _ = heartbeat.tick() => {
-                    let ids: Vec<i64> = in_flight.iter().copied().collect();
+                    let ids: Vec<i64> = in_flight.keys().copied().collect();
                     if !ids.is_empty() {
                         queries.heartbeat(&ids, Some(self.worker_id)).await?;
                     }
@@ -388,7 +429,7 @@ impl PgQueuer {
         &self,
         queries: &Queries,
         running: &mut JoinSet<Finished>,
-        in_flight: &mut HashSet<i64>,
+        in_flight: &mut HashMap<i64, tokio_util::sync::CancellationToken>,
         grace: Duration,
     ) -> Result<(), Error> {
         tracing::info!(running = running.len(), "shutting down: no more claims");
@@ -404,7 +445,7 @@ impl PgQueuer {
             }
         }
         running.abort_all();
-        let unfinished: Vec<i64> = in_flight.drain().collect();
+        let unfinished: Vec<i64> = in_flight.drain().map(|(id, _)| id).collect();
         if !unfinished.is_empty() {
             let released = queries.release(&unfinished, Some(self.worker_id)).await?;
             tracing::warn!(
@@ -450,7 +491,7 @@ impl PgQueuer {
         &self,
         queries: &Queries,
         running: &mut JoinSet<Finished>,
-        in_flight: &mut HashSet<i64>,
+        in_flight: &mut HashMap<i64, tokio_util::sync::CancellationToken>,
     ) -> Result<(), Error> {
         let mut batch = Vec::new();
         while let Some(Ok(finished)) = running.try_join_next() {
@@ -464,7 +505,7 @@ impl PgQueuer {
         &self,
         queries: &Queries,
         batch: Vec<Finished>,
-        in_flight: &mut HashSet<i64>,
+        in_flight: &mut HashMap<i64, tokio_util::sync::CancellationToken>,
     ) -> Result<(), Error> {
         let mut acks = Vec::with_capacity(batch.len());
         for Finished { job, outcome } in batch {
@@ -512,9 +553,11 @@ impl PgQueuer {
         Ok(())
     }
 
-    /// A connection that LISTENs on channel `pgq` and sends a unit on every `enqueued`
-    /// notification that names one of our entrypoints.
-    async fn listen(&self) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<()>), Error> {
+    /// A connection that LISTENs on channel `pgq` and passes on the notifications that concern
+    /// this runtime: `enqueued` for one of its entrypoints, and every `cancel`.
+    async fn listen(
+        &self,
+    ) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<Wake>), Error> {
         let (client, mut connection) =
             self.config
                 .connect(NoTls)
@@ -532,22 +575,32 @@ impl PgQueuer {
                 let AsyncMessage::Notification(notification) = message else {
                     continue;
                 };
-                let ours = serde_json::from_str::<serde_json::Value>(notification.payload())
-                    .ok()
-                    .and_then(|payload| {
-                        let names_in = payload.get("entrypoints")?.as_array()?.clone();
-                        Some(names_in.iter().any(|name| {
-                            name.as_str()
-                                .is_some_and(|name| names.iter().any(|ours| ours == name))
-                        }))
-                    })
-                    .unwrap_or(false);
-                if ours && sender.send(()).is_err() {
+                let Some(wake) = Wake::parse(notification.payload(), &names) else {
+                    continue;
+                };
+                if sender.send(wake).is_err() {
                     break;
                 }
             }
         });
         client.batch_execute("LISTEN pgq").await?;
         Ok((client, receiver))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Wake;
+
+    #[test]
+    fn notifications_for_other_entrypoints_are_ignored() {
+        let ours = vec!["mail".to_string()];
+        let enqueued = r#"{"type": "enqueued", "entrypoints": ["mail", "sms"]}"#;
+        assert_eq!(Wake::parse(enqueued, &ours), Some(Wake::Enqueued));
+        let other = r#"{"type": "enqueued", "entrypoints": ["sms"]}"#;
+        assert_eq!(Wake::parse(other, &ours), None);
+        let cancel = r#"{"type": "cancel", "ids": [3, 4]}"#;
+        assert_eq!(Wake::parse(cancel, &ours), Some(Wake::Cancel(vec![3, 4])));
+        assert_eq!(Wake::parse("not json", &ours), None);
     }
 }

@@ -317,3 +317,64 @@ async fn sigterm_finishes_or_releases_every_job_and_loses_none() {
         "the unfinished jobs were released with their attempts unchanged"
     );
 }
+
+#[tokio::test]
+async fn cancel_reaches_a_running_handler_and_a_late_ack_is_fenced_off() {
+    let db = TestDb::with_extension().await;
+    let q = Queries::new(db.connect().await);
+    let polite = q
+        .enqueue(["polite"], [Vec::new()], [0])
+        .await
+        .expect("enqueue")[0];
+    let stubborn = q
+        .enqueue(["stubborn"], [Vec::new()], [0])
+        .await
+        .expect("enqueue")[0];
+
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let finish = Arc::new(tokio::sync::Notify::new());
+    let mut pgq = runtime(&db);
+    {
+        let started_tx = started_tx.clone();
+        pgq.entrypoint("polite", move |job: Job| {
+            let started_tx = started_tx.clone();
+            async move {
+                let _ = started_tx.send(job.id);
+                job.cancel.cancelled().await; // stops as soon as it is told
+                Ok(())
+            }
+        });
+    }
+    {
+        let finish = Arc::clone(&finish);
+        pgq.entrypoint("stubborn", move |job: Job| {
+            let (started_tx, finish) = (started_tx.clone(), Arc::clone(&finish));
+            async move {
+                let _ = started_tx.send(job.id);
+                finish.notified().await; // ignores the token
+                Ok(())
+            }
+        });
+    }
+    let worker = tokio::spawn(async move { pgq.run(drain(10, 10)).await });
+    for _ in 0..2 {
+        started.recv().await.expect("a handler started");
+    }
+    assert_eq!(q.cancel(&[polite, stubborn]).await.expect("cancel"), 2);
+    finish.notify_one();
+    tokio::time::timeout(Duration::from_secs(30), worker)
+        .await
+        .expect("the polite handler saw the cancellation")
+        .expect("the worker task")
+        .expect("the run");
+
+    for id in [polite, stubborn] {
+        let log = log_of(q.client(), id).await;
+        let statuses: Vec<&str> = log.iter().map(|(status, _)| status.as_str()).collect();
+        assert_eq!(
+            statuses,
+            vec!["canceled"],
+            "job {id}: one outcome, the late ack fenced off"
+        );
+    }
+}

@@ -26,6 +26,7 @@ use futures_util::FutureExt;
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 use uuid::Uuid;
 
@@ -54,6 +55,244 @@ impl std::fmt::Display for RetryRequested {
 }
 
 impl std::error::Error for RetryRequested {}
+
+/// The connections of a running runtime, replaced whole after a lost connection.
+struct Link {
+    queries: Queries,
+    /// Kept alive while its connection is read by the listening task.
+    _listening: tokio_postgres::Client,
+    wake: mpsc::UnboundedReceiver<Wake>,
+}
+
+/// Outcomes not written yet; they survive a lost connection.
+#[derive(Default)]
+struct Pending {
+    acks: Vec<Ack>,
+    /// Handler-requested retries: (job id, delay, reason).
+    retries: Vec<(i64, Duration, String)>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.acks.is_empty() && self.retries.is_empty()
+    }
+}
+
+/// The state of one `run_until`.
+struct Run<'a> {
+    pgq: &'a PgQueuer,
+    names: Vec<&'a str>,
+    options: RunOptions,
+    link: Link,
+    slots: Arc<Semaphore>,
+    running: JoinSet<Finished>,
+    in_flight: HashMap<i64, tokio_util::sync::CancellationToken>,
+    pending: Pending,
+    next_tick: Option<tokio::time::Instant>,
+}
+
+impl Run<'_> {
+    /// Claims up to the free handler slots (at most a batch) and starts their handlers.
+    /// Returns (claimed, asked for).
+    async fn claim(&mut self) -> Result<(usize, usize), Error> {
+        let free = self
+            .slots
+            .available_permits()
+            .min(self.options.batch_size.max(1) as usize);
+        if free == 0 {
+            return Ok((0, 0));
+        }
+        let jobs = self
+            .link
+            .queries
+            .dequeue(&self.names, free as i32, Some(self.pgq.worker_id))
+            .await?;
+        let claimed = jobs.len();
+        for job in jobs {
+            let permit = Arc::clone(&self.slots)
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Config("the handler slots were closed".into()))?;
+            self.in_flight.insert(job.id, job.cancel.clone());
+            self.pgq.spawn(&mut self.running, job, permit);
+        }
+        Ok((claimed, free))
+    }
+
+    /// Records every handler that has already finished.
+    fn collect_finished(&mut self) {
+        while let Some(Ok(finished)) = self.running.try_join_next() {
+            self.record(finished);
+        }
+    }
+
+    /// Turns a finished handler into an outcome to write.
+    fn record(&mut self, Finished { job, outcome }: Finished) {
+        self.in_flight.remove(&job.id);
+        let (status, detail) = match outcome {
+            Ok(Ok(())) => (JobStatus::Successful, None),
+            Ok(Err(error)) => {
+                if let Some(retry) = error.downcast_ref::<RetryRequested>() {
+                    tracing::info!(id = job.id, reason = %retry.reason, "retry requested");
+                    self.pending
+                        .retries
+                        .push((job.id, retry.delay, retry.reason.clone()));
+                    return;
+                }
+                tracing::warn!(id = job.id, %error, "handler failed");
+                (
+                    JobStatus::Exception,
+                    Some(json!({"type": "error", "message": error.to_string()})),
+                )
+            }
+            Err(panic) => {
+                tracing::error!(id = job.id, %panic, "handler panicked");
+                (
+                    JobStatus::Exception,
+                    Some(json!({"type": "panic", "message": panic})),
+                )
+            }
+        };
+        self.pending.acks.push(Ack {
+            id: job.id,
+            status,
+            detail,
+        });
+    }
+
+    /// Writes the pending outcomes: every ack in one call, then the requested retries. What
+    /// fails stays pending.
+    async fn flush(&mut self) -> Result<(), Error> {
+        let worker = Some(self.pgq.worker_id);
+        while let Some((id, delay, reason)) = self.pending.retries.last() {
+            self.link
+                .queries
+                .retry(*id, *delay, Some(reason), worker)
+                .await?;
+            self.pending.retries.pop();
+        }
+        if !self.pending.acks.is_empty() {
+            self.link.queries.ack(&self.pending.acks, worker).await?;
+            self.pending.acks.clear();
+        }
+        Ok(())
+    }
+
+    fn wake(&mut self, wake: Wake) {
+        if let Wake::Cancel(ids) = wake {
+            for id in ids {
+                if let Some(token) = self.in_flight.get(&id) {
+                    tracing::info!(id, "cancelled while running");
+                    token.cancel();
+                }
+            }
+        }
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), Error> {
+        let ids: Vec<i64> = self.in_flight.keys().copied().collect();
+        if !ids.is_empty() {
+            self.link
+                .queries
+                .heartbeat(&ids, Some(self.pgq.worker_id))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Fires due schedules (when no background worker does) and plans the next tick.
+    async fn tick(&mut self) -> Result<(), Error> {
+        let due = self.link.queries.tick().await?;
+        let wait = due
+            .and_then(|due| due.duration_since(std::time::SystemTime::now()).ok())
+            .unwrap_or(Duration::ZERO)
+            .min(self.options.dequeue_timeout);
+        self.next_tick = Some(tokio::time::Instant::now() + wait.max(Duration::from_millis(1)));
+        Ok(())
+    }
+
+    /// After a lost connection: reconnect with backoff (handlers keep running meanwhile).
+    /// Any other error is returned.
+    async fn recover(&mut self, error: Error) -> Result<(), Error> {
+        if !connection_lost(&error) {
+            return Err(error);
+        }
+        tracing::warn!(%error, "lost the connection to PostgreSQL; reconnecting");
+        let mut wait = Duration::from_millis(100);
+        loop {
+            tokio::time::sleep(wait).await;
+            match self.pgq.connect_link().await {
+                Ok(link) => {
+                    self.link = link;
+                    tracing::info!(pending = self.pending.acks.len(), "reconnected");
+                    return Ok(());
+                }
+                Err(error) => {
+                    tracing::warn!(%error, ?wait, "reconnecting failed");
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Lets running handlers finish until the grace is up, writes their outcomes, and
+    /// releases the jobs of the rest.
+    async fn wind_down(mut self) -> Result<(), Error> {
+        tracing::info!(
+            running = self.running.len(),
+            "shutting down: no more claims"
+        );
+        let deadline = tokio::time::Instant::now() + self.options.shutdown_grace;
+        while !self.running.is_empty() {
+            tokio::select! {
+                Some(finished) = self.running.join_next() => {
+                    if let Ok(finished) = finished {
+                        self.record(finished);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        self.running.abort_all();
+        if let Err(error) = self.flush().await {
+            self.recover(error).await?;
+            self.flush().await?;
+        }
+        let unfinished: Vec<i64> = self.in_flight.drain().map(|(id, _)| id).collect();
+        if !unfinished.is_empty() {
+            let released = self
+                .link
+                .queries
+                .release(&unfinished, Some(self.pgq.worker_id))
+                .await?;
+            tracing::warn!(
+                released,
+                "shutdown grace over: released unfinished jobs to the queue"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whether an error means the connection is gone (so reconnecting may help).
+fn connection_lost(error: &Error) -> bool {
+    match error {
+        Error::Connect { .. } => true,
+        Error::Db(error) => {
+            let code = error.code();
+            error.is_closed()
+                || code.is_some_and(|code| {
+                    code.code().starts_with("08")
+                        || *code == SqlState::ADMIN_SHUTDOWN
+                        || *code == SqlState::CRASH_SHUTDOWN
+                        || *code == SqlState::CANNOT_CONNECT_NOW
+                })
+                || std::error::Error::source(error)
+                    .is_some_and(|source| source.is::<std::io::Error>())
+        }
+        _ => false,
+    }
+}
 
 /// A notification that concerns the runtime.
 #[derive(Debug, PartialEq)]
@@ -87,22 +326,29 @@ impl Wake {
     }
 }
 
-/// Completes on SIGINT or SIGTERM (or never, if the handlers cannot be installed).
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM (or never, if the handlers cannot be installed). The
+/// handlers are installed here, when called, not when the future is first polled: a signal
+/// that arrives before the first poll is still seen.
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let streams = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut interrupt), Ok(mut terminate)) => {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
+    );
+    async move {
+        match streams {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
             }
-        }
-        _ => {
-            tracing::error!("cannot install SIGINT/SIGTERM handlers; stop the worker otherwise");
-            std::future::pending::<()>().await;
+            _ => {
+                tracing::error!(
+                    "cannot install SIGINT/SIGTERM handlers; stop the worker otherwise"
+                );
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
@@ -302,23 +548,29 @@ impl PgQueuer {
     /// Runs until `shutdown` completes (or, in drain mode, nothing is left). Then it stops
     /// claiming, lets running handlers finish for up to `shutdown_grace` and acks them, and
     /// releases the jobs still running to the queue, so another worker takes them at once.
+    ///
+    /// A lost connection does not stop it. Handlers keep running while it reconnects (with
+    /// backoff) and LISTENs again; then it writes the outcomes that waited.
     pub async fn run_until(
         &self,
         options: RunOptions,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         let mut shutdown = std::pin::pin!(shutdown);
-        let queries = Queries::new(connect_with(&self.config).await?);
+        let link = self.connect_link().await?;
         for (name, registered) in &self.entrypoints {
             if registered.settings != EntrypointSettings::default() {
-                queries.configure(name, &registered.settings).await?;
+                link.queries.configure(name, &registered.settings).await?;
             }
         }
         for (entrypoint, expression, timezone) in &self.schedules {
-            queries.schedule(entrypoint, expression, timezone).await?;
+            link.queries
+                .schedule(entrypoint, expression, timezone)
+                .await?;
         }
         // Without the background worker in this database, fire the schedules ourselves.
-        let scheduler: bool = queries
+        let scheduler: bool = link
+            .queries
             .client()
             .query_one(
                 "SELECT EXISTS (SELECT FROM pg_stat_activity \
@@ -327,7 +579,7 @@ impl PgQueuer {
             )
             .await?
             .try_get(0)?;
-        let mut next_tick = if self.schedules.is_empty() || scheduler {
+        let next_tick = if self.schedules.is_empty() || scheduler {
             None
         } else {
             tracing::info!(
@@ -335,125 +587,84 @@ impl PgQueuer {
             );
             Some(tokio::time::Instant::now())
         };
-        let names: Vec<&str> = self.entrypoints.keys().map(String::as_str).collect();
-        // The listening client must live while the loop runs; its connection is read elsewhere.
-        let (_listening, mut wake) = self.listen().await?;
-
-        let slots = Arc::new(Semaphore::new(options.max_concurrent_tasks));
-        let mut running: JoinSet<Finished> = JoinSet::new();
-        let mut in_flight: HashMap<i64, tokio_util::sync::CancellationToken> = HashMap::new();
-        let mut heartbeat = tokio::time::interval(options.heartbeat_interval);
+        let mut run = Run {
+            pgq: self,
+            names: self.entrypoints.keys().map(String::as_str).collect(),
+            slots: Arc::new(Semaphore::new(options.max_concurrent_tasks)),
+            options,
+            link,
+            running: JoinSet::new(),
+            in_flight: HashMap::new(),
+            pending: Pending::default(),
+            next_tick,
+        };
+        let mut heartbeat = tokio::time::interval(run.options.heartbeat_interval);
         heartbeat.tick().await;
 
         loop {
-            let free = slots
-                .available_permits()
-                .min(options.batch_size.max(1) as usize);
-            let mut claimed = 0;
-            if free > 0 {
-                let jobs = queries
-                    .dequeue(&names, free as i32, Some(self.worker_id))
-                    .await?;
-                claimed = jobs.len();
-                for job in jobs {
-                    let permit = Arc::clone(&slots)
-                        .acquire_owned()
-                        .await
-                        .map_err(|_| Error::Config("the handler slots were closed".into()))?;
-                    in_flight.insert(job.id, job.cancel.clone());
-                    self.spawn(&mut running, job, permit);
+            let (claimed, asked) = match run.claim().await {
+                Ok(counts) => counts,
+                Err(error) => {
+                    run.recover(error).await?;
+                    continue;
                 }
-            }
-            if claimed == 0 && running.is_empty() && options.mode == Mode::Drain {
+            };
+            if claimed == 0
+                && run.running.is_empty()
+                && run.pending.is_empty()
+                && run.options.mode == Mode::Drain
+            {
                 return Ok(());
             }
             if (&mut shutdown).now_or_never().is_some() {
                 break;
             }
-            if claimed == free && free > 0 {
-                // A full batch: there may be more; claim again before waiting.
-                self.ack_finished(&queries, &mut running, &mut in_flight)
-                    .await?;
+            if claimed == asked && asked > 0 {
+                // A full batch: there may be more. Write what finished, then claim again.
+                run.collect_finished();
+                if let Err(error) = run.flush().await {
+                    run.recover(error).await?;
+                }
                 continue;
             }
-            tokio::select! {
-                Some(finished) = running.join_next(), if !running.is_empty() => {
-                    let finished = finished.map_err(|error| Error::Config(format!("a handler task failed: {error}")))?;
-                    let mut batch = vec![finished];
-                    while let Some(Ok(more)) = running.try_join_next() {
-                        batch.push(more);
+            let result = tokio::select! {
+                Some(finished) = run.running.join_next(), if !run.running.is_empty() => {
+                    if let Ok(finished) = finished {
+                        run.record(finished);
                     }
-                    self.ack(&queries, batch, &mut in_flight).await?;
+                    run.collect_finished();
+                    run.flush().await
                 }
                 // A closed channel (lost connection) disables this branch; the poll remains.
-                Some(wake) = wake.recv() => {
-                    if let Wake::Cancel(ids) = wake {
-                        for id in ids {
-                            if let Some(token) = in_flight.get(&id) {
-                                tracing::info!(id, "cancelled while running");
-                                token.cancel();
-                            }
-                        }
-                    }
+                Some(wake) = run.link.wake.recv() => {
+                    run.wake(wake);
+                    Ok(())
                 }
-                _ = heartbeat.tick() => {
-                    let ids: Vec<i64> = in_flight.keys().copied().collect();
-                    if !ids.is_empty() {
-                        queries.heartbeat(&ids, Some(self.worker_id)).await?;
-                    }
+                _ = heartbeat.tick() => run.heartbeat().await,
+                _ = tokio::time::sleep_until(run.next_tick.unwrap_or_else(tokio::time::Instant::now)),
+                    if run.next_tick.is_some() => run.tick().await,
+                _ = tokio::time::sleep(run.options.dequeue_timeout) => {
+                    // The poll fallback; also retries outcomes that could not be written.
+                    run.flush().await
                 }
-                _ = tokio::time::sleep_until(next_tick.unwrap_or_else(tokio::time::Instant::now)),
-                    if next_tick.is_some() => {
-                    let due = queries.tick().await?;
-                    let wait = due
-                        .and_then(|due| due.duration_since(std::time::SystemTime::now()).ok())
-                        .unwrap_or(Duration::ZERO)
-                        .min(options.dequeue_timeout);
-                    next_tick = Some(tokio::time::Instant::now() + wait.max(Duration::from_millis(1)));
-                }
-                _ = tokio::time::sleep(options.dequeue_timeout) => {}
                 () = &mut shutdown => break,
+            };
+            if let Err(error) = result {
+                run.recover(error).await?;
             }
         }
-        self.wind_down(
-            &queries,
-            &mut running,
-            &mut in_flight,
-            options.shutdown_grace,
-        )
-        .await
+        run.wind_down().await
     }
 
-    /// Lets running handlers finish until `grace` is up, acking them; releases the rest.
-    async fn wind_down(
-        &self,
-        queries: &Queries,
-        running: &mut JoinSet<Finished>,
-        in_flight: &mut HashMap<i64, tokio_util::sync::CancellationToken>,
-        grace: Duration,
-    ) -> Result<(), Error> {
-        tracing::info!(running = running.len(), "shutting down: no more claims");
-        let deadline = tokio::time::Instant::now() + grace;
-        while !running.is_empty() {
-            tokio::select! {
-                Some(finished) = running.join_next() => {
-                    if let Ok(finished) = finished {
-                        self.ack(queries, vec![finished], in_flight).await?;
-                    }
-                }
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
-        }
-        running.abort_all();
-        let unfinished: Vec<i64> = in_flight.drain().map(|(id, _)| id).collect();
-        if !unfinished.is_empty() {
-            let released = queries.release(&unfinished, Some(self.worker_id)).await?;
-            tracing::warn!(
-                released,
-                "shutdown grace over: released unfinished jobs to the queue"
-            );
-        }
-        Ok(())
+    /// Opens the working connection and the LISTEN connection.
+    async fn connect_link(&self) -> Result<Link, Error> {
+        let queries = Queries::new(connect_with(&self.config).await?);
+        let (listening, wake) = self.listen().await?;
+        Ok(Link {
+            queries,
+            _listening: listening,
+            wake,
+        })
     }
 
     /// Starts a handler task for `job`, holding `permit` until it ends.
@@ -485,72 +696,6 @@ impl PgQueuer {
             },
             span,
         ));
-    }
-
-    async fn ack_finished(
-        &self,
-        queries: &Queries,
-        running: &mut JoinSet<Finished>,
-        in_flight: &mut HashMap<i64, tokio_util::sync::CancellationToken>,
-    ) -> Result<(), Error> {
-        let mut batch = Vec::new();
-        while let Some(Ok(finished)) = running.try_join_next() {
-            batch.push(finished);
-        }
-        self.ack(queries, batch, in_flight).await
-    }
-
-    /// Acks a batch of finished jobs in one call (retries requested by handlers go one by one).
-    async fn ack(
-        &self,
-        queries: &Queries,
-        batch: Vec<Finished>,
-        in_flight: &mut HashMap<i64, tokio_util::sync::CancellationToken>,
-    ) -> Result<(), Error> {
-        let mut acks = Vec::with_capacity(batch.len());
-        for Finished { job, outcome } in batch {
-            in_flight.remove(&job.id);
-            match outcome {
-                Ok(Ok(())) => acks.push(Ack {
-                    id: job.id,
-                    status: JobStatus::Successful,
-                    detail: None,
-                }),
-                Ok(Err(error)) => match error.downcast_ref::<RetryRequested>() {
-                    Some(retry) => {
-                        tracing::info!(id = job.id, reason = %retry.reason, "retry requested");
-                        queries
-                            .retry(
-                                job.id,
-                                retry.delay,
-                                Some(&retry.reason),
-                                Some(self.worker_id),
-                            )
-                            .await?;
-                    }
-                    None => {
-                        tracing::warn!(id = job.id, %error, "handler failed");
-                        acks.push(Ack {
-                            id: job.id,
-                            status: JobStatus::Exception,
-                            detail: Some(json!({"type": "error", "message": error.to_string()})),
-                        });
-                    }
-                },
-                Err(panic) => {
-                    tracing::error!(id = job.id, %panic, "handler panicked");
-                    acks.push(Ack {
-                        id: job.id,
-                        status: JobStatus::Exception,
-                        detail: Some(json!({"type": "panic", "message": panic})),
-                    });
-                }
-            }
-        }
-        if !acks.is_empty() {
-            queries.ack(&acks, Some(self.worker_id)).await?;
-        }
-        Ok(())
     }
 
     /// A connection that LISTENs on channel `pgq` and passes on the notifications that concern

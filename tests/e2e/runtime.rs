@@ -378,3 +378,63 @@ async fn cancel_reaches_a_running_handler_and_a_late_ack_is_fenced_off() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_connection_killed_by_the_server_mid_run_is_reconnected_and_no_job_is_lost() {
+    use std::sync::atomic::AtomicBool;
+
+    let db = TestDb::with_extension().await;
+    Queries::new(db.connect().await)
+        .enqueue(vec!["a"; 200], vec![Vec::new(); 200], vec![0; 200])
+        .await
+        .expect("enqueue");
+    // The first handler terminates every other session of this database, the runtime's
+    // working and LISTEN connections among them, while other handlers are in flight.
+    let killer = Arc::new(db.connect().await);
+    let killed = Arc::new(AtomicBool::new(false));
+    let mut pgq = runtime(&db);
+    {
+        let (killer, killed) = (Arc::clone(&killer), Arc::clone(&killed));
+        pgq.entrypoint("a", move |_job: Job| {
+            let (killer, killed) = (Arc::clone(&killer), Arc::clone(&killed));
+            async move {
+                if !killed.swap(true, Ordering::SeqCst) {
+                    let terminated = killer
+                        .execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                            &[],
+                        )
+                        .await
+                        .expect("pg_terminate_backend");
+                    assert!(
+                        terminated >= 2,
+                        "the runtime's two connections were terminated"
+                    );
+                }
+                Ok(())
+            }
+        });
+    }
+    tokio::time::timeout(Duration::from_secs(60), pgq.run(drain(10, 4)))
+        .await
+        .expect("the run ends")
+        .expect("the run survives the lost connection");
+
+    assert!(killed.load(Ordering::SeqCst));
+    let c = db.connect().await;
+    assert_eq!(
+        count(&c, "pgq.jobs").await,
+        0,
+        "no job left queued or picked"
+    );
+    assert_eq!(count(&c, "pgq.log").await, 200, "one outcome per job");
+    assert_eq!(
+        count(
+            &c,
+            "(SELECT DISTINCT job_id FROM pgq.log WHERE status = 'successful') s"
+        )
+        .await,
+        200
+    );
+}

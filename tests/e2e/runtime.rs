@@ -438,3 +438,62 @@ async fn a_connection_killed_by_the_server_mid_run_is_reconnected_and_no_job_is_
         200
     );
 }
+
+#[tokio::test]
+async fn concurrency_limit_holds_across_two_runtimes() {
+    const LIMIT: usize = 3;
+    let db = TestDb::with_extension().await;
+    let q = Queries::new(db.connect().await);
+    q.enqueue(vec!["limited"; 30], vec![Vec::new(); 30], vec![0; 30])
+        .await
+        .expect("enqueue");
+
+    // Handlers of both runtimes meet in groups of LIMIT, so the runs can only finish if LIMIT
+    // jobs run at once somewhere in the fleet; the shared counter shows if more ever did.
+    let barrier = Arc::new(tokio::sync::Barrier::new(LIMIT));
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let mut pgq = runtime(&db);
+        let (barrier, running, most) = (barrier.clone(), running.clone(), most.clone());
+        pgq.entrypoint_with(
+            "limited",
+            EntrypointSettings {
+                concurrency_limit: Some(LIMIT as i32),
+                ..EntrypointSettings::default()
+            },
+            move |_job: Job| {
+                let (barrier, running, most) = (barrier.clone(), running.clone(), most.clone());
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    barrier.wait().await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            },
+        );
+        let options = RunOptions {
+            dequeue_timeout: Duration::from_millis(50),
+            ..drain(10, 10)
+        };
+        runs.push(tokio::spawn(async move { pgq.run(options).await }));
+    }
+    for run in runs {
+        tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("the runs end")
+            .expect("the task")
+            .expect("the run");
+    }
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        LIMIT,
+        "the fleet ran at most LIMIT at once"
+    );
+    assert_eq!(
+        count(q.client(), "pgq.log WHERE status = 'successful'").await,
+        30
+    );
+}

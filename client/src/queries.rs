@@ -515,6 +515,32 @@ impl Queries {
             .collect()
     }
 
+    /// Waits until every job in `ids` has ended (`successful`, `exception`, `canceled`,
+    /// `deleted`, or held as `failed`) and returns their outcomes, ordered by id. Ids that
+    /// `pgq.job_status` does not know (never committed, or purged) are left out at once.
+    ///
+    /// It polls `pgq.job_status` for all of them in one query, first after 10 ms, then twice
+    /// as long each time up to `max_poll`: `ack` sends no notification, so there is none to
+    /// wait for.
+    pub async fn wait_for(
+        &self,
+        ids: &[i64],
+        max_poll: Duration,
+    ) -> Result<Vec<(i64, JobStatus, Option<Value>)>, Error> {
+        let mut wait = Duration::from_millis(10).min(max_poll);
+        loop {
+            let statuses = self.job_status(ids).await?;
+            let done = statuses
+                .iter()
+                .all(|(_, status, _)| !matches!(status, JobStatus::Queued | JobStatus::Picked));
+            if done {
+                return Ok(statuses);
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(max_poll);
+        }
+    }
+
     /// Creates or updates an entrypoint's fleet-wide settings.
     pub async fn configure(
         &self,

@@ -192,3 +192,47 @@ async fn schedules_through_queries() {
     assert_eq!(q.unschedule("report", None).await.expect("unschedule"), 1);
     assert_eq!(q.tick().await.expect("tick"), None);
 }
+
+#[tokio::test]
+async fn wait_for_returns_once_every_job_has_ended() {
+    let (db, q) = queries().await;
+    let ids = q
+        .enqueue(["a", "b"], [Vec::new(), Vec::new()], [0, 0])
+        .await
+        .expect("enqueue");
+    let waiting = {
+        let ids = ids.clone();
+        let watcher = Queries::new(db.connect().await);
+        tokio::spawn(async move { watcher.wait_for(&ids, Duration::from_millis(200)).await })
+    };
+    let jobs = q.dequeue(&["a"], 1, None).await.expect("dequeue");
+    q.ack(
+        &[Ack {
+            id: jobs[0].id,
+            status: JobStatus::Successful,
+            detail: Some(json!(42)),
+        }],
+        None,
+    )
+    .await
+    .expect("ack");
+    assert_eq!(q.cancel(&[ids[1]]).await.expect("cancel"), 1);
+    let outcomes = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("wait_for returns")
+        .expect("the task")
+        .expect("wait_for");
+    assert_eq!(
+        outcomes[0],
+        (ids[0], JobStatus::Successful, Some(json!(42)))
+    );
+    assert_eq!(
+        (outcomes[1].0, outcomes[1].1),
+        (ids[1], JobStatus::Canceled)
+    );
+    let unknown = q
+        .wait_for(&[999_999], Duration::from_millis(10))
+        .await
+        .expect("unknown ids");
+    assert!(unknown.is_empty());
+}

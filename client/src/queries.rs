@@ -303,6 +303,26 @@ enum Call {
 }
 
 impl Call {
+    const ALL: [Call; 17] = [
+        Call::EnqueueMany,
+        Call::Dequeue,
+        Call::Heartbeat,
+        Call::Ack,
+        Call::Retry,
+        Call::Cancel,
+        Call::Requeue,
+        Call::Clear,
+        Call::JobStatus,
+        Call::Configure,
+        Call::Schedule,
+        Call::Unschedule,
+        Call::Tick,
+        Call::Summary,
+        Call::Log,
+        Call::PurgeLog,
+        Call::Release,
+    ];
+
     fn sql(self) -> &'static str {
         match self {
             Call::EnqueueMany => sql::ENQUEUE_MANY,
@@ -342,6 +362,15 @@ impl Queries {
     /// The underlying connection, for SQL of your own (in the same transaction, say).
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Prepares every statement now rather than on first use (the worker runtime does this at
+    /// start, so that pipelined calls go out in the order they are made).
+    pub async fn prepare_all(&self) -> Result<(), Error> {
+        for call in Call::ALL {
+            self.statement(call).await?;
+        }
+        Ok(())
     }
 
     async fn statement(&self, call: Call) -> Result<&Statement, Error> {

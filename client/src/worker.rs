@@ -92,22 +92,40 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Claims up to the free handler slots (at most a batch) and starts their handlers.
-    /// Returns (claimed, asked for).
-    async fn claim(&mut self) -> Result<(usize, usize), Error> {
+    /// Writes the pending acks and claims up to the free handler slots (at most a batch) in
+    /// one round trip: tokio-postgres pipelines the two statements on the connection, the ack
+    /// first, so the seats it frees count for the claim. Starts the claimed jobs' handlers.
+    /// Returns (claimed, asked for, acked).
+    async fn claim(&mut self) -> Result<(usize, usize, u64), Error> {
         let free = self
             .slots
             .available_permits()
             .min(self.options.batch_size.max(1) as usize);
-        if free == 0 {
-            return Ok((0, 0));
+        let worker = Some(self.pgq.worker_id);
+        let acks = std::mem::take(&mut self.pending.acks);
+        let (queries, names) = (&self.link.queries, &self.names);
+        let (acked, claimed) = tokio::join!(
+            async {
+                match acks.is_empty() {
+                    true => Ok(0),
+                    false => queries.ack(&acks, worker).await,
+                }
+            },
+            async {
+                match free {
+                    0 => Ok(Vec::new()),
+                    _ => queries.dequeue(names, free as i32, worker).await,
+                }
+            },
+        );
+        if acked.is_err() {
+            self.pending.acks = acks; // written again after the error is dealt with
         }
-        let jobs = self
-            .link
-            .queries
-            .dequeue(&self.names, free as i32, Some(self.pgq.worker_id))
-            .await?;
-        let claimed = jobs.len();
+        let jobs = match claimed {
+            Ok(jobs) => jobs,
+            Err(error) => return Err(acked.err().unwrap_or(error)),
+        };
+        let count = jobs.len();
         for job in jobs {
             let permit = Arc::clone(&self.slots)
                 .acquire_owned()
@@ -116,7 +134,7 @@ impl Run<'_> {
             self.in_flight.insert(job.id, job.cancel.clone());
             self.pgq.spawn(&mut self.running, job, permit);
         }
-        Ok((claimed, free))
+        Ok((count, free, acked?))
     }
 
     /// Records every handler that has already finished.
@@ -140,10 +158,12 @@ impl Run<'_> {
                     return;
                 }
                 tracing::warn!(id = job.id, %error, "handler failed");
-                (
-                    JobStatus::Exception,
-                    Some(json!({"type": "error", "message": error.to_string()})),
-                )
+                let detail = json!({
+                    "type": "error",
+                    "message": error.to_string(),
+                    "debug": format!("{error:?}"),
+                });
+                (JobStatus::Exception, Some(detail))
             }
             Err(panic) => {
                 tracing::error!(id = job.id, %panic, "handler panicked");
@@ -223,6 +243,10 @@ impl Run<'_> {
             tokio::time::sleep(wait).await;
             match self.pgq.connect_link().await {
                 Ok(link) => {
+                    if let Err(error) = link.queries.prepare_all().await {
+                        tracing::warn!(%error, "preparing statements after reconnecting failed");
+                        continue;
+                    }
                     self.link = link;
                     tracing::info!(pending = self.pending.acks.len(), "reconnected");
                     return Ok(());
@@ -558,6 +582,8 @@ impl PgQueuer {
     ) -> Result<(), Error> {
         let mut shutdown = std::pin::pin!(shutdown);
         let link = self.connect_link().await?;
+        // Prepared up front, so that an ack pipelined with a claim is always sent first.
+        link.queries.prepare_all().await?;
         for (name, registered) in &self.entrypoints {
             if registered.settings != EntrypointSettings::default() {
                 link.queries.configure(name, &registered.settings).await?;
@@ -602,14 +628,17 @@ impl PgQueuer {
         heartbeat.tick().await;
 
         loop {
-            let (claimed, asked) = match run.claim().await {
+            let (claimed, asked, acked) = match run.claim().await {
                 Ok(counts) => counts,
                 Err(error) => {
                     run.recover(error).await?;
                     continue;
                 }
             };
+            // "Empty" only counts from a claim that ran alone: one pipelined with an ack may
+            // have run before that ack put a retried job back.
             if claimed == 0
+                && acked == 0
                 && run.running.is_empty()
                 && run.pending.is_empty()
                 && run.options.mode == Mode::Drain
@@ -619,12 +648,13 @@ impl PgQueuer {
             if (&mut shutdown).now_or_never().is_some() {
                 break;
             }
+            if acked > 0 && run.options.mode == Mode::Drain {
+                continue; // the confirming claim, at once rather than after the poll timeout
+            }
             if claimed == asked && asked > 0 {
-                // A full batch: there may be more. Write what finished, then claim again.
+                // A full batch: there may be more. Claim again at once; what finished meanwhile
+                // is acked in the same round trip.
                 run.collect_finished();
-                if let Err(error) = run.flush().await {
-                    run.recover(error).await?;
-                }
                 continue;
             }
             let result = tokio::select! {
@@ -633,7 +663,11 @@ impl PgQueuer {
                         run.record(finished);
                     }
                     run.collect_finished();
-                    run.flush().await
+                    // Acks go out with the next claim, in the same round trip.
+                    match run.pending.retries.is_empty() {
+                        true => Ok(()),
+                        false => run.flush().await,
+                    }
                 }
                 // A closed channel (lost connection) disables this branch; the poll remains.
                 Some(wake) = run.link.wake.recv() => {

@@ -22,6 +22,37 @@ fn drain(batch_size: i32, max_concurrent_tasks: usize) -> RunOptions {
     }
 }
 
+/// Handlers that meet in groups of `size`: a run can only finish if `size` of them are in
+/// flight together, and `most` shows how many ever were at once.
+#[derive(Clone)]
+struct Groups {
+    barrier: Arc<tokio::sync::Barrier>,
+    running: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+impl Groups {
+    fn of(size: usize) -> Groups {
+        Groups {
+            barrier: Arc::new(tokio::sync::Barrier::new(size)),
+            running: Arc::default(),
+            most: Arc::default(),
+        }
+    }
+
+    async fn handle(self, _job: Job) -> pgqueuer::HandlerResult {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        self.barrier.wait().await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn most(&self) -> usize {
+        self.most.load(Ordering::SeqCst)
+    }
+}
+
 /// (status, detail) of a job's log rows, oldest first.
 async fn log_of(c: &tokio_postgres::Client, id: i64) -> Vec<(String, Option<Value>)> {
     c.query(
@@ -87,27 +118,15 @@ async fn max_concurrent_tasks_is_reached_and_never_exceeded() {
         .await
         .expect("enqueue");
 
-    // Handlers wait for each other in groups of LIMIT: the run can only finish if LIMIT of
-    // them are in flight together, and the counter shows if more ever were.
-    let barrier = Arc::new(tokio::sync::Barrier::new(LIMIT));
-    let running = Arc::new(AtomicUsize::new(0));
-    let most = Arc::new(AtomicUsize::new(0));
+    // Handlers wait for each other in groups of LIMIT (see Groups).
+    let groups = Groups::of(LIMIT);
     let mut pgq = runtime(&db);
     {
-        let (barrier, running, most) = (barrier.clone(), running.clone(), most.clone());
-        pgq.entrypoint("a", move |_job: Job| {
-            let (barrier, running, most) = (barrier.clone(), running.clone(), most.clone());
-            async move {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                most.fetch_max(now, Ordering::SeqCst);
-                barrier.wait().await;
-                running.fetch_sub(1, Ordering::SeqCst);
-                Ok(())
-            }
-        });
+        let groups = groups.clone();
+        pgq.entrypoint("a", move |job: Job| groups.clone().handle(job));
     }
     pgq.run(drain(3, LIMIT)).await.expect("drain");
-    assert_eq!(most.load(Ordering::SeqCst), LIMIT);
+    assert_eq!(groups.most(), LIMIT);
     assert_eq!(
         count(q.client(), "pgq.log WHERE status = 'successful'").await,
         100
@@ -448,31 +467,20 @@ async fn concurrency_limit_holds_across_two_runtimes() {
         .await
         .expect("enqueue");
 
-    // Handlers of both runtimes meet in groups of LIMIT, so the runs can only finish if LIMIT
-    // jobs run at once somewhere in the fleet; the shared counter shows if more ever did.
-    let barrier = Arc::new(tokio::sync::Barrier::new(LIMIT));
-    let running = Arc::new(AtomicUsize::new(0));
-    let most = Arc::new(AtomicUsize::new(0));
+    // Handlers of both runtimes meet in groups of LIMIT (see Groups): the runs can only
+    // finish if LIMIT jobs run at once somewhere in the fleet.
+    let groups = Groups::of(LIMIT);
     let mut runs = Vec::new();
     for _ in 0..2 {
         let mut pgq = runtime(&db);
-        let (barrier, running, most) = (barrier.clone(), running.clone(), most.clone());
+        let groups = groups.clone();
         pgq.entrypoint_with(
             "limited",
             EntrypointSettings {
                 concurrency_limit: Some(LIMIT as i32),
                 ..EntrypointSettings::default()
             },
-            move |_job: Job| {
-                let (barrier, running, most) = (barrier.clone(), running.clone(), most.clone());
-                async move {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(now, Ordering::SeqCst);
-                    barrier.wait().await;
-                    running.fetch_sub(1, Ordering::SeqCst);
-                    Ok(())
-                }
-            },
+            move |job: Job| groups.clone().handle(job),
         );
         let options = RunOptions {
             dequeue_timeout: Duration::from_millis(50),
@@ -487,11 +495,7 @@ async fn concurrency_limit_holds_across_two_runtimes() {
             .expect("the task")
             .expect("the run");
     }
-    assert_eq!(
-        most.load(Ordering::SeqCst),
-        LIMIT,
-        "the fleet ran at most LIMIT at once"
-    );
+    assert_eq!(groups.most(), LIMIT, "the fleet ran at most LIMIT at once");
     assert_eq!(
         count(q.client(), "pgq.log WHERE status = 'successful'").await,
         30

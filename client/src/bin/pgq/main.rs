@@ -1,0 +1,136 @@
+//! `pgq`: the pgqueuer command line.
+
+mod install;
+mod queue;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_postgres::Client;
+
+/// Operate a pgqueuer job queue in PostgreSQL.
+///
+/// Connection: --dsn (or PGQUEUER_DSN), else DATABASE_URL, else the libpq variables
+/// PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE.
+///
+/// Exit codes: 0 success, 1 the command failed or found a mismatch, 2 no connection could be
+/// made or the command line was wrong.
+#[derive(Debug, Parser)]
+#[command(name = "pgq", version, about, long_about)]
+struct Cli {
+    /// Connection string: `host=... dbname=...` or `postgres://user@host:port/dbname`.
+    #[arg(long, global = true, env = "PGQUEUER_DSN", hide_env_values = true)]
+    dsn: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the versions of this client and of the extension installed in the database.
+    Version,
+    /// Install the extension in the database (CREATE EXTENSION pgqueuer).
+    Install(install::InstallArgs),
+    /// Remove the extension and every job with it (DROP EXTENSION pgqueuer).
+    Uninstall(install::UninstallArgs),
+    /// Update the extension to the newest version installed on the server.
+    Upgrade(install::UpgradeArgs),
+    /// Check that the extension and its objects are present (or absent).
+    Verify(install::VerifyArgs),
+    /// Enqueue one job and print its id.
+    Queue(queue::QueueArgs),
+}
+
+/// Exit codes scripts can rely on.
+pub mod exit {
+    /// The command failed, or `verify` found a mismatch.
+    pub const FAILURE: u8 = 1;
+    /// No connection could be made, or the command line was wrong (as clap uses).
+    pub const CONNECTION: u8 = 2;
+}
+
+/// A command's failure: its message (one line) and exit code.
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl Failure {
+    /// A failure with exit code 1.
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            code: exit::FAILURE,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(error: tokio_postgres::Error) -> Failure {
+        let message = match error.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => error.to_string(),
+        };
+        Failure::new(message)
+    }
+}
+
+impl From<pgqueuer::Error> for Failure {
+    fn from(error: pgqueuer::Error) -> Failure {
+        match error {
+            pgqueuer::Error::Db(error) => Failure::from(error),
+            other => Failure::new(other.to_string()),
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let client = match cli.dsn.as_deref() {
+        Some(dsn) => pgqueuer::connect(dsn).await,
+        None => pgqueuer::connect_from_env().await,
+    };
+    let client = match client {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("pgq: {}", one_line(&error.to_string()));
+            return ExitCode::from(exit::CONNECTION);
+        }
+    };
+    let result = match cli.command {
+        Command::Version => version(&client).await,
+        Command::Install(args) => install::install(&client, args).await,
+        Command::Uninstall(args) => install::uninstall(&client, args).await,
+        Command::Upgrade(args) => install::upgrade(&client, args).await,
+        Command::Verify(args) => install::verify(&client, args).await,
+        Command::Queue(args) => queue::queue(client, args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("pgq: {}", one_line(&failure.message));
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Messages are one line, so that scripts and logs can rely on it.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+async fn version(client: &Client) -> Result<(), Failure> {
+    println!("pgq {}", env!("CARGO_PKG_VERSION"));
+    let (database, installed) = install::installed_version(client).await?;
+    match installed {
+        Some(version) => {
+            println!("pgqueuer extension {version} in database {database}");
+            Ok(())
+        }
+        None => Err(Failure::new(format!(
+            "the pgqueuer extension is not installed in database {database} (run pgq install)"
+        ))),
+    }
+}

@@ -180,3 +180,98 @@ async fn queue_prints_the_id_and_honours_every_option() {
     );
     assert_eq!(count(&c, "pgq.jobs").await, 1);
 }
+
+/// `pgq ARGS --json`, parsed.
+fn json(dsn: &str, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let output = pgq(dsn, &all);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        stderr(&output)
+    );
+    serde_json::from_str(&stdout(&output)).unwrap_or_else(|error| panic!("{args:?}: {error}"))
+}
+
+#[tokio::test]
+async fn inspection_commands_report_the_queue_in_tables_and_json() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.configure('held', on_failure => 'hold');
+         SELECT pgq.enqueue_many(ARRAY['mail', 'mail', 'held', 'slow']);
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['held'])), ARRAY['exception']::pgq.job_status[],
+                        ARRAY['{\"message\": \"boom\"}']::jsonb[]);
+         SELECT pgq.dequeue(ARRAY['slow'], 1, 'aaaaaaaa-0000-4000-8000-000000000001');
+         UPDATE pgq.jobs SET heartbeat = now() - interval '5 minutes' WHERE status = 'picked';
+         SELECT pgq.schedule('report', '@daily');",
+    )
+    .await
+    .expect("a queue with queued, held, stale and scheduled work");
+
+    let backlog = json(&db.dsn, &["backlog"]);
+    let mail = backlog
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["entrypoint"] == "mail"));
+    assert_eq!(mail.map(|row| &row["queued"]), Some(&Value::from(2)));
+    let failed = json(&db.dsn, &["failed"]);
+    assert_eq!(failed[0]["entrypoint"], "held");
+    assert_eq!(failed[0]["error"], "boom");
+    let workers = json(&db.dsn, &["workers"]);
+    assert_eq!(
+        workers[0]["worker_id"],
+        "aaaaaaaa-0000-4000-8000-000000000001"
+    );
+    assert_eq!(
+        json(&db.dsn, &["stale", "--threshold", "60"])[0]["entrypoint"],
+        "slow"
+    );
+    assert_eq!(
+        json(&db.dsn, &["stale", "--threshold", "3600"]),
+        Value::Array(vec![])
+    );
+    let stats = json(&db.dsn, &["stats"]);
+    assert_eq!(stats[0]["status"], "failed");
+    let schedules = json(&db.dsn, &["schedules"]);
+    assert_eq!(schedules[0]["expression"], "@daily");
+
+    let table = pgq(&db.dsn, &["backlog"]);
+    let text = stdout(&table);
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|header| header.starts_with("entrypoint")),
+        "{text}"
+    );
+
+    let held: i64 = scalar(&c, "SELECT id FROM pgq.jobs WHERE status = 'failed'", &[]).await;
+    let requeue = pgq(&db.dsn, &["requeue", &held.to_string(), "999999"]);
+    assert_eq!(
+        requeue.status.code(),
+        Some(1),
+        "one of the two ids is not held"
+    );
+    assert_eq!(
+        count(&c, "pgq.jobs WHERE status = 'failed'").await,
+        0,
+        "the held one was requeued"
+    );
+    let cancel = pgq(&db.dsn, &["cancel", &held.to_string()]);
+    assert_eq!(cancel.status.code(), Some(0), "{}", stderr(&cancel));
+
+    assert_eq!(
+        pgq(&db.dsn, &["schedules", "--remove", "nothing"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        pgq(&db.dsn, &["schedules", "--remove", "report"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(count(&c, "pgq.schedules").await, 0);
+}

@@ -1,5 +1,6 @@
 //! `pgq`: the pgqueuer command line.
 
+mod inspect;
 mod install;
 mod queue;
 
@@ -40,6 +41,22 @@ enum Command {
     Verify(install::VerifyArgs),
     /// Enqueue one job and print its id.
     Queue(queue::QueueArgs),
+    /// List the cron schedules, or remove one (--remove ID) or an entrypoint's (--remove NAME).
+    Schedules(inspect::SchedulesArgs),
+    /// List the held jobs: failed on their last attempt with on_failure = 'hold'.
+    Failed(inspect::Format),
+    /// Put held (failed) jobs back in the queue; exit 1 unless every id was requeued.
+    Requeue(inspect::IdsArgs),
+    /// Cancel queued, picked or held jobs; exit 1 unless every id was cancelled.
+    Cancel(inspect::IdsArgs),
+    /// Queued, picked and held jobs per entrypoint, and the age of the oldest queued one.
+    Backlog(inspect::Format),
+    /// The workers holding picked jobs.
+    Workers(inspect::Format),
+    /// Picked jobs whose heartbeat is older than --threshold seconds.
+    Stale(inspect::StaleArgs),
+    /// Outcomes per entrypoint and status over the last --window seconds.
+    Stats(inspect::StatsArgs),
 }
 
 /// Exit codes scripts can rely on.
@@ -106,6 +123,14 @@ async fn main() -> ExitCode {
         Command::Upgrade(args) => install::upgrade(&client, args).await,
         Command::Verify(args) => install::verify(&client, args).await,
         Command::Queue(args) => queue::queue(client, args).await,
+        Command::Schedules(args) => inspect::schedules(&client, args).await,
+        Command::Failed(format) => inspect::failed(&client, format).await,
+        Command::Requeue(args) => inspect::act(&client, args, "requeue").await,
+        Command::Cancel(args) => inspect::act(&client, args, "cancel").await,
+        Command::Backlog(format) => inspect::backlog(&client, format).await,
+        Command::Workers(format) => inspect::workers(&client, format).await,
+        Command::Stale(args) => inspect::stale(&client, args).await,
+        Command::Stats(args) => inspect::stats(&client, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

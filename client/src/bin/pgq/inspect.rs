@@ -1,0 +1,202 @@
+//! Inspecting and operating the queue: `schedules`, `failed`, `requeue`, `cancel`, `backlog`,
+//! `workers`, `stale`, `stats`. Each query returns one JSON array (json_agg), printed as is
+//! with `--json` or as an aligned table.
+
+use clap::Args;
+use serde_json::Value;
+use tokio_postgres::Client;
+
+use crate::Failure;
+
+/// `--json` for the listing commands.
+#[derive(Debug, Args)]
+pub struct Format {
+    /// Print a JSON array of objects instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulesArgs {
+    /// Remove a schedule by id, or all schedules of an entrypoint by name.
+    #[arg(long, value_name = "ID|ENTRYPOINT")]
+    remove: Option<String>,
+    #[command(flatten)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct IdsArgs {
+    /// Job ids.
+    #[arg(required = true)]
+    ids: Vec<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct StaleArgs {
+    /// Picked jobs whose heartbeat is older than this many seconds.
+    #[arg(long, default_value_t = 30.0)]
+    threshold: f64,
+    #[command(flatten)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The window, in seconds, back from now.
+    #[arg(long, default_value_t = 3600.0)]
+    window: f64,
+    #[command(flatten)]
+    format: Format,
+}
+
+/// Runs a query wrapped in json_agg and prints the rows.
+async fn list(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    format: &Format,
+) -> Result<(), Failure> {
+    let wrapped = format!("SELECT coalesce(json_agg(t), '[]')::text FROM ({sql}) t");
+    let text: String = client.query_one(&wrapped, params).await?.try_get(0)?;
+    if format.json {
+        println!("{text}");
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Map<String, Value>> = serde_json::from_str(&text)
+        .map_err(|error| Failure::new(format!("unexpected output from the database: {error}")))?;
+    print_table(&rows);
+    Ok(())
+}
+
+/// An aligned table with a header; "(none)" when there are no rows.
+fn print_table(rows: &[serde_json::Map<String, Value>]) {
+    let Some(first) = rows.first() else {
+        println!("(none)");
+        return;
+    };
+    let columns: Vec<&String> = first.keys().collect();
+    let cell = |value: Option<&Value>| match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    };
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| columns.iter().map(|c| cell(row.get(*c))).collect())
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(c.len())
+        })
+        .collect();
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(columns.iter().map(|c| c.to_string()).collect());
+    line(widths.iter().map(|w| "-".repeat(*w)).collect());
+    for row in table {
+        line(row);
+    }
+}
+
+pub async fn schedules(client: &Client, args: SchedulesArgs) -> Result<(), Failure> {
+    if let Some(target) = args.remove {
+        let removed: i64 = match target.parse::<i64>() {
+            Ok(id) => {
+                let sql = "WITH d AS (DELETE FROM pgq.schedules WHERE id = $1 RETURNING 1) \
+                           SELECT count(*) FROM d";
+                client.query_one(sql, &[&id]).await?.try_get(0)?
+            }
+            Err(_) => {
+                let sql = "SELECT pgq.unschedule($1)";
+                client.query_one(sql, &[&target]).await?.try_get(0)?
+            }
+        };
+        if removed == 0 {
+            return Err(Failure::new(format!("no schedule matched {target:?}")));
+        }
+        println!("removed {removed} schedule(s)");
+        return Ok(());
+    }
+    let sql = "SELECT id, entrypoint, expression, timezone, next_run, last_run, enabled \
+               FROM pgq.schedules ORDER BY id";
+    list(client, sql, &[], &args.format).await
+}
+
+pub async fn failed(client: &Client, format: Format) -> Result<(), Failure> {
+    let sql = "SELECT id, entrypoint, priority, attempts, updated AS failed_at, \
+                      detail->>'message' AS error \
+               FROM pgq.jobs WHERE status = 'failed' ORDER BY id";
+    list(client, sql, &[], &format).await
+}
+
+/// `requeue` and `cancel`: acts on the ids; exits 1 unless every id was acted on.
+pub async fn act(client: &Client, args: IdsArgs, what: &str) -> Result<(), Failure> {
+    let sql = match what {
+        "requeue" => "SELECT pgq.requeue($1)",
+        _ => "SELECT pgq.cancel($1)",
+    };
+    let done: i64 = client.query_one(sql, &[&args.ids]).await?.try_get(0)?;
+    let mut asked = args.ids.clone();
+    asked.sort_unstable();
+    asked.dedup();
+    println!("{what}: {done} of {} job(s)", asked.len());
+    if done < asked.len() as i64 {
+        let why = match what {
+            "requeue" => "only held (failed) jobs can be requeued",
+            _ => "only queued, picked or held jobs can be cancelled",
+        };
+        return Err(Failure::new(format!(
+            "{} id(s) were not acted on: {why}",
+            asked.len() as i64 - done
+        )));
+    }
+    Ok(())
+}
+
+pub async fn backlog(client: &Client, format: Format) -> Result<(), Failure> {
+    let sql = "SELECT entrypoint, \
+                      count(*) FILTER (WHERE status = 'queued') AS queued, \
+                      count(*) FILTER (WHERE status = 'picked') AS picked, \
+                      count(*) FILTER (WHERE status = 'failed') AS failed, \
+                      round(extract(epoch FROM now() - min(created) \
+                            FILTER (WHERE status = 'queued'))::numeric, 1) AS oldest_queued_seconds \
+               FROM pgq.jobs GROUP BY entrypoint ORDER BY entrypoint";
+    list(client, sql, &[], &format).await
+}
+
+pub async fn workers(client: &Client, format: Format) -> Result<(), Failure> {
+    let sql = "SELECT worker_id, count(*) AS jobs, array_agg(DISTINCT entrypoint) AS entrypoints, \
+                      max(heartbeat) AS last_heartbeat \
+               FROM pgq.jobs WHERE status = 'picked' GROUP BY worker_id ORDER BY worker_id";
+    list(client, sql, &[], &format).await
+}
+
+pub async fn stale(client: &Client, args: StaleArgs) -> Result<(), Failure> {
+    let sql = "SELECT id, entrypoint, worker_id, heartbeat, \
+                      round(extract(epoch FROM now() - heartbeat)::numeric, 1) AS seconds_since \
+               FROM pgq.jobs WHERE status = 'picked' \
+                 AND heartbeat < now() - make_interval(secs => $1::float8) ORDER BY heartbeat";
+    list(client, sql, &[&args.threshold], &args.format).await
+}
+
+pub async fn stats(client: &Client, args: StatsArgs) -> Result<(), Failure> {
+    let sql = "SELECT entrypoint, status, count(*) AS count, \
+                      round((count(*) / $1::float8)::numeric, 3) AS per_second \
+               FROM pgq.log WHERE created > now() - make_interval(secs => $1::float8) \
+               GROUP BY entrypoint, status ORDER BY entrypoint, status";
+    list(client, sql, &[&args.window], &args.format).await
+}

@@ -275,3 +275,49 @@ async fn inspection_commands_report_the_queue_in_tables_and_json() {
     );
     assert_eq!(count(&c, "pgq.schedules").await, 0);
 }
+
+#[tokio::test]
+async fn listen_prints_each_notification_until_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let db = TestDb::with_extension().await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgq"))
+        .args(["--dsn", &db.dsn, "listen"])
+        .env_remove("PGQUEUER_DSN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pgq listen starts");
+    let stderr = child.stderr.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
+    // It says when it is listening: only then can a notification be expected.
+    let ready = tokio::task::spawn_blocking(move || BufReader::new(stderr).lines().next())
+        .await
+        .expect("reading stderr");
+    assert!(ready.is_some_and(|line| line.is_ok_and(|line| line.contains("listening"))));
+
+    db.connect()
+        .await
+        .execute("SELECT pgq.enqueue('mail')", &[])
+        .await
+        .expect("enqueue");
+    let line = tokio::task::spawn_blocking(move || BufReader::new(stdout).lines().next())
+        .await
+        .expect("reading stdout")
+        .expect("a line")
+        .expect("readable");
+    let payload: Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(
+        payload,
+        serde_json::json!({"type": "enqueued", "entrypoints": ["mail"]})
+    );
+
+    let pid = i32::try_from(child.id()).expect("a pid");
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(
+        child.wait().expect("it exits").success(),
+        "SIGTERM ends it with exit 0"
+    );
+}

@@ -2,6 +2,7 @@
 
 mod inspect;
 mod install;
+mod listen;
 mod queue;
 
 use std::process::ExitCode;
@@ -57,6 +58,8 @@ enum Command {
     Stale(inspect::StaleArgs),
     /// Outcomes per entrypoint and status over the last --window seconds.
     Stats(inspect::StatsArgs),
+    /// Print every notification on channel pgq, one JSON payload a line, until Ctrl-C.
+    Listen,
 }
 
 /// Exit codes scripts can rely on.
@@ -105,6 +108,9 @@ impl From<pgqueuer::Error> for Failure {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Listen = cli.command {
+        return finish(listen::listen(cli.dsn.as_deref()).await);
+    }
     let client = match cli.dsn.as_deref() {
         Some(dsn) => pgqueuer::connect(dsn).await,
         None => pgqueuer::connect_from_env().await,
@@ -131,7 +137,13 @@ async fn main() -> ExitCode {
         Command::Workers(format) => inspect::workers(&client, format).await,
         Command::Stale(args) => inspect::stale(&client, args).await,
         Command::Stats(args) => inspect::stats(&client, args).await,
+        Command::Listen => unreachable!("handled before connecting"),
     };
+    finish(result)
+}
+
+/// The exit code of a command's result, with its failure printed as one line.
+fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

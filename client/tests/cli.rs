@@ -321,3 +321,44 @@ async fn listen_prints_each_notification_until_sigterm() {
         "SIGTERM ends it with exit 0"
     );
 }
+
+#[tokio::test]
+async fn dashboard_once_prints_one_table_per_entrypoint() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.enqueue_many(ARRAY['mail', 'mail', 'sms']);
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['sms'])), ARRAY['exception']::pgq.job_status[]);",
+    )
+    .await
+    .expect("two queued mails and a failed sms");
+    let rows = json(&db.dsn, &["dashboard", "--once"]);
+    let by_name = |name: &str| {
+        rows.as_array()
+            .and_then(|rows| rows.iter().find(|row| row["entrypoint"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(by_name("mail")["queued"], Value::from(2));
+    assert_eq!(by_name("sms")["recent_exceptions"], Value::from(1));
+
+    let markdown = pgq(
+        &db.dsn,
+        &["dashboard", "--once", "--table-format", "markdown"],
+    );
+    assert_eq!(markdown.status.code(), Some(0));
+    let text = stdout(&markdown);
+    assert!(text.starts_with("| entrypoint"), "{text}");
+    assert_eq!(
+        text.lines().count(),
+        4,
+        "a header, a rule and two entrypoints:\n{text}"
+    );
+
+    let live = pgq(&db.dsn, &["dashboard"]);
+    assert_eq!(
+        live.status.code(),
+        Some(2),
+        "the live view is not built yet"
+    );
+}

@@ -201,15 +201,10 @@ pub fn demo() -> Result {
         .arg("--drain")
         .envs(env.clone()))?;
 
-    heading("how the jobs ended (pgq.log)");
-    let log = cluster
-        .psql(
-            database,
-            "SELECT entrypoint || ': ' || count(*) || ' ' || status FROM pgq.log \
-             GROUP BY entrypoint, status ORDER BY 1",
-        )
-        .map_err(|error| error.to_string())?;
-    println!("{log}");
+    heading("the dashboard (pgq dashboard --once)");
+    run(Command::new(debug.join("pgq"))
+        .args(["dashboard", "--once"])
+        .envs(env))?;
 
     heading("stop the cluster");
     cluster.stop().map_err(|error| error.to_string())?;

@@ -8,6 +8,30 @@ use tokio_postgres::Client;
 
 use crate::Failure;
 
+/// How `dashboard --once` draws its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFormat {
+    /// Aligned columns under a dashed rule.
+    Plain,
+    /// A Markdown table.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Print one table and exit (the live view is not built yet).
+    #[arg(long)]
+    once: bool,
+    /// The table style of --once.
+    #[arg(long, value_enum, default_value = "plain")]
+    table_format: TableFormat,
+    /// The window, in seconds, for jobs per second and recent exceptions.
+    #[arg(long, default_value_t = 60.0)]
+    window: f64,
+    #[command(flatten)]
+    format: Format,
+}
+
 /// `--json` for the listing commands.
 #[derive(Debug, Args)]
 pub struct Format {
@@ -57,6 +81,17 @@ async fn list(
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     format: &Format,
 ) -> Result<(), Failure> {
+    list_as(client, sql, params, format, TableFormat::Plain).await
+}
+
+/// [`list`] with a table style.
+async fn list_as(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    format: &Format,
+    style: TableFormat,
+) -> Result<(), Failure> {
     let wrapped = format!("SELECT coalesce(json_agg(t), '[]')::text FROM ({sql}) t");
     let text: String = client.query_one(&wrapped, params).await?.try_get(0)?;
     if format.json {
@@ -65,12 +100,12 @@ async fn list(
     }
     let rows: Vec<serde_json::Map<String, Value>> = serde_json::from_str(&text)
         .map_err(|error| Failure::new(format!("unexpected output from the database: {error}")))?;
-    print_table(&rows);
+    print_table(&rows, style);
     Ok(())
 }
 
 /// An aligned table with a header; "(none)" when there are no rows.
-fn print_table(rows: &[serde_json::Map<String, Value>]) {
+fn print_table(rows: &[serde_json::Map<String, Value>], style: TableFormat) {
     let Some(first) = rows.first() else {
         println!("(none)");
         return;
@@ -103,7 +138,10 @@ fn print_table(rows: &[serde_json::Map<String, Value>]) {
             .zip(&widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        match style {
+            TableFormat::Plain => println!("{}", padded.join("  ").trim_end()),
+            TableFormat::Markdown => println!("| {} |", padded.join(" | ")),
+        }
     };
     line(columns.iter().map(|c| c.to_string()).collect());
     line(widths.iter().map(|w| "-".repeat(*w)).collect());
@@ -199,4 +237,41 @@ pub async fn stats(client: &Client, args: StatsArgs) -> Result<(), Failure> {
                FROM pgq.log WHERE created > now() - make_interval(secs => $1::float8) \
                GROUP BY entrypoint, status ORDER BY entrypoint, status";
     list(client, sql, &[&args.window], &args.format).await
+}
+
+pub async fn dashboard(client: &Client, args: DashboardArgs) -> Result<(), Failure> {
+    if !args.once {
+        return Err(Failure {
+            message: "the live dashboard is not built yet: use pgq dashboard --once".into(),
+            code: crate::exit::CONNECTION,
+        });
+    }
+    let sql = "WITH live AS ( \
+                   SELECT entrypoint, \
+                          count(*) FILTER (WHERE status = 'queued') AS queued, \
+                          count(*) FILTER (WHERE status = 'picked') AS picked, \
+                          count(*) FILTER (WHERE status = 'failed') AS failed, \
+                          extract(epoch FROM now() - min(created) FILTER (WHERE status = 'queued')) \
+                              AS oldest \
+                   FROM pgq.jobs GROUP BY entrypoint), \
+               done AS ( \
+                   SELECT entrypoint, \
+                          count(*) FILTER (WHERE status <> 'queued') / $1::float8 AS rate, \
+                          count(*) FILTER (WHERE status = 'exception') AS exceptions \
+                   FROM pgq.log WHERE created > now() - make_interval(secs => $1::float8) \
+                   GROUP BY entrypoint) \
+               SELECT entrypoint, coalesce(queued, 0) AS queued, coalesce(picked, 0) AS picked, \
+                      coalesce(failed, 0) AS failed, \
+                      round(coalesce(rate, 0)::numeric, 2) AS jobs_per_second, \
+                      round(oldest::numeric, 1) AS oldest_queued_seconds, \
+                      coalesce(exceptions, 0) AS recent_exceptions \
+               FROM live FULL JOIN done USING (entrypoint) ORDER BY entrypoint";
+    list_as(
+        client,
+        sql,
+        &[&args.window],
+        &args.format,
+        args.table_format,
+    )
+    .await
 }

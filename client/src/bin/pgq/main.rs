@@ -60,6 +60,9 @@ enum Command {
     Stats(inspect::StatsArgs),
     /// Print every notification on channel pgq, one JSON payload a line, until Ctrl-C.
     Listen,
+    /// Per entrypoint: queued, picked and held jobs, jobs per second, oldest queued age and
+    /// recent exceptions (--once prints one table and exits).
+    Dashboard(inspect::DashboardArgs),
 }
 
 /// Exit codes scripts can rely on.
@@ -137,6 +140,7 @@ async fn main() -> ExitCode {
         Command::Workers(format) => inspect::workers(&client, format).await,
         Command::Stale(args) => inspect::stale(&client, args).await,
         Command::Stats(args) => inspect::stats(&client, args).await,
+        Command::Dashboard(args) => inspect::dashboard(&client, args).await,
         Command::Listen => unreachable!("handled before connecting"),
     };
     finish(result)

@@ -362,3 +362,94 @@ async fn dashboard_once_prints_one_table_per_entrypoint() {
         "the live view is not built yet"
     );
 }
+
+/// A plain HTTP/1.1 GET; returns the status line and the body.
+fn http_get(address: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("the metrics endpoint accepts");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("headers and a body");
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_text_format() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let db = TestDb::with_extension().await;
+    db.connect()
+        .await
+        .batch_execute("SELECT pgq.enqueue_many(ARRAY['mail', 'mail']); SELECT pgq.enqueue('sms');")
+        .await
+        .expect("three queued jobs");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgq"))
+        .args(["--dsn", &db.dsn, "metrics", "--listen", "127.0.0.1:0"])
+        .env_remove("PGQUEUER_DSN")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pgq metrics starts");
+    let stderr = child.stderr.take().expect("piped");
+    let line = tokio::task::spawn_blocking(move || BufReader::new(stderr).lines().next())
+        .await
+        .expect("reading stderr")
+        .expect("a line")
+        .expect("readable");
+    let address = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+
+    let (status, body) = tokio::task::spawn_blocking({
+        let address = address.clone();
+        move || http_get(&address, "/metrics")
+    })
+    .await
+    .expect("scrape");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let sample = |name: &str| {
+        body.lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<f64>().ok())
+    };
+    assert_eq!(
+        sample("pgq_jobs{entrypoint=\"mail\",status=\"queued\"}"),
+        Some(2.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample("pgq_jobs{entrypoint=\"sms\",status=\"queued\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(sample("pgq_workers"), Some(0.0), "{body}");
+    assert!(
+        body.contains("# TYPE pgq_oldest_queued_seconds gauge"),
+        "{body}"
+    );
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
+
+    let (status, _) = tokio::task::spawn_blocking(move || http_get(&address, "/other"))
+        .await
+        .expect("request");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+
+    let pid = i32::try_from(child.id()).expect("a pid");
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(child.wait().expect("it exits").success());
+}

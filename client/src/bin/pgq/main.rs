@@ -3,6 +3,7 @@
 mod inspect;
 mod install;
 mod listen;
+mod metrics;
 mod queue;
 
 use std::process::ExitCode;
@@ -63,6 +64,8 @@ enum Command {
     /// Per entrypoint: queued, picked and held jobs, jobs per second, oldest queued age and
     /// recent exceptions (--once prints one table and exits).
     Dashboard(inspect::DashboardArgs),
+    /// Serve Prometheus metrics over HTTP (GET /metrics) until Ctrl-C.
+    Metrics(metrics::MetricsArgs),
 }
 
 /// Exit codes scripts can rely on.
@@ -141,6 +144,7 @@ async fn main() -> ExitCode {
         Command::Stale(args) => inspect::stale(&client, args).await,
         Command::Stats(args) => inspect::stats(&client, args).await,
         Command::Dashboard(args) => inspect::dashboard(&client, args).await,
+        Command::Metrics(args) => metrics::metrics(&client, args).await,
         Command::Listen => unreachable!("handled before connecting"),
     };
     finish(result)

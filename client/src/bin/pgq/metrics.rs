@@ -1,0 +1,167 @@
+//! `pgq metrics`: an HTTP endpoint serving Prometheus text exposition, computed from the
+//! database at every scrape.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_postgres::Client;
+
+use crate::Failure;
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// The address to serve http://ADDRESS/metrics on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:9187")]
+    listen: SocketAddr,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByStatus {
+    entrypoint: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByEntrypoint {
+    entrypoint: String,
+}
+
+pub async fn metrics(client: &Client, args: MetricsArgs) -> Result<(), Failure> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| Failure::new(format!("cannot listen on {}: {error}", args.listen)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| Failure::new(error.to_string()))?;
+    eprintln!("pgq: serving Prometheus metrics on http://{address}/metrics (Ctrl-C to stop)");
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Failure::new(e.to_string()))?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| Failure::new(e.to_string()))?;
+    loop {
+        let (mut stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted.map_err(|e| Failure::new(e.to_string()))?,
+            _ = interrupt.recv() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
+        };
+        let mut request = vec![0u8; 4096];
+        let read = stream.read(&mut request).await.unwrap_or(0);
+        let request = String::from_utf8_lossy(&request[..read]);
+        let response = if request.starts_with("GET /metrics ") {
+            match render(client).await {
+                Ok(body) => format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                ),
+                Err(failure) => {
+                    let body = format!("{}\n", failure.message);
+                    format!(
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                }
+            }
+        } else {
+            let body = "only GET /metrics is served\n";
+            format!(
+                "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    }
+}
+
+/// One scrape: the queue as it is now.
+async fn render(client: &Client) -> Result<String, Failure> {
+    let mut registry = Registry::default();
+    let jobs = Family::<ByStatus, Gauge>::default();
+    registry.register(
+        "pgq_jobs",
+        "Live jobs by entrypoint and status",
+        jobs.clone(),
+    );
+    let finished = Family::<ByStatus, Gauge>::default();
+    registry.register(
+        "pgq_log_rows",
+        "Outcomes in pgq.log by entrypoint and status (since the last purge_log)",
+        finished.clone(),
+    );
+    let oldest = Family::<ByEntrypoint, Gauge<f64, AtomicU64>>::default();
+    registry.register(
+        "pgq_oldest_queued_seconds",
+        "Age of the oldest queued job by entrypoint",
+        oldest.clone(),
+    );
+    let workers = Gauge::<i64>::default();
+    registry.register(
+        "pgq_workers",
+        "Workers holding picked jobs",
+        workers.clone(),
+    );
+
+    for row in client
+        .query(
+            "SELECT entrypoint, status::text, count(*) FROM pgq.jobs GROUP BY 1, 2",
+            &[],
+        )
+        .await?
+    {
+        let labels = ByStatus {
+            entrypoint: row.try_get(0)?,
+            status: row.try_get(1)?,
+        };
+        jobs.get_or_create(&labels).set(row.try_get::<_, i64>(2)?);
+    }
+    for row in client
+        .query(
+            "SELECT entrypoint, status::text, count(*) FROM pgq.log GROUP BY 1, 2",
+            &[],
+        )
+        .await?
+    {
+        let labels = ByStatus {
+            entrypoint: row.try_get(0)?,
+            status: row.try_get(1)?,
+        };
+        finished
+            .get_or_create(&labels)
+            .set(row.try_get::<_, i64>(2)?);
+    }
+    for row in client
+        .query(
+            "SELECT entrypoint, extract(epoch FROM now() - min(created))::float8 \
+             FROM pgq.jobs WHERE status = 'queued' GROUP BY 1",
+            &[],
+        )
+        .await?
+    {
+        let labels = ByEntrypoint {
+            entrypoint: row.try_get(0)?,
+        };
+        oldest.get_or_create(&labels).set(row.try_get::<_, f64>(1)?);
+    }
+    let count: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT worker_id) FROM pgq.jobs WHERE status = 'picked'",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    workers.set(count);
+
+    let mut body = String::new();
+    encode(&mut body, &registry).map_err(|error| Failure::new(error.to_string()))?;
+    Ok(body)
+}

@@ -198,6 +198,15 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Opens a new LISTEN connection in place of one that ended.
+    async fn relisten(&mut self) -> Result<(), Error> {
+        tracing::warn!("the LISTEN connection ended; listening again");
+        let (listening, wake) = self.pgq.listen().await?;
+        self.link._listening = listening;
+        self.link.wake = wake;
+        Ok(())
+    }
+
     fn wake(&mut self, wake: Wake) {
         if let Wake::Cancel(ids) = wake {
             for id in ids {
@@ -669,11 +678,15 @@ impl PgQueuer {
                         false => run.flush().await,
                     }
                 }
-                // A closed channel (lost connection) disables this branch; the poll remains.
-                Some(wake) = run.link.wake.recv() => {
-                    run.wake(wake);
-                    Ok(())
-                }
+                wake = run.link.wake.recv() => match wake {
+                    Some(wake) => {
+                        run.wake(wake);
+                        Ok(())
+                    }
+                    // The LISTEN connection ended on its own: LISTEN again (a failure to
+                    // connect goes through recover, like any lost connection).
+                    None => run.relisten().await,
+                },
                 _ = heartbeat.tick() => run.heartbeat().await,
                 _ = tokio::time::sleep_until(run.next_tick.unwrap_or_else(tokio::time::Instant::now)),
                     if run.next_tick.is_some() => run.tick().await,

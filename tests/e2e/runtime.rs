@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pgqueuer::{EntrypointSettings, Job, Mode, PgQueuer, Queries, RetryRequested, RunOptions};
-use pgqueuer_tests::{TestDb, count};
+use pgqueuer_tests::{TestDb, count, scalar};
 use serde_json::Value;
 
 fn runtime(db: &TestDb) -> PgQueuer {
@@ -500,4 +500,68 @@ async fn concurrency_limit_holds_across_two_runtimes() {
         count(q.client(), "pgq.log WHERE status = 'successful'").await,
         30
     );
+}
+
+#[tokio::test]
+async fn a_killed_listen_connection_is_replaced_and_wakes_the_worker_again() {
+    let db = TestDb::with_extension().await;
+    let (ran_tx, mut ran) = tokio::sync::mpsc::unbounded_channel();
+    let mut pgq = runtime(&db);
+    pgq.entrypoint("mail", move |job: Job| {
+        let ran_tx = ran_tx.clone();
+        async move {
+            let _ = ran_tx.send(job.id);
+            Ok(())
+        }
+    });
+    // A long poll interval: only a notification can wake the worker in time.
+    let options = RunOptions {
+        dequeue_timeout: Duration::from_secs(3600),
+        ..RunOptions::default()
+    };
+    let worker = tokio::spawn(async move { pgq.run(options).await });
+
+    let c = db.connect().await;
+    let listener_pid = || async {
+        scalar::<Option<i32>>(
+            &c,
+            "SELECT max(pid) FROM pg_stat_activity WHERE datname = current_database() \
+             AND query = 'LISTEN pgq' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+    };
+    // Wait for the worker's LISTEN session; another session's state can only be watched.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        if let Some(pid) = listener_pid().await {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let killed: bool = scalar(&c, "SELECT pg_terminate_backend($1)", &[&first]).await;
+    assert!(killed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if listener_pid().await.is_some_and(|pid| pid != first) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never listened again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let id: i64 = scalar(&c, "SELECT pgq.enqueue('mail')", &[]).await;
+    let woke = tokio::time::timeout(Duration::from_secs(30), ran.recv()).await;
+    assert_eq!(
+        woke.ok().flatten(),
+        Some(id),
+        "the new LISTEN connection woke the worker"
+    );
+    worker.abort();
 }

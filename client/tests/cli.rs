@@ -355,11 +355,148 @@ async fn dashboard_once_prints_one_table_per_entrypoint() {
         "a header, a rule and two entrypoints:\n{text}"
     );
 
-    let live = pgq(&db.dsn, &["dashboard"]);
-    assert_eq!(
-        live.status.code(),
-        Some(2),
-        "the live view is not built yet"
+    let piped = pgq(&db.dsn, &["dashboard"]);
+    assert_eq!(piped.status.code(), Some(2), "no terminal, no live view");
+    assert!(stderr(&piped).contains("--once"), "{}", stderr(&piped));
+}
+
+/// A tmux server of its own (a private socket), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new() -> Tmux {
+        Tmux {
+            socket: format!("pgq-test-{}", std::process::id()),
+        }
+    }
+
+    /// Runs `tmux -L SOCKET ARGS...`; panics if tmux is missing or fails.
+    fn run(&self, args: &[&str]) -> String {
+        let output = Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("tmux runs (cargo xtask setup installs it)");
+        assert!(
+            output.status.success(),
+            "tmux {args:?}: {}",
+            stderr(&output)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    }
+
+    /// The visible screen of the only pane.
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "dashboard"])
+    }
+
+    /// Waits for the screen to satisfy `ready`; panics with the last screen after 30 s.
+    fn wait_for_screen(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dashboard never showed {what}:\n{screen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// `#{pane_dead} #{pane_dead_status}` of the pane: "0 " while the program runs.
+    fn pane_state(&self) -> String {
+        self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            "dashboard",
+            "#{pane_dead} #{pane_dead_status}",
+        ])
+        .trim()
+        .to_string()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn the_live_dashboard_runs_in_a_real_terminal_and_q_quits() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.enqueue_many(ARRAY['send_mail', 'send_mail', 'resize']);
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['resize'])),
+                        ARRAY['exception']::pgq.job_status[],
+                        ARRAY['{\"type\": \"error\", \"message\": \"disk full\"}']::jsonb[]);",
+    )
+    .await
+    .expect("two queued mails and a failed resize");
+
+    let tmux = Tmux::new();
+    // remain-on-exit keeps the pane after pgq exits, so that its exit status can be read.
+    tmux.run(&[
+        "start-server",
+        ";",
+        "set-option",
+        "-g",
+        "remain-on-exit",
+        "on",
+        ";",
+        "new-session",
+        "-d",
+        "-s",
+        "dashboard",
+        "-x",
+        "110",
+        "-y",
+        "32",
+        env!("CARGO_BIN_EXE_pgq"),
+        "--dsn",
+        &db.dsn,
+        "dashboard",
+        "--interval",
+        "0.2",
+    ]);
+
+    let screen = tmux.wait_for_screen("the two entrypoints", |s| {
+        s.contains("send_mail") && s.contains("resize")
+    });
+    assert!(screen.contains("queued 2"), "{screen}");
+    assert!(
+        screen.contains("disk full"),
+        "the exception is listed:\n{screen}"
+    );
+    assert!(screen.contains("jobs finished per second"), "{screen}");
+
+    // The view refreshes on its own: a new entrypoint appears without a key press.
+    c.execute("SELECT pgq.enqueue('thumbnail')", &[])
+        .await
+        .expect("enqueue");
+    let screen = tmux.wait_for_screen("the new entrypoint", |s| s.contains("thumbnail"));
+    assert!(screen.contains("queued 3"), "{screen}");
+    assert_eq!(tmux.pane_state(), "0", "still running");
+
+    tmux.run(&["send-keys", "-t", "dashboard", "q"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tmux.pane_state() == "0" {
+        assert!(std::time::Instant::now() < deadline, "q did not quit");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(tmux.pane_state(), "1 0", "exited with status 0");
+    assert!(
+        !tmux.screen().contains("jobs finished per second"),
+        "the terminal is restored (the alternate screen is gone)"
     );
 }
 

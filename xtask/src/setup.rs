@@ -8,7 +8,8 @@ use pgqueuer_cluster::is_root;
 use crate::steps::{Result, cargo, heading, run, workspace_root};
 
 /// Debian packages: PostgreSQL 15 and its server headers, libclang for pgrx's bindgen, and
-/// sudo, which `cargo pgrx test --runas` calls to run the test server as `postgres`.
+/// sudo, which `cargo pgrx test --runas` calls to run the test server as `postgres`, and tmux,
+/// the real terminal in which the CLI tests drive `pgq dashboard`.
 const APT_PACKAGES: &[&str] = &[
     "postgresql-15",
     "postgresql-server-dev-15",
@@ -16,6 +17,7 @@ const APT_PACKAGES: &[&str] = &[
     "clang",
     "pkg-config",
     "sudo",
+    "tmux",
 ];
 
 /// cargo-pgrx must match the `pgrx` crate exactly; 0.19 needs Rust 1.96.

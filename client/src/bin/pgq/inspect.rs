@@ -8,7 +8,7 @@ use tokio_postgres::Client;
 
 use crate::Failure;
 
-/// How `dashboard --once` draws its table.
+/// How a listing draws its table (`dashboard --once --table-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TableFormat {
     /// Aligned columns under a dashed rule.
@@ -17,27 +17,12 @@ pub enum TableFormat {
     Markdown,
 }
 
-#[derive(Debug, Args)]
-pub struct DashboardArgs {
-    /// Print one table and exit (the live view is not built yet).
-    #[arg(long)]
-    once: bool,
-    /// The table style of --once.
-    #[arg(long, value_enum, default_value = "plain")]
-    table_format: TableFormat,
-    /// The window, in seconds, for jobs per second and recent exceptions.
-    #[arg(long, default_value_t = 60.0)]
-    window: f64,
-    #[command(flatten)]
-    format: Format,
-}
-
 /// `--json` for the listing commands.
 #[derive(Debug, Args)]
 pub struct Format {
     /// Print a JSON array of objects instead of a table.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -85,7 +70,7 @@ async fn list(
 }
 
 /// [`list`] with a table style.
-async fn list_as(
+pub async fn list_as(
     client: &Client,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
@@ -237,41 +222,4 @@ pub async fn stats(client: &Client, args: StatsArgs) -> Result<(), Failure> {
                FROM pgq.log WHERE created > now() - make_interval(secs => $1::float8) \
                GROUP BY entrypoint, status ORDER BY entrypoint, status";
     list(client, sql, &[&args.window], &args.format).await
-}
-
-pub async fn dashboard(client: &Client, args: DashboardArgs) -> Result<(), Failure> {
-    if !args.once {
-        return Err(Failure {
-            message: "the live dashboard is not built yet: use pgq dashboard --once".into(),
-            code: crate::exit::CONNECTION,
-        });
-    }
-    let sql = "WITH live AS ( \
-                   SELECT entrypoint, \
-                          count(*) FILTER (WHERE status = 'queued') AS queued, \
-                          count(*) FILTER (WHERE status = 'picked') AS picked, \
-                          count(*) FILTER (WHERE status = 'failed') AS failed, \
-                          extract(epoch FROM now() - min(created) FILTER (WHERE status = 'queued')) \
-                              AS oldest \
-                   FROM pgq.jobs GROUP BY entrypoint), \
-               done AS ( \
-                   SELECT entrypoint, \
-                          count(*) FILTER (WHERE status <> 'queued') / $1::float8 AS rate, \
-                          count(*) FILTER (WHERE status = 'exception') AS exceptions \
-                   FROM pgq.log WHERE created > now() - make_interval(secs => $1::float8) \
-                   GROUP BY entrypoint) \
-               SELECT entrypoint, coalesce(queued, 0) AS queued, coalesce(picked, 0) AS picked, \
-                      coalesce(failed, 0) AS failed, \
-                      round(coalesce(rate, 0)::numeric, 2) AS jobs_per_second, \
-                      round(oldest::numeric, 1) AS oldest_queued_seconds, \
-                      coalesce(exceptions, 0) AS recent_exceptions \
-               FROM live FULL JOIN done USING (entrypoint) ORDER BY entrypoint";
-    list_as(
-        client,
-        sql,
-        &[&args.window],
-        &args.format,
-        args.table_format,
-    )
-    .await
 }

@@ -1,5 +1,6 @@
 //! `pgq`: the pgqueuer command line.
 
+mod dashboard;
 mod inspect;
 mod install;
 mod listen;
@@ -61,9 +62,10 @@ enum Command {
     Stats(inspect::StatsArgs),
     /// Print every notification on channel pgq, one JSON payload a line, until Ctrl-C.
     Listen,
-    /// Per entrypoint: queued, picked and held jobs, jobs per second, oldest queued age and
-    /// recent exceptions (--once prints one table and exits).
-    Dashboard(inspect::DashboardArgs),
+    /// A live view, per entrypoint: queued, picked and held jobs, jobs per second with a
+    /// sparkline, the oldest queued job's age and recent exceptions (q quits; --once prints
+    /// one table and exits).
+    Dashboard(dashboard::DashboardArgs),
     /// Serve Prometheus metrics over HTTP (GET /metrics) until Ctrl-C.
     Metrics(metrics::MetricsArgs),
 }
@@ -143,7 +145,7 @@ async fn main() -> ExitCode {
         Command::Workers(format) => inspect::workers(&client, format).await,
         Command::Stale(args) => inspect::stale(&client, args).await,
         Command::Stats(args) => inspect::stats(&client, args).await,
-        Command::Dashboard(args) => inspect::dashboard(&client, args).await,
+        Command::Dashboard(args) => dashboard::dashboard(client, cli.dsn, args).await,
         Command::Metrics(args) => metrics::metrics(&client, args).await,
         Command::Listen => unreachable!("handled before connecting"),
     };

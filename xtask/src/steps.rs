@@ -72,6 +72,11 @@ fn step(title: &str, command: &mut Command) -> Result {
 
 /// Builds the extension and installs it into the system PostgreSQL 15.
 pub fn install() -> Result {
+    install_build(false)
+}
+
+/// [`install`], optimised (`--release`) or not.
+fn install_build(release: bool) -> Result {
     let mut command = cargo();
     command.args([
         "pgrx",
@@ -81,10 +86,31 @@ pub fn install() -> Result {
         "--pg-config",
         PG_CONFIG,
     ]);
+    if release {
+        command.arg("--release");
+    }
     if !is_root() {
         command.arg("--sudo");
     }
     step("install the extension into PostgreSQL 15", &mut command)
+}
+
+/// `cargo xtask bench [ARGS]`: the release build of the extension installed, then
+/// `pgq-bench ARGS` built with optimisations. The numbers of `docs/benchmarks.md` come from it.
+pub fn bench(args: &[String]) -> Result {
+    setup::ensure()?;
+    install_build(true)?;
+    heading("pgq-bench (release build)");
+    run(cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "pgqueuer-bench",
+            "--",
+        ])
+        .args(args))
 }
 
 /// `cargo xtask test`: every check, ending with the end-to-end test runner's summary.

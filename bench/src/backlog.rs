@@ -1,0 +1,210 @@
+//! Scenario 5, backlog: does a claim stay cheap as the queue grows? For each size (10k, 100k,
+//! 1M by default) the queue is filled over 20 entrypoints; then one worker that serves all 20
+//! claims a batch at a time (each batch is acked, untimed, and topped up afterwards). Reported:
+//! the claim's time as the client sees it, its server time and the buffers it touched
+//! (`EXPLAIN (ANALYZE, BUFFERS)`), without limits, with a concurrency limit on every
+//! entrypoint, and for the raw-SQL claim over the same rows.
+
+use std::time::Instant;
+
+use pgqueuer::tokio_postgres::Client;
+use pgqueuer::{Ack, EntrypointSettings, JobStatus, Queries};
+use serde_json::{Value, json};
+
+use crate::Params;
+use crate::drain::{RAW_ACK, RAW_CLAIM};
+use crate::report::{Measure, percentile, progress};
+use crate::target::{Target, db, fill, names};
+
+const ENTRYPOINTS: u32 = 20;
+
+pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, String> {
+    let queries = Queries::new(target.connect().await?);
+    queries.prepare_all().await.map_err(|e| e.to_string())?;
+    let client = queries.client();
+    let names = names("backlog", ENTRYPOINTS);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let worker = uuid::Uuid::new_v4();
+    let mut measures = Vec::new();
+
+    for &size in &params.backlog {
+        target.reset(client).await?;
+        fill(client, "backlog", ENTRYPOINTS, size).await?;
+        let bar = progress(&format!("backlog {size}"), 3 * params.claims as u64);
+
+        let raw = claims(params, &bar, || async {
+            let started = Instant::now();
+            let rows = client
+                .query(RAW_CLAIM, &[&names, &i64::from(params.batch), &worker])
+                .await
+                .map_err(db)?;
+            let elapsed = started.elapsed();
+            let ids: Vec<i64> = rows.iter().filter_map(|row| row.try_get(0).ok()).collect();
+            client.execute(RAW_ACK, &[&ids]).await.map_err(db)?;
+            Ok((elapsed, ids.len()))
+        })
+        .await?;
+        top_up(client, raw.count).await?;
+        let raw_plan = explain(client, RAW_CLAIM_EXPLAIN, &names, params.batch).await?;
+
+        let mut ours_by_variant = Vec::new();
+        for limits in [false, true] {
+            if limits {
+                let settings = EntrypointSettings {
+                    concurrency_limit: Some(100_000),
+                    ..EntrypointSettings::default()
+                };
+                for name in &refs {
+                    queries
+                        .configure(name, &settings)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            let ours = claims(params, &bar, || async {
+                let started = Instant::now();
+                let jobs = queries
+                    .dequeue(&refs, params.batch, Some(worker))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let elapsed = started.elapsed();
+                let acks: Vec<Ack> = jobs
+                    .iter()
+                    .map(|job| Ack {
+                        id: job.id,
+                        status: JobStatus::Successful,
+                        detail: None,
+                    })
+                    .collect();
+                queries
+                    .ack(&acks, Some(worker))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok((elapsed, jobs.len()))
+            })
+            .await?;
+            top_up(client, ours.count).await?;
+            let plan = explain(client, DEQUEUE_EXPLAIN, &names, params.batch).await?;
+            ours_by_variant.push((limits, ours, plan));
+        }
+        bar.finish_and_clear();
+
+        for (limits, ours, plan) in ours_by_variant {
+            let scenario = match limits {
+                false => format!("backlog {size}"),
+                true => format!("backlog {size} (limits)"),
+            };
+            measures.push(
+                Measure::millis(&scenario, "claim p50", ours.p50)
+                    .raw(raw.p50)
+                    .target("< 2 ms, flat")
+                    .detail(json!({
+                        "queued": size, "entrypoints": ENTRYPOINTS, "batch": params.batch,
+                        "claims": params.claims, "claimed_per_claim": ours.count as f64 / params.claims as f64,
+                        "p95_ms": ours.p95, "raw_p95_ms": raw.p95,
+                    })),
+            );
+            measures.push(
+                Measure::millis(&scenario, "claim server time", plan.time)
+                    .raw(raw_plan.time)
+                    .detail(json!({"explain": "EXPLAIN (ANALYZE, BUFFERS)"})),
+            );
+            let mut buffers = Measure::millis(&scenario, "claim buffers", plan.buffers as f64)
+                .raw(raw_plan.buffers as f64)
+                .detail(json!({"shared_hit": plan.hit, "shared_read": plan.read,
+                               "raw_shared_hit": raw_plan.hit, "raw_shared_read": raw_plan.read}));
+            buffers.unit = "buffers";
+            measures.push(buffers);
+        }
+    }
+    target.reset(client).await?;
+    Ok(measures)
+}
+
+/// Claim timings: median, 95th percentile (ms) and the jobs claimed in all.
+struct Timings {
+    p50: f64,
+    p95: f64,
+    count: usize,
+}
+
+async fn claims<F, Fut>(
+    params: &Params,
+    bar: &indicatif::ProgressBar,
+    claim: F,
+) -> Result<Timings, String>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(std::time::Duration, usize), String>>,
+{
+    let mut times = Vec::new();
+    let mut count = 0;
+    for _ in 0..params.claims {
+        let (elapsed, claimed) = claim().await?;
+        times.push(elapsed.as_secs_f64() * 1000.0);
+        count += claimed;
+        bar.inc(1);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(Timings {
+        p50: percentile(&times, 50.0),
+        p95: percentile(&times, 95.0),
+        count,
+    })
+}
+
+/// Puts back as many jobs as were claimed, so each measurement sees the same queue size.
+async fn top_up(client: &Client, claimed: usize) -> Result<(), String> {
+    fill(client, "backlog", ENTRYPOINTS, claimed as u64).await
+}
+
+const DEQUEUE_EXPLAIN: &str = "SELECT * FROM pgq.dequeue($1, $2::int, gen_random_uuid())";
+const RAW_CLAIM_EXPLAIN: &str = "UPDATE pgq.jobs SET status = 'picked', \
+        worker_id = gen_random_uuid(), heartbeat = now(), picked_at = now(), updated = now() \
+    WHERE id IN (SELECT id FROM pgq.jobs \
+                 WHERE entrypoint = ANY ($1) AND status = 'queued' AND execute_after <= now() \
+                 ORDER BY priority DESC, id LIMIT $2::int FOR UPDATE SKIP LOCKED) \
+    RETURNING id, payload";
+
+/// What `EXPLAIN (ANALYZE, BUFFERS)` says of one claim, run in a transaction that is rolled
+/// back: its execution time (ms) and shared buffers hit and read (nested statements of the
+/// function included).
+struct Plan {
+    time: f64,
+    buffers: u64,
+    hit: u64,
+    read: u64,
+}
+
+async fn explain(client: &Client, sql: &str, names: &[String], batch: i32) -> Result<Plan, String> {
+    // EXPLAIN cannot take parameters through the extended protocol's prepare, so the values
+    // are inlined as literals (names are the benchmark's own, quoted anyway).
+    let array = format!(
+        "ARRAY[{}]::text[]",
+        names
+            .iter()
+            .map(|n| format!("'{}'", n.replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let statement = sql.replace("$1", &array).replace("$2", &batch.to_string());
+    client.batch_execute("BEGIN").await.map_err(db)?;
+    let result = client
+        .query_one(
+            &format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}"),
+            &[],
+        )
+        .await;
+    client.batch_execute("ROLLBACK").await.map_err(db)?;
+    let document: Value = result.map_err(db)?.try_get(0).map_err(db)?;
+    let top = &document[0];
+    let plan = &top["Plan"];
+    let number = |key: &str| plan[key].as_u64().unwrap_or(0);
+    let (hit, read) = (number("Shared Hit Blocks"), number("Shared Read Blocks"));
+    Ok(Plan {
+        time: top["Execution Time"].as_f64().unwrap_or(0.0),
+        buffers: hit + read,
+        hit,
+        read,
+    })
+}

@@ -1,0 +1,168 @@
+//! Scenario 2, drain: N jobs enqueued beforehand, then one `PgQueuer` runtime (a no-op
+//! handler) in drain mode until the queue is empty. Beside it, the raw-SQL claim+ack baseline:
+//! clients that loop over two transactions a batch, a claim
+//! (`UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)`) and then a delete with a log
+//! row. Both run twice: durable (the headline) and with `synchronous_commit = off`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use pgqueuer::tokio_postgres::Config;
+use pgqueuer::{Mode, PgQueuer, RunOptions};
+use serde_json::json;
+
+use crate::Params;
+use crate::report::{Measure, progress};
+use crate::target::{PREFIX, Target, db, fill, tally};
+
+/// The raw claim: the best `$2` queued jobs of entrypoint `$1`, as a hand-written queue would.
+pub const RAW_CLAIM: &str = "UPDATE pgq.jobs SET status = 'picked', worker_id = $3, \
+        heartbeat = now(), picked_at = now(), updated = now() \
+    WHERE id IN (SELECT id FROM pgq.jobs \
+                 WHERE entrypoint = ANY ($1) AND status = 'queued' AND execute_after <= now() \
+                 ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+    RETURNING id, payload";
+
+/// The raw ack: delete the jobs and write their log rows, in one statement.
+pub const RAW_ACK: &str = "WITH done AS (DELETE FROM pgq.jobs WHERE id = ANY ($1) \
+        RETURNING id, entrypoint, priority, attempts, worker_id, created, picked_at) \
+    INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, enqueued_at, \
+                         picked_at) \
+    SELECT id, entrypoint, priority, 'successful', worker_id, attempts, created, picked_at \
+    FROM done";
+
+pub async fn run(target: &Target, params: &Params) -> Result<(Vec<Measure>, f64), String> {
+    let mut measures = Vec::new();
+    let mut headline_raw = 0.0;
+    for (variant, config) in [
+        ("", target.config.clone()),
+        (" (synchronous_commit off)", target.async_commit()),
+    ] {
+        let raw = raw_drain(target, &config, params, variant).await?;
+        let (ours, detail) = runtime_drain(target, &config, params, variant).await?;
+        let mut measure = Measure::rate(format!("drain{variant}"), params.jobs, ours)
+            .raw(params.jobs as f64 / raw)
+            .detail(detail);
+        if variant.is_empty() {
+            headline_raw = params.jobs as f64 / raw;
+            measure = measure.target(">= 100 % of raw");
+        }
+        measures.push(measure);
+    }
+    Ok((measures, headline_raw))
+}
+
+/// The runtime drains `params.jobs` jobs; returns the seconds taken and what it left.
+async fn runtime_drain(
+    target: &Target,
+    config: &Config,
+    params: &Params,
+    variant: &str,
+) -> Result<(f64, serde_json::Value), String> {
+    let admin = target.connect().await?;
+    target.reset(&admin).await?;
+    fill(&admin, "drain", 1, params.jobs).await?;
+
+    let bar = progress(&format!("drain{variant}"), params.jobs);
+    let handled = Arc::new(AtomicU64::new(0));
+    let mut pgq = PgQueuer::new(config.clone());
+    let counter = Arc::clone(&handled);
+    pgq.entrypoint(&format!("{PREFIX}drain"), move |_job| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        async { Ok(()) }
+    });
+    let options = RunOptions {
+        batch_size: params.batch,
+        max_concurrent_tasks: params.concurrency,
+        mode: Mode::Drain,
+        dequeue_timeout: Duration::from_secs(1),
+        ..RunOptions::default()
+    };
+    let ticker = tick_progress(&bar, &handled);
+    let started = Instant::now();
+    let result = pgq.run_until(options, std::future::pending()).await;
+    let seconds = started.elapsed().as_secs_f64();
+    ticker.abort();
+    bar.finish_and_clear();
+    result.map_err(|e| format!("the runtime failed: {e}"))?;
+
+    let (left, logged, duplicates) = tally(&admin, "drain").await?;
+    Ok((
+        seconds,
+        json!({
+            "jobs": params.jobs, "batch": params.batch, "max_concurrent_tasks": params.concurrency,
+            "seconds": seconds, "handled": handled.load(Ordering::Relaxed), "left": left,
+            "log_rows": logged, "duplicate_log_rows": duplicates,
+        }),
+    ))
+}
+
+/// `params.clients` raw-SQL clients drain `params.jobs` jobs; returns the seconds taken.
+async fn raw_drain(
+    target: &Target,
+    config: &Config,
+    params: &Params,
+    variant: &str,
+) -> Result<f64, String> {
+    let admin = target.connect().await?;
+    target.reset(&admin).await?;
+    fill(&admin, "drain", 1, params.jobs).await?;
+
+    let bar = progress(&format!("drain raw SQL{variant}"), params.jobs);
+    let mut clients = Vec::new();
+    for _ in 0..params.clients {
+        clients.push(
+            pgqueuer::connect_with(config)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in clients {
+        let (bar, batch) = (bar.clone(), i64::from(params.batch));
+        tasks.spawn(async move {
+            let claim = client.prepare(RAW_CLAIM).await.map_err(db)?;
+            let ack = client.prepare(RAW_ACK).await.map_err(db)?;
+            let names = vec![format!("{PREFIX}drain")];
+            let worker = uuid::Uuid::new_v4();
+            loop {
+                let rows = client
+                    .query(&claim, &[&names, &batch, &worker])
+                    .await
+                    .map_err(db)?;
+                if rows.is_empty() {
+                    return Ok::<(), String>(());
+                }
+                let ids: Vec<i64> = rows.iter().filter_map(|row| row.try_get(0).ok()).collect();
+                client.execute(&ack, &[&ids]).await.map_err(db)?;
+                bar.inc(ids.len() as u64);
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| e.to_string())??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let (left, _, _) = tally(&admin, "drain").await?;
+    if left != 0 {
+        return Err(format!("the raw-SQL drain left {left} jobs"));
+    }
+    Ok(seconds)
+}
+
+/// Moves a progress bar along with a counter, ten times a second.
+pub fn tick_progress(
+    bar: &indicatif::ProgressBar,
+    counter: &Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    let (bar, counter) = (bar.clone(), Arc::clone(counter));
+    tokio::spawn(async move {
+        loop {
+            bar.set_position(counter.load(Ordering::Relaxed));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}

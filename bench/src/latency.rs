@@ -1,0 +1,232 @@
+//! Scenario 4, latency: an idle runtime, and jobs enqueued one at a time (one commit each) at
+//! a fixed rate; the time from just before the enqueue call to the start of the handler.
+//! Beside it, the raw-SQL floor: `INSERT ... ; pg_notify` in one statement, and a listener
+//! that claims with the raw `UPDATE ... SKIP LOCKED` as soon as the notification arrives.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgqueuer::tokio_postgres::{AsyncMessage, NoTls};
+use pgqueuer::{Mode, NewJob, OnConflict, PgQueuer, Queries, RunOptions};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::Params;
+use crate::drain::{RAW_ACK, RAW_CLAIM};
+use crate::report::{Measure, percentile, progress};
+use crate::target::{PREFIX, Target, db};
+
+/// How long the samples may take to arrive after the last enqueue.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, String> {
+    let admin = target.connect().await?;
+    target.reset(&admin).await?;
+    let raw = raw_latencies(target, params).await?;
+    target.reset(&admin).await?;
+    let ours = runtime_latencies(target, params).await?;
+    target.reset(&admin).await?;
+
+    let mut measures = Vec::new();
+    for (metric, p, target) in [
+        ("p50", 50.0, Some("< 3 ms")),
+        ("p90", 90.0, None),
+        ("p99", 99.0, Some("< 20 ms")),
+        ("max", 100.0, None),
+    ] {
+        let mut measure = Measure::millis("latency", metric, percentile(&ours, p))
+            .raw(percentile(&raw, p))
+            .detail(json!({"jobs": ours.len(), "rate_per_second": params.latency_rate}));
+        if let Some(target) = target {
+            measure = measure.target(target);
+        }
+        measures.push(measure);
+    }
+    Ok(measures)
+}
+
+/// Milliseconds since `base`, as the 8-byte payload a job carries.
+fn stamp(base: Instant) -> Vec<u8> {
+    (base.elapsed().as_nanos() as u64).to_le_bytes().to_vec()
+}
+
+/// Milliseconds from a payload's stamp to now.
+fn since(base: Instant, payload: Option<&[u8]>) -> Option<f64> {
+    let bytes: [u8; 8] = payload?.try_into().ok()?;
+    let sent = Duration::from_nanos(u64::from_le_bytes(bytes));
+    Some((base.elapsed().saturating_sub(sent)).as_secs_f64() * 1000.0)
+}
+
+/// Sends `params.latency_jobs` stamped jobs at the fixed rate with `send`, while collecting
+/// as many samples from `samples`; returns them sorted.
+async fn measure<F, Fut>(
+    label: &str,
+    params: &Params,
+    base: Instant,
+    mut samples: mpsc::UnboundedReceiver<f64>,
+    send: F,
+) -> Result<Vec<f64>, String>
+where
+    F: Fn(Vec<u8>) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let bar = progress(label, params.latency_jobs);
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / params.latency_rate));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut collected = Vec::new();
+    for _ in 0..params.latency_jobs {
+        ticks.tick().await;
+        send(stamp(base)).await?;
+        while let Ok(sample) = samples.try_recv() {
+            collected.push(sample);
+            bar.inc(1);
+        }
+    }
+    while (collected.len() as u64) < params.latency_jobs {
+        match tokio::time::timeout(PATIENCE, samples.recv()).await {
+            Ok(Some(sample)) => {
+                collected.push(sample);
+                bar.inc(1);
+            }
+            _ => {
+                return Err(format!(
+                    "{label}: only {} of {} jobs reached the worker",
+                    collected.len(),
+                    params.latency_jobs
+                ));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    collected.sort_by(f64::total_cmp);
+    Ok(collected)
+}
+
+async fn runtime_latencies(target: &Target, params: &Params) -> Result<Vec<f64>, String> {
+    let entrypoint = format!("{PREFIX}latency");
+    let base = Instant::now();
+    let (sender, mut samples) = mpsc::unbounded_channel();
+    let mut pgq = PgQueuer::new(target.config.clone());
+    pgq.entrypoint(&entrypoint, move |job| {
+        if let Some(ms) = since(base, job.payload.as_deref()) {
+            let _ = sender.send(ms);
+        }
+        async { Ok(()) }
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = RunOptions {
+        batch_size: params.batch,
+        max_concurrent_tasks: params.concurrency,
+        mode: Mode::Continuous,
+        // Long, so that only the notification can wake the idle worker.
+        dequeue_timeout: Duration::from_secs(60),
+        ..RunOptions::default()
+    };
+    let pgq = Arc::new(pgq);
+    let worker = {
+        let pgq = Arc::clone(&pgq);
+        tokio::spawn(async move {
+            pgq.run_until(options, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    let queries = Queries::new(target.connect().await?);
+    queries.prepare_all().await.map_err(|e| e.to_string())?;
+    let enqueue = |payload: Vec<u8>| {
+        let job = [NewJob::new(entrypoint.as_str()).payload(payload)];
+        let queries = &queries;
+        async move {
+            queries
+                .enqueue_many(&job, OnConflict::Raise)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    };
+    // A first job shows the worker is up and listening; it is not a sample.
+    enqueue(stamp(base)).await?;
+    tokio::time::timeout(PATIENCE, samples.recv())
+        .await
+        .map_err(|_| "the worker never ran the first job".to_string())?;
+    let result = measure("latency", params, base, samples, enqueue).await;
+    let _ = stop.send(());
+    worker
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("the runtime failed: {e}"))?;
+    result
+}
+
+async fn raw_latencies(target: &Target, params: &Params) -> Result<Vec<f64>, String> {
+    let entrypoint = format!("{PREFIX}latency_raw");
+    let base = Instant::now();
+    let (sender, mut samples) = mpsc::unbounded_channel();
+
+    // The listener: one connection that LISTENs and claims on each notification.
+    let (listener, mut connection) = target.config.connect(NoTls).await.map_err(db)?;
+    let (wake, mut woken) = mpsc::unbounded_channel();
+    let pump = tokio::spawn(async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if let AsyncMessage::Notification(_) = message {
+                let _ = wake.send(());
+            }
+        }
+    });
+    listener
+        .batch_execute("LISTEN bench_latency_raw")
+        .await
+        .map_err(db)?;
+    let claimer = {
+        let (entrypoint, batch) = (entrypoint.clone(), i64::from(params.batch));
+        tokio::spawn(async move {
+            let claim = listener.prepare(RAW_CLAIM).await.map_err(db)?;
+            let ack = listener.prepare(RAW_ACK).await.map_err(db)?;
+            let (names, worker) = (vec![entrypoint], uuid::Uuid::new_v4());
+            while woken.recv().await.is_some() {
+                let rows = listener
+                    .query(&claim, &[&names, &batch, &worker])
+                    .await
+                    .map_err(db)?;
+                let mut ids = Vec::new();
+                for row in rows {
+                    let payload: Option<Vec<u8>> = row.try_get(1).map_err(db)?;
+                    if let Some(ms) = since(base, payload.as_deref()) {
+                        let _ = sender.send(ms);
+                    }
+                    ids.push(row.try_get::<_, i64>(0).map_err(db)?);
+                }
+                listener.execute(&ack, &[&ids]).await.map_err(db)?;
+            }
+            Ok::<(), String>(())
+        })
+    };
+
+    let producer = target.connect().await?;
+    let insert = producer
+        .prepare(
+            "WITH j AS (INSERT INTO pgq.jobs (entrypoint, payload) VALUES ($1, $2) RETURNING id) \
+             SELECT pg_notify('bench_latency_raw', id::text) FROM j",
+        )
+        .await
+        .map_err(db)?;
+    let send = |payload: Vec<u8>| {
+        let (producer, insert, entrypoint) = (&producer, &insert, &entrypoint);
+        async move {
+            producer
+                .execute(insert, &[entrypoint, &payload])
+                .await
+                .map(|_| ())
+                .map_err(db)
+        }
+    };
+    send(stamp(base)).await?;
+    tokio::time::timeout(PATIENCE, samples.recv())
+        .await
+        .map_err(|_| "the raw listener never claimed the first job".to_string())?;
+    let result = measure("latency raw SQL", params, base, samples, send).await;
+    claimer.abort();
+    pump.abort();
+    result
+}

@@ -16,11 +16,12 @@ use crate::Params;
 use crate::report::{Measure, progress};
 use crate::target::{PREFIX, Target, db, fill, tally};
 
-/// The raw claim: the best `$2` queued jobs of entrypoint `$1`, as a hand-written queue would.
+/// The raw claim: the best `$2` queued jobs of entrypoint `$1`, as a hand-written queue would
+/// take them (the order comes from the index, as in `pgq.dequeue`).
 pub const RAW_CLAIM: &str = "UPDATE pgq.jobs SET status = 'picked', worker_id = $3, \
         heartbeat = now(), picked_at = now(), updated = now() \
     WHERE id IN (SELECT id FROM pgq.jobs \
-                 WHERE entrypoint = ANY ($1) AND status = 'queued' AND execute_after <= now() \
+                 WHERE entrypoint = $1 AND status = 'queued' AND execute_after <= now() \
                  ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
     RETURNING id, payload";
 
@@ -125,11 +126,11 @@ async fn raw_drain(
         tasks.spawn(async move {
             let claim = client.prepare(RAW_CLAIM).await.map_err(db)?;
             let ack = client.prepare(RAW_ACK).await.map_err(db)?;
-            let names = vec![format!("{PREFIX}drain")];
+            let name = format!("{PREFIX}drain");
             let worker = uuid::Uuid::new_v4();
             loop {
                 let rows = client
-                    .query(&claim, &[&names, &batch, &worker])
+                    .query(&claim, &[&name, &batch, &worker])
                     .await
                     .map_err(db)?;
                 if rows.is_empty() {

@@ -183,10 +183,10 @@ async fn raw_latencies(target: &Target, params: &Params) -> Result<Vec<f64>, Str
         tokio::spawn(async move {
             let claim = listener.prepare(RAW_CLAIM).await.map_err(db)?;
             let ack = listener.prepare(RAW_ACK).await.map_err(db)?;
-            let (names, worker) = (vec![entrypoint], uuid::Uuid::new_v4());
+            let worker = uuid::Uuid::new_v4();
             while woken.recv().await.is_some() {
                 let rows = listener
-                    .query(&claim, &[&names, &batch, &worker])
+                    .query(&claim, &[&entrypoint, &batch, &worker])
                     .await
                     .map_err(db)?;
                 let mut ids = Vec::new();

@@ -46,9 +46,12 @@ struct Args {
     /// The runtime's max_concurrent_tasks.
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
-    /// Connections that enqueue (enqueue, throughput) and raw-SQL clients that drain.
+    /// Connections that enqueue (enqueue scenario) and raw-SQL clients that drain.
     #[arg(long, default_value_t = 2)]
     clients: usize,
+    /// Connections that enqueue, as fast as they can, in the throughput scenario.
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
     /// How long the throughput scenario runs, in seconds.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
@@ -96,6 +99,7 @@ pub struct Params {
     pub enqueue_batch: usize,
     pub concurrency: usize,
     pub clients: usize,
+    pub producers: usize,
     pub seconds: f64,
     pub latency_jobs: u64,
     pub latency_rate: f64,
@@ -113,6 +117,7 @@ impl Params {
                 enqueue_batch: 100,
                 concurrency: args.concurrency,
                 clients: 2,
+                producers: 1,
                 seconds: 1.0,
                 latency_jobs: 10,
                 latency_rate: 50.0,
@@ -127,6 +132,7 @@ impl Params {
             enqueue_batch: args.enqueue_batch,
             concurrency: args.concurrency,
             clients: args.clients,
+            producers: args.producers,
             seconds: args.seconds,
             latency_jobs: args.latency_jobs,
             latency_rate: args.latency_rate,
@@ -140,6 +146,7 @@ impl Params {
         json!({
             "jobs": self.jobs, "batch": self.batch, "enqueue_batch": self.enqueue_batch,
             "max_concurrent_tasks": self.concurrency, "clients": self.clients,
+            "producers": self.producers,
             "throughput_seconds": self.seconds, "latency_jobs": self.latency_jobs,
             "latency_rate": self.latency_rate, "backlog": self.backlog,
             "claims": self.claims, "in_flight": self.in_flight,
@@ -197,6 +204,7 @@ fn validate(args: &Args) -> Vec<String> {
         ("--enqueue-batch", args.enqueue_batch as f64),
         ("--concurrency", args.concurrency as f64),
         ("--clients", args.clients as f64),
+        ("--producers", args.producers as f64),
         ("--seconds", args.seconds),
         ("--latency-jobs", args.latency_jobs as f64),
         ("--latency-rate", args.latency_rate),

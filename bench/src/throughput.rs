@@ -1,6 +1,6 @@
-//! Scenario 3, throughput: producers (batches through `Queries`) and one runtime together for
-//! T seconds, starting from an empty queue. Reports the jobs finished per second and the
-//! backlog left, against the raw claim+ack baseline of the drain scenario.
+//! Scenario 3, throughput: producers (batches through `Queries`, as fast as they can) and one
+//! runtime together for T seconds, starting from an empty queue. Reports the jobs finished per
+//! second and the backlog left, against the raw claim+ack baseline of the drain scenario.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +23,7 @@ pub async fn run(target: &Target, params: &Params, raw_rate: f64) -> Result<Vec<
     let stop = Arc::new(AtomicBool::new(false));
     let enqueued = Arc::new(AtomicU64::new(0));
     let mut producers = tokio::task::JoinSet::new();
-    for _ in 0..params.clients {
+    for _ in 0..params.producers {
         let queries = Queries::new(target.connect().await?);
         let (stop, enqueued, entrypoint) =
             (Arc::clone(&stop), Arc::clone(&enqueued), entrypoint.clone());
@@ -87,7 +87,7 @@ pub async fn run(target: &Target, params: &Params, raw_rate: f64) -> Result<Vec<
         Measure::rate("throughput", finished, elapsed)
             .raw(raw_rate)
             .detail(json!({
-                "seconds": elapsed, "producers": params.clients, "workers": 1,
+                "seconds": elapsed, "producers": params.producers, "workers": 1,
                 "enqueued": enqueued, "enqueued_per_second": (enqueued as f64 / elapsed).round(),
                 "finished": finished, "handled": handled.load(Ordering::Relaxed),
                 "backlog_left": left, "duplicate_log_rows": duplicates,

@@ -43,7 +43,7 @@ fn apt_packages() -> Result {
         .filter(|package| !dpkg_installed(package))
         .collect();
     if missing.is_empty() {
-        println!("    apt packages: all present");
+        eprintln!("    apt packages: all present");
         return Ok(());
     }
     if !is_root() {
@@ -52,7 +52,7 @@ fn apt_packages() -> Result {
             missing.join(" ")
         ));
     }
-    println!("    apt packages: installing {}", missing.join(" "));
+    eprintln!("    apt packages: installing {}", missing.join(" "));
     run(Command::new("apt-get").arg("update").arg("-qq"))?;
     run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
@@ -74,10 +74,10 @@ fn cargo_pgrx() -> Result {
         .output()
         .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == wanted);
     if present {
-        println!("    {wanted}: present");
+        eprintln!("    {wanted}: present");
         return Ok(());
     }
-    println!("    {wanted}: installing (about 5 minutes on 2 cores)");
+    eprintln!("    {wanted}: installing (about 5 minutes on 2 cores)");
     run(cargo()
         .args(["install", "--locked", "cargo-pgrx", "--version"])
         .arg(format!("={CARGO_PGRX_VERSION}")))
@@ -89,10 +89,10 @@ fn cargo_nextest() -> Result {
         .output()
         .is_ok_and(|output| output.status.success());
     if present {
-        println!("    cargo-nextest: present");
+        eprintln!("    cargo-nextest: present");
         return Ok(());
     }
-    println!("    cargo-nextest: installing");
+    eprintln!("    cargo-nextest: installing");
     run(cargo().args(["install", "--locked", "cargo-nextest"]))
 }
 
@@ -113,7 +113,7 @@ fn pgrx_home() -> Result {
             "{PG_CONFIG} is missing: is postgresql-server-dev-15 installed?"
         ));
     }
-    println!(
+    eprintln!(
         "    pgrx home: {} -> {PG_CONFIG}",
         pgrx_home_dir().display()
     );

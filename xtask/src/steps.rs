@@ -41,8 +41,9 @@ pub fn cargo() -> Command {
 }
 
 /// Prints a step heading.
+/// Progress goes to stderr, so that a command's own output (pgq-bench --json) stays clean.
 pub fn heading(text: &str) {
-    println!("\n==> {text}");
+    eprintln!("\n==> {text}");
 }
 
 /// Runs a command with inherited output; a failure names the command.
@@ -63,7 +64,7 @@ fn step(title: &str, command: &mut Command) -> Result {
     heading(title);
     let started = Instant::now();
     run(command)?;
-    println!(
+    eprintln!(
         "    {title}: done in {:.1} s",
         started.elapsed().as_secs_f64()
     );
@@ -77,6 +78,14 @@ pub fn install() -> Result {
 
 /// [`install`], optimised (`--release`) or not.
 fn install_build(release: bool) -> Result {
+    step(
+        "install the extension into PostgreSQL 15",
+        &mut install_command(release),
+    )
+}
+
+/// `cargo pgrx install` of the extension into Debian's PostgreSQL 15.
+fn install_command(release: bool) -> Command {
     let mut command = cargo();
     command.args([
         "pgrx",
@@ -92,15 +101,19 @@ fn install_build(release: bool) -> Result {
     if !is_root() {
         command.arg("--sudo");
     }
-    step("install the extension into PostgreSQL 15", &mut command)
+    command
 }
 
 /// `cargo xtask bench [ARGS]`: the release build of the extension installed, then
 /// `pgq-bench ARGS` built with optimisations. The numbers of `docs/benchmarks.md` come from it.
+/// Everything but pgq-bench's own output goes to stderr, so that `--json > FILE` holds JSON.
 pub fn bench(args: &[String]) -> Result {
     setup::ensure()?;
-    install_build(true)?;
-    heading("pgq-bench (release build)");
+    let mut install = install_command(true);
+    install.stdout(std::io::stderr());
+    eprintln!("\n==> install the extension into PostgreSQL 15 (release build)");
+    run(&mut install)?;
+    eprintln!("\n==> pgq-bench (release build)");
     run(cargo()
         .args([
             "run",

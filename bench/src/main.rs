@@ -46,6 +46,10 @@ struct Args {
     /// The runtime's max_concurrent_tasks.
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
+    /// Runtimes in the drain scenario's worker process, each with its own connections and
+    /// max_concurrent_tasks.
+    #[arg(long, default_value_t = 1)]
+    runtimes: usize,
     /// Connections that enqueue (enqueue scenario) and raw-SQL clients that drain.
     #[arg(long, default_value_t = 2)]
     clients: usize,
@@ -98,6 +102,7 @@ pub struct Params {
     pub batch: i32,
     pub enqueue_batch: usize,
     pub concurrency: usize,
+    pub runtimes: usize,
     pub clients: usize,
     pub producers: usize,
     pub seconds: f64,
@@ -116,6 +121,7 @@ impl Params {
                 batch: args.batch,
                 enqueue_batch: 100,
                 concurrency: args.concurrency,
+                runtimes: args.runtimes,
                 clients: 2,
                 producers: 1,
                 seconds: 1.0,
@@ -131,6 +137,7 @@ impl Params {
             batch: args.batch,
             enqueue_batch: args.enqueue_batch,
             concurrency: args.concurrency,
+            runtimes: args.runtimes,
             clients: args.clients,
             producers: args.producers,
             seconds: args.seconds,
@@ -145,7 +152,8 @@ impl Params {
     fn to_json(&self) -> Value {
         json!({
             "jobs": self.jobs, "batch": self.batch, "enqueue_batch": self.enqueue_batch,
-            "max_concurrent_tasks": self.concurrency, "clients": self.clients,
+            "max_concurrent_tasks": self.concurrency, "runtimes": self.runtimes,
+            "clients": self.clients,
             "producers": self.producers,
             "throughput_seconds": self.seconds, "latency_jobs": self.latency_jobs,
             "latency_rate": self.latency_rate, "backlog": self.backlog,
@@ -203,6 +211,7 @@ fn validate(args: &Args) -> Vec<String> {
         ("--jobs", args.jobs as f64),
         ("--enqueue-batch", args.enqueue_batch as f64),
         ("--concurrency", args.concurrency as f64),
+        ("--runtimes", args.runtimes as f64),
         ("--clients", args.clients as f64),
         ("--producers", args.producers as f64),
         ("--seconds", args.seconds),

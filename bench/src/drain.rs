@@ -1,8 +1,9 @@
 //! Scenario 2, drain: N jobs enqueued beforehand, then one `PgQueuer` runtime (a no-op
-//! handler; `--runtimes` for more in the same process) in drain mode until the queue is empty. Beside it, the raw-SQL claim+ack baseline:
-//! clients that loop over two transactions a batch, a claim
-//! (`UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)`) and then a delete with a log
-//! row. Both run twice: durable (the headline) and with `synchronous_commit = off`.
+//! handler; `--connections` sets how many connections it claims on) in drain mode until the
+//! queue is empty. Beside it, the raw-SQL claim+ack baseline: clients that loop over two
+//! transactions a batch, a claim (`UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
+//! LOCKED)`) and then a delete with a log row. Both run twice: durable (the headline) and with
+//! `synchronous_commit = off`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,33 +68,23 @@ async fn runtime_drain(
 
     let bar = progress(&format!("drain{variant}"), params.jobs);
     let handled = Arc::new(AtomicU64::new(0));
-    let runtimes: Vec<PgQueuer> = (0..params.runtimes)
-        .map(|_| {
-            let mut pgq = PgQueuer::new(config.clone());
-            let counter = Arc::clone(&handled);
-            pgq.entrypoint(&format!("{PREFIX}drain"), move |_job| {
-                counter.fetch_add(1, Ordering::Relaxed);
-                async { Ok(()) }
-            });
-            pgq
-        })
-        .collect();
+    let mut pgq = PgQueuer::new(config.clone());
+    let counter = Arc::clone(&handled);
+    pgq.entrypoint(&format!("{PREFIX}drain"), move |_job| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        async { Ok(()) }
+    });
     let options = RunOptions {
         batch_size: params.batch,
         max_concurrent_tasks: params.concurrency,
         mode: Mode::Drain,
         dequeue_timeout: Duration::from_secs(1),
+        connections: params.connections,
         ..RunOptions::default()
     };
     let ticker = tick_progress(&bar, &handled);
     let started = Instant::now();
-    let runs = runtimes
-        .iter()
-        .map(|pgq| pgq.run_until(options.clone(), std::future::pending()));
-    let result: Result<Vec<()>, _> = futures_util::future::join_all(runs)
-        .await
-        .into_iter()
-        .collect();
+    let result = pgq.run_until(options, std::future::pending()).await;
     let seconds = started.elapsed().as_secs_f64();
     ticker.abort();
     bar.finish_and_clear();
@@ -104,7 +95,7 @@ async fn runtime_drain(
         seconds,
         json!({
             "jobs": params.jobs, "batch": params.batch, "max_concurrent_tasks": params.concurrency,
-            "runtimes": params.runtimes,
+            "connections": params.connections,
             "seconds": seconds, "handled": handled.load(Ordering::Relaxed), "left": left,
             "log_rows": logged, "duplicate_log_rows": duplicates,
         }),

@@ -46,10 +46,10 @@ struct Args {
     /// The runtime's max_concurrent_tasks.
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
-    /// Runtimes in the drain scenario's worker process, each with its own connections and
-    /// max_concurrent_tasks.
+    /// The runtime's connections (RunOptions::connections) in the drain and throughput
+    /// scenarios: how many batches PostgreSQL works on at once.
     #[arg(long, default_value_t = 1)]
-    runtimes: usize,
+    connections: usize,
     /// Connections that enqueue (enqueue scenario) and raw-SQL clients that drain.
     #[arg(long, default_value_t = 2)]
     clients: usize,
@@ -102,7 +102,7 @@ pub struct Params {
     pub batch: i32,
     pub enqueue_batch: usize,
     pub concurrency: usize,
-    pub runtimes: usize,
+    pub connections: usize,
     pub clients: usize,
     pub producers: usize,
     pub seconds: f64,
@@ -121,7 +121,7 @@ impl Params {
                 batch: args.batch,
                 enqueue_batch: 100,
                 concurrency: args.concurrency,
-                runtimes: args.runtimes,
+                connections: args.connections,
                 clients: 2,
                 producers: 1,
                 seconds: 1.0,
@@ -137,7 +137,7 @@ impl Params {
             batch: args.batch,
             enqueue_batch: args.enqueue_batch,
             concurrency: args.concurrency,
-            runtimes: args.runtimes,
+            connections: args.connections,
             clients: args.clients,
             producers: args.producers,
             seconds: args.seconds,
@@ -152,7 +152,7 @@ impl Params {
     fn to_json(&self) -> Value {
         json!({
             "jobs": self.jobs, "batch": self.batch, "enqueue_batch": self.enqueue_batch,
-            "max_concurrent_tasks": self.concurrency, "runtimes": self.runtimes,
+            "max_concurrent_tasks": self.concurrency, "connections": self.connections,
             "clients": self.clients,
             "producers": self.producers,
             "throughput_seconds": self.seconds, "latency_jobs": self.latency_jobs,
@@ -211,7 +211,7 @@ fn validate(args: &Args) -> Vec<String> {
         ("--jobs", args.jobs as f64),
         ("--enqueue-batch", args.enqueue_batch as f64),
         ("--concurrency", args.concurrency as f64),
-        ("--runtimes", args.runtimes as f64),
+        ("--connections", args.connections as f64),
         ("--clients", args.clients as f64),
         ("--producers", args.producers as f64),
         ("--seconds", args.seconds),

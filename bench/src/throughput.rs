@@ -56,6 +56,7 @@ pub async fn run(target: &Target, params: &Params, raw_rate: f64) -> Result<Vec<
         mode: Mode::Continuous,
         dequeue_timeout: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(5),
+        connections: params.connections,
         ..RunOptions::default()
     };
     let seconds = params.seconds;
@@ -87,7 +88,7 @@ pub async fn run(target: &Target, params: &Params, raw_rate: f64) -> Result<Vec<
         Measure::rate("throughput", finished, elapsed)
             .raw(raw_rate)
             .detail(json!({
-                "seconds": elapsed, "producers": params.producers, "workers": 1,
+                "seconds": elapsed, "producers": params.producers, "workers": 1, "connections": params.connections,
                 "enqueued": enqueued, "enqueued_per_second": (enqueued as f64 / elapsed).round(),
                 "finished": finished, "handled": handled.load(Ordering::Relaxed),
                 "backlog_left": left, "duplicate_log_rows": duplicates,

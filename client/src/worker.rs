@@ -1,7 +1,8 @@
 //! `PgQueuer`: the worker runtime. It claims batches of jobs of its entrypoints and runs the
 //! user's handlers as tokio tasks, over the SQL API.
 //!
-//! The loop, in one task:
+//! The loop, in one task (one per connection with [`RunOptions::connections`] > 1; those
+//! lanes share the handler slots and the worker id):
 //!
 //! ```text
 //!   claim (up to the free handler slots) ─► spawn handlers ─► wait for: a finished handler,
@@ -412,6 +413,10 @@ pub struct RunOptions {
     /// On shutdown, how long running handlers may take to finish (default 30 s); jobs still
     /// running then are released to the queue for another worker.
     pub shutdown_grace: Duration,
+    /// Connections that claim and ack side by side (default 1), so that PostgreSQL works on
+    /// that many batches at once. They share the handler slots (`max_concurrent_tasks` holds
+    /// for the whole runtime) and the worker id; each also LISTENs. See docs/benchmarks.md.
+    pub connections: usize,
 }
 
 impl Default for RunOptions {
@@ -423,6 +428,7 @@ impl Default for RunOptions {
             mode: Mode::Continuous,
             heartbeat_interval: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            connections: 1,
         }
     }
 }
@@ -589,7 +595,6 @@ impl PgQueuer {
         options: RunOptions,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        let mut shutdown = std::pin::pin!(shutdown);
         let link = self.connect_link().await?;
         // Prepared up front, so that an ack pipelined with a claim is always sent first.
         link.queries.prepare_all().await?;
@@ -622,17 +627,58 @@ impl PgQueuer {
             );
             Some(tokio::time::Instant::now())
         };
-        let mut run = Run {
-            pgq: self,
-            names: self.entrypoints.keys().map(String::as_str).collect(),
-            slots: Arc::new(Semaphore::new(options.max_concurrent_tasks)),
-            options,
-            link,
-            running: JoinSet::new(),
-            in_flight: HashMap::new(),
-            pending: Pending::default(),
-            next_tick,
+        let mut links = vec![link];
+        for _ in 1..options.connections.max(1) {
+            let link = self.connect_link().await?;
+            link.queries.prepare_all().await?;
+            links.push(link);
+        }
+
+        // One lane per connection, all in this task. The first to fail stops the others
+        // (gracefully: they wind down like on shutdown).
+        let slots = Arc::new(Semaphore::new(options.max_concurrent_tasks));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let lanes = links.into_iter().enumerate().map(|(lane, link)| {
+            let run = Run {
+                pgq: self,
+                names: self.entrypoints.keys().map(String::as_str).collect(),
+                slots: Arc::clone(&slots),
+                options: options.clone(),
+                link,
+                running: JoinSet::new(),
+                in_flight: HashMap::new(),
+                pending: Pending::default(),
+                // Only the first lane ticks the schedules.
+                next_tick: if lane == 0 { next_tick } else { None },
+            };
+            let stop = stop.clone();
+            async move {
+                let result = run.work(stop.clone().cancelled_owned()).await;
+                if result.is_err() {
+                    stop.cancel();
+                }
+                result
+            }
+        });
+        let all = futures_util::future::join_all(lanes);
+        let mut all = std::pin::pin!(all);
+        let results = tokio::select! {
+            results = &mut all => results,
+            () = shutdown => {
+                stop.cancel();
+                all.await
+            }
         };
+        results.into_iter().collect::<Result<Vec<()>, Error>>()?;
+        Ok(())
+    }
+}
+
+impl Run<'_> {
+    /// One lane's loop: claim, run, ack, until `shutdown` (or, in drain mode, nothing is left).
+    async fn work(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let run = &mut self;
         let mut heartbeat = tokio::time::interval(run.options.heartbeat_interval);
         heartbeat.tick().await;
 
@@ -645,8 +691,10 @@ impl PgQueuer {
                 }
             };
             // "Empty" only counts from a claim that ran alone: one pipelined with an ack may
-            // have run before that ack put a retried job back.
+            // have run before that ack put a retried job back. A claim that asked for nothing
+            // (another lane's handlers hold every slot) says nothing either.
             if claimed == 0
+                && asked > 0
                 && acked == 0
                 && run.running.is_empty()
                 && run.pending.is_empty()
@@ -666,7 +714,12 @@ impl PgQueuer {
                 run.collect_finished();
                 continue;
             }
+            let slots = Arc::clone(&run.slots);
             let result = tokio::select! {
+                // Every slot is taken by other lanes' handlers: claim when one frees up.
+                Ok(_permit) = slots.acquire_owned(), if asked == 0 && run.running.is_empty() => {
+                    Ok(())
+                }
                 Some(finished) = run.running.join_next(), if !run.running.is_empty() => {
                     if let Ok(finished) = finished {
                         run.record(finished);
@@ -700,9 +753,11 @@ impl PgQueuer {
                 run.recover(error).await?;
             }
         }
-        run.wind_down().await
+        self.wind_down().await
     }
+}
 
+impl PgQueuer {
     /// Opens the working connection and the LISTEN connection.
     async fn connect_link(&self) -> Result<Link, Error> {
         let queries = Queries::new(connect_with(&self.config).await?);

@@ -134,6 +134,75 @@ async fn max_concurrent_tasks_is_reached_and_never_exceeded() {
 }
 
 #[tokio::test]
+async fn two_connections_share_the_handler_slots_and_run_every_job_once() {
+    const LIMIT: usize = 5;
+    let db = TestDb::with_extension().await;
+    let q = Queries::new(db.connect().await);
+    q.enqueue(vec!["a"; 400], vec![Vec::new(); 400], vec![0; 400])
+        .await
+        .expect("enqueue");
+
+    let groups = Groups::of(LIMIT);
+    let seen: Arc<Mutex<HashMap<i64, usize>>> = Arc::default();
+    let listening = Arc::new(AtomicUsize::new(0));
+    let watcher = Arc::new(db.connect().await);
+    let mut pgq = runtime(&db);
+    {
+        let (groups, seen) = (groups.clone(), Arc::clone(&seen));
+        let (listening, watcher) = (Arc::clone(&listening), Arc::clone(&watcher));
+        pgq.entrypoint("a", move |job: Job| {
+            *seen
+                .lock()
+                .expect("not poisoned")
+                .entry(job.id)
+                .or_default() += 1;
+            let (groups, listening, watcher) =
+                (groups.clone(), Arc::clone(&listening), Arc::clone(&watcher));
+            async move {
+                if listening.load(Ordering::SeqCst) == 0 {
+                    let sessions = scalar::<i64>(
+                        &watcher,
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND query = 'LISTEN pgq'",
+                        &[],
+                    )
+                    .await;
+                    listening.store(sessions as usize, Ordering::SeqCst);
+                }
+                groups.handle(job).await
+            }
+        });
+    }
+    let options = RunOptions {
+        connections: 2,
+        ..drain(3, LIMIT)
+    };
+    tokio::time::timeout(Duration::from_secs(60), pgq.run(options))
+        .await
+        .expect("the run ends")
+        .expect("drain");
+
+    assert_eq!(
+        listening.load(Ordering::SeqCst),
+        2,
+        "two lanes, each listening"
+    );
+    assert_eq!(
+        groups.most(),
+        LIMIT,
+        "the slots are shared: reached, never exceeded"
+    );
+    let seen = seen.lock().expect("not poisoned").clone();
+    assert_eq!(seen.len(), 400, "every job ran");
+    assert!(seen.values().all(|&runs| runs == 1), "no job ran twice");
+    assert_eq!(count(q.client(), "pgq.jobs").await, 0);
+    assert_eq!(
+        count(q.client(), "pgq.log WHERE status = 'successful'").await,
+        400
+    );
+}
+
+#[tokio::test]
 async fn a_failing_handler_is_retried_then_ends_as_exception_or_held() {
     let db = TestDb::with_extension().await;
     let q = Queries::new(db.connect().await);

@@ -68,19 +68,10 @@ async fn runtime_drain(
 
     let bar = progress(&format!("drain{variant}"), params.jobs);
     let handled = Arc::new(AtomicU64::new(0));
-    let mut pgq = PgQueuer::new(config.clone());
-    let counter = Arc::clone(&handled);
-    pgq.entrypoint(&format!("{PREFIX}drain"), move |_job| {
-        counter.fetch_add(1, Ordering::Relaxed);
-        async { Ok(()) }
-    });
+    let (pgq, options) = no_op_runtime(config, &format!("{PREFIX}drain"), &handled, params);
     let options = RunOptions {
-        batch_size: params.batch,
-        max_concurrent_tasks: params.concurrency,
         mode: Mode::Drain,
-        dequeue_timeout: Duration::from_secs(1),
-        connections: params.connections,
-        ..RunOptions::default()
+        ..options
     };
     let ticker = tick_progress(&bar, &handled);
     let started = Instant::now();
@@ -155,6 +146,30 @@ async fn raw_drain(
         return Err(format!("the raw-SQL drain left {left} jobs"));
     }
     Ok(seconds)
+}
+
+/// A runtime whose handler of `entrypoint` only counts, with the benchmark's batch size,
+/// handler slots and connections.
+pub fn no_op_runtime(
+    config: &Config,
+    entrypoint: &str,
+    handled: &Arc<AtomicU64>,
+    params: &Params,
+) -> (PgQueuer, RunOptions) {
+    let mut pgq = PgQueuer::new(config.clone());
+    let counter = Arc::clone(handled);
+    pgq.entrypoint(entrypoint, move |_job| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        async { Ok(()) }
+    });
+    let options = RunOptions {
+        batch_size: params.batch,
+        max_concurrent_tasks: params.concurrency,
+        dequeue_timeout: Duration::from_secs(1),
+        connections: params.connections,
+        ..RunOptions::default()
+    };
+    (pgq, options)
 }
 
 /// Moves a progress bar along with a counter, ten times a second.

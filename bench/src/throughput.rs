@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use pgqueuer::{Mode, NewJob, OnConflict, PgQueuer, Queries, RunOptions};
+use pgqueuer::{Mode, NewJob, OnConflict, Queries, RunOptions};
 use serde_json::json;
 
 use crate::Params;
-use crate::drain::tick_progress;
+use crate::drain::{no_op_runtime, tick_progress};
 use crate::report::{Measure, progress};
 use crate::target::{PREFIX, Target, tally};
 
@@ -44,20 +44,11 @@ pub async fn run(target: &Target, params: &Params, raw_rate: f64) -> Result<Vec<
     }
 
     let handled = Arc::new(AtomicU64::new(0));
-    let mut pgq = PgQueuer::new(target.config.clone());
-    let counter = Arc::clone(&handled);
-    pgq.entrypoint(&entrypoint, move |_job| {
-        counter.fetch_add(1, Ordering::Relaxed);
-        async { Ok(()) }
-    });
+    let (pgq, options) = no_op_runtime(&target.config, &entrypoint, &handled, params);
     let options = RunOptions {
-        batch_size: params.batch,
-        max_concurrent_tasks: params.concurrency,
         mode: Mode::Continuous,
-        dequeue_timeout: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(5),
-        connections: params.connections,
-        ..RunOptions::default()
+        ..options
     };
     let seconds = params.seconds;
     let clock = Arc::new(AtomicU64::new(0));

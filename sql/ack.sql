@@ -13,7 +13,11 @@ CREATE FUNCTION pgq.ack(
     details   jsonb[] DEFAULT NULL,
     worker_id uuid DEFAULT NULL
 ) RETURNS bigint
-LANGUAGE plpgsql AS $$
+-- Sequential scans off, as in pgq.dequeue: a cached plan made while the queue was empty must
+-- not read the whole table once it is deep. Every statement here finds its rows by index.
+LANGUAGE plpgsql
+SET enable_seqscan = off
+AS $$
 #variable_conflict use_column
 DECLARE
     n        bigint;

@@ -26,6 +26,11 @@ pub const RAW_CLAIM: &str = "UPDATE pgq.jobs SET status = 'picked', worker_id = 
                  ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
     RETURNING id, payload";
 
+/// Raw-SQL sessions plan each statement for the table as it is now. PostgreSQL's default may
+/// keep a generic plan made while the queue was empty (a sequential scan), which would make the
+/// baseline measure a bad plan rather than the limit.
+pub const RAW_SESSION: &str = "SET plan_cache_mode = force_custom_plan";
+
 /// The raw ack: delete the jobs and write their log rows, in one statement.
 pub const RAW_ACK: &str = "WITH done AS (DELETE FROM pgq.jobs WHERE id = ANY ($1) \
         RETURNING id, entrypoint, priority, attempts, worker_id, created, picked_at) \
@@ -34,9 +39,8 @@ pub const RAW_ACK: &str = "WITH done AS (DELETE FROM pgq.jobs WHERE id = ANY ($1
     SELECT id, entrypoint, priority, 'successful', worker_id, attempts, created, picked_at \
     FROM done";
 
-pub async fn run(target: &Target, params: &Params) -> Result<(Vec<Measure>, f64), String> {
+pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, String> {
     let mut measures = Vec::new();
-    let mut headline_raw = 0.0;
     for (variant, config) in [
         ("", target.config.clone()),
         (" (synchronous_commit off)", target.async_commit()),
@@ -47,12 +51,11 @@ pub async fn run(target: &Target, params: &Params) -> Result<(Vec<Measure>, f64)
             .raw(params.jobs as f64 / raw)
             .detail(detail);
         if variant.is_empty() {
-            headline_raw = params.jobs as f64 / raw;
             measure = measure.target(">= 100 % of raw");
         }
         measures.push(measure);
     }
-    Ok((measures, headline_raw))
+    Ok(measures)
 }
 
 /// The runtime drains `params.jobs` jobs; returns the seconds taken and what it left.
@@ -118,6 +121,7 @@ async fn raw_drain(
     for client in clients {
         let (bar, batch) = (bar.clone(), i64::from(params.batch));
         tasks.spawn(async move {
+            client.batch_execute(RAW_SESSION).await.map_err(db)?;
             let claim = client.prepare(RAW_CLAIM).await.map_err(db)?;
             let ack = client.prepare(RAW_ACK).await.map_err(db)?;
             let name = format!("{PREFIX}drain");

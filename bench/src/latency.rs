@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::Params;
-use crate::drain::{RAW_ACK, RAW_CLAIM};
+use crate::drain::{RAW_ACK, RAW_CLAIM, RAW_SESSION};
 use crate::report::{Measure, percentile, progress};
 use crate::target::{PREFIX, Target, db};
 
@@ -181,6 +181,7 @@ async fn raw_latencies(target: &Target, params: &Params) -> Result<Vec<f64>, Str
     let claimer = {
         let (entrypoint, batch) = (entrypoint.clone(), i64::from(params.batch));
         tokio::spawn(async move {
+            listener.batch_execute(RAW_SESSION).await.map_err(db)?;
             let claim = listener.prepare(RAW_CLAIM).await.map_err(db)?;
             let ack = listener.prepare(RAW_ACK).await.map_err(db)?;
             let worker = uuid::Uuid::new_v4();

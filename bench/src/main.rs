@@ -246,21 +246,14 @@ async fn benchmark(args: &Args) -> Result<(), String> {
     }
 
     let mut measures: Vec<Measure> = Vec::new();
-    let mut raw_claim_rate = None;
     if wanted(Scenario::Enqueue) {
         measures.extend(enqueue::run(&target, &params).await?);
     }
     if wanted(Scenario::Drain) {
-        let (drained, raw) = drain::run(&target, &params).await?;
-        measures.extend(drained);
-        raw_claim_rate = Some(raw);
+        measures.extend(drain::run(&target, &params).await?);
     }
     if wanted(Scenario::Throughput) {
-        let mut result = throughput::run(&target, &params, raw_claim_rate.unwrap_or(0.0)).await?;
-        if raw_claim_rate.is_none() {
-            result.iter_mut().for_each(|m| m.raw = None);
-        }
-        measures.extend(result);
+        measures.extend(throughput::run(&target, &params).await?);
     }
     if wanted(Scenario::Latency) {
         measures.extend(latency::run(&target, &params).await?);

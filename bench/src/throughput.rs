@@ -1,34 +1,61 @@
-//! Scenario 3, throughput: producers (batches through `Queries`, as fast as they can) and one
-//! runtime together for T seconds, starting from an empty queue. Reports the jobs finished per
-//! second and the backlog left, against the raw claim+ack baseline of the drain scenario.
+//! Scenario 3, throughput: producers (batches through `Queries`, as fast as they can) and
+//! workers together for T seconds, starting from an empty queue. Reports the jobs finished per
+//! second and the backlog left. The baseline is the same mixed load with raw-SQL workers: the
+//! drain baseline's claim+ack loop on `--clients` connections.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pgqueuer::{Mode, NewJob, OnConflict, Queries, RunOptions};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::Params;
-use crate::drain::{no_op_runtime, tick_progress};
+use crate::drain::{RAW_ACK, RAW_CLAIM, RAW_SESSION, no_op_runtime, tick_progress};
 use crate::report::{Measure, progress};
-use crate::target::{PREFIX, Target, tally};
+use crate::target::{PREFIX, Target, db, tally};
 
-pub async fn run(target: &Target, params: &Params, raw_rate: f64) -> Result<Vec<Measure>, String> {
+#[derive(Clone, Copy, PartialEq)]
+enum Workers {
+    Runtime,
+    Raw,
+}
+
+pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, String> {
+    let (raw_finished, raw_seconds, raw) = mixed(target, params, Workers::Raw).await?;
+    let (finished, seconds, mut detail) = mixed(target, params, Workers::Runtime).await?;
+    detail["raw_sql"] = raw;
+    Ok(vec![
+        Measure::rate("throughput", finished, seconds)
+            .raw(raw_finished as f64 / raw_seconds)
+            .detail(detail),
+    ])
+}
+
+/// Producers and workers for `params.seconds`; returns the jobs finished, the seconds and the
+/// counts.
+async fn mixed(
+    target: &Target,
+    params: &Params,
+    workers: Workers,
+) -> Result<(u64, f64, Value), String> {
     let admin = target.connect().await?;
     target.reset(&admin).await?;
     let entrypoint = format!("{PREFIX}throughput");
-
-    let bar = progress("throughput (seconds)", params.seconds.ceil() as u64);
+    let label = match workers {
+        Workers::Runtime => "throughput (seconds)",
+        Workers::Raw => "throughput raw SQL (seconds)",
+    };
+    let bar = progress(label, params.seconds.ceil() as u64);
     let stop = Arc::new(AtomicBool::new(false));
     let enqueued = Arc::new(AtomicU64::new(0));
-    let mut producers = tokio::task::JoinSet::new();
+    let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..params.producers {
         let queries = Queries::new(target.connect().await?);
         let (stop, enqueued, entrypoint) =
             (Arc::clone(&stop), Arc::clone(&enqueued), entrypoint.clone());
         let batch = params.enqueue_batch;
-        producers.spawn(async move {
+        tasks.spawn(async move {
             let jobs: Vec<NewJob> = (0..batch)
                 .map(|_| NewJob::new(entrypoint.as_str()).payload(b"{}".to_vec()))
                 .collect();
@@ -41,6 +68,35 @@ pub async fn run(target: &Target, params: &Params, raw_rate: f64) -> Result<Vec<
             }
             Ok::<(), String>(())
         });
+    }
+    if workers == Workers::Raw {
+        for _ in 0..params.clients {
+            let client = target.connect().await?;
+            let (stop, entrypoint, batch) = (
+                Arc::clone(&stop),
+                entrypoint.clone(),
+                i64::from(params.batch),
+            );
+            tasks.spawn(async move {
+                client.batch_execute(RAW_SESSION).await.map_err(db)?;
+                let claim = client.prepare(RAW_CLAIM).await.map_err(db)?;
+                let ack = client.prepare(RAW_ACK).await.map_err(db)?;
+                let worker = uuid::Uuid::new_v4();
+                while !stop.load(Ordering::Relaxed) {
+                    let rows = client
+                        .query(&claim, &[&entrypoint, &batch, &worker])
+                        .await
+                        .map_err(db)?;
+                    if rows.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                    let ids: Vec<i64> = rows.iter().filter_map(|row| row.try_get(0).ok()).collect();
+                    client.execute(&ack, &[&ids]).await.map_err(db)?;
+                }
+                Ok::<(), String>(())
+            });
+        }
     }
 
     let handled = Arc::new(AtomicU64::new(0));
@@ -61,13 +117,17 @@ pub async fn run(target: &Target, params: &Params, raw_rate: f64) -> Result<Vec<
         }
         stop.store(true, Ordering::Relaxed);
     };
-    pgq.run_until(options, deadline)
-        .await
-        .map_err(|e| format!("the runtime failed: {e}"))?;
+    match workers {
+        Workers::Runtime => pgq
+            .run_until(options, deadline)
+            .await
+            .map_err(|e| format!("the runtime failed: {e}"))?,
+        Workers::Raw => deadline.await,
+    }
     let elapsed = started.elapsed().as_secs_f64();
     ticker.abort();
     bar.finish_and_clear();
-    while let Some(done) = producers.join_next().await {
+    while let Some(done) = tasks.join_next().await {
         done.map_err(|e| e.to_string())??;
     }
 
@@ -75,14 +135,17 @@ pub async fn run(target: &Target, params: &Params, raw_rate: f64) -> Result<Vec<
     let finished = u64::try_from(finished).unwrap_or(0);
     let enqueued = enqueued.load(Ordering::Relaxed);
     target.reset(&admin).await?;
-    Ok(vec![
-        Measure::rate("throughput", finished, elapsed)
-            .raw(raw_rate)
-            .detail(json!({
-                "seconds": elapsed, "producers": params.producers, "workers": 1, "connections": params.connections,
-                "enqueued": enqueued, "enqueued_per_second": (enqueued as f64 / elapsed).round(),
-                "finished": finished, "handled": handled.load(Ordering::Relaxed),
-                "backlog_left": left, "duplicate_log_rows": duplicates,
-            })),
-    ])
+    let workers = match workers {
+        Workers::Runtime => json!({"runtimes": 1, "connections": params.connections}),
+        Workers::Raw => json!({"raw_clients": params.clients}),
+    };
+    Ok((
+        finished,
+        elapsed,
+        json!({
+            "seconds": elapsed, "producers": params.producers, "workers": workers,
+            "enqueued": enqueued, "enqueued_per_second": (enqueued as f64 / elapsed).round(),
+            "finished": finished, "backlog_left": left, "duplicate_log_rows": duplicates,
+        }),
+    ))
 }

@@ -261,3 +261,29 @@ async fn a_claim_walks_the_index_however_deep_the_backlog() {
     );
     assert_eq!(count(&c, "pgq.jobs WHERE status = 'picked'").await, 100);
 }
+
+#[tokio::test]
+async fn a_session_that_first_claimed_from_an_empty_queue_still_uses_the_indexes() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute("VACUUM ANALYZE pgq.jobs")
+        .await
+        .expect("statistics of an empty queue");
+    // One session: the claim and the ack are planned while the queue is empty, then the queue
+    // grows to 50k jobs (no ANALYZE in between) and the same session claims and acks again.
+    let plans = db
+        .nested_plans(
+            "SELECT pgq.ack(coalesce(array_agg(id), '{}')) FROM pgq.dequeue(ARRAY['e1'], 100);
+             INSERT INTO pgq.jobs (entrypoint) SELECT 'e1' FROM generate_series(1, 50000);
+             SELECT pgq.ack(array_agg(id)) FROM pgq.dequeue(ARRAY['e1'], 100);",
+        )
+        .await;
+    let all = plans.join("\n");
+    assert!(all.contains("jobs_queued_idx"), "{all}");
+    assert!(
+        !all.contains("Seq Scan on jobs"),
+        "a plan made on the empty queue scanned the deep one:\n{all}"
+    );
+    assert_eq!(count(&c, "pgq.jobs").await, 49_900);
+    assert_eq!(count(&c, "pgq.log WHERE status = 'successful'").await, 100);
+}

@@ -116,7 +116,11 @@ CREATE FUNCTION pgq.retry(
     reason    text DEFAULT NULL,
     worker_id uuid DEFAULT NULL
 ) RETURNS boolean
-LANGUAGE plpgsql AS $$
+-- Sequential scans off (see pgq.dequeue): rows are found by id, and a cached plan made while
+-- the queue was empty must not read the whole table once it is deep.
+LANGUAGE plpgsql
+SET enable_seqscan = off
+AS $$
 #variable_conflict use_column
 DECLARE
     wait interval := coalesce(delay, '0');
@@ -167,7 +171,11 @@ $$;
 -- down). They are queued again at once for another worker, with attempts unchanged and no log
 -- row, since nothing happened to them. Fenced by worker_id like ack. Returns how many.
 CREATE FUNCTION pgq.release(job_ids bigint[], worker_id uuid DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql AS $$
+-- Sequential scans off (see pgq.dequeue): rows are found by id, and a cached plan made while
+-- the queue was empty must not read the whole table once it is deep.
+LANGUAGE plpgsql
+SET enable_seqscan = off
+AS $$
 #variable_conflict use_column
 DECLARE
     n   bigint;

@@ -504,11 +504,13 @@ async fn the_live_dashboard_runs_in_a_real_terminal_and_q_quits() {
 fn http_get(address: &str, path: &str) -> (String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).expect("the metrics endpoint accepts");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
+    // Sent in two writes, as a client may: the server must wait for the blank line.
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\n").as_bytes())
+        .expect("send the request line");
+    stream
+        .write_all(format!("Host: {address}\r\nConnection: close\r\n\r\n").as_bytes())
+        .expect("send the headers");
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
@@ -537,11 +539,19 @@ async fn metrics_are_served_in_prometheus_text_format() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("pgq metrics starts");
+    // Keep reading stderr while pgq runs: closing the pipe would make its next message fail.
     let stderr = child.stderr.take().expect("piped");
-    let line = tokio::task::spawn_blocking(move || BufReader::new(stderr).lines().next())
+    let (first, rest) = std::sync::mpsc::channel();
+    let later = std::thread::spawn(move || {
+        let mut lines = BufReader::new(stderr).lines();
+        let _ = first.send(lines.next());
+        lines.map_while(Result::ok).collect::<Vec<_>>().join("\n")
+    });
+    let line = tokio::task::spawn_blocking(move || rest.recv())
         .await
         .expect("reading stderr")
         .expect("a line")
+        .expect("a first line")
         .expect("readable");
     let address = line
         .split("http://")
@@ -588,5 +598,7 @@ async fn metrics_are_served_in_prometheus_text_format() {
     let pid = i32::try_from(child.id()).expect("a pid");
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    assert!(child.wait().expect("it exits").success());
+    let exited = child.wait().expect("it exits");
+    let rest = later.join().expect("stderr read to the end");
+    assert!(exited.success(), "{exited}: {rest}");
 }

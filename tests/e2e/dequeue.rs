@@ -287,3 +287,40 @@ async fn a_session_that_first_claimed_from_an_empty_queue_still_uses_the_indexes
     assert_eq!(count(&c, "pgq.jobs").await, 49_900);
     assert_eq!(count(&c, "pgq.log WHERE status = 'successful'").await, 100);
 }
+
+#[tokio::test]
+async fn functions_that_find_jobs_by_id_still_use_the_primary_key_after_the_queue_grows() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute("VACUUM ANALYZE pgq.jobs")
+        .await
+        .expect("statistics of an empty queue");
+    // One session: six calls of each on the empty queue (after five, PL/pgSQL may keep a
+    // generic plan), then 50k jobs (no ANALYZE), then each once more.
+    let calls = |times: u32| {
+        [
+            "pgq.heartbeat(ARRAY[-1]::bigint[])",
+            "pgq.release(ARRAY[-1]::bigint[])",
+            "pgq.cancel(ARRAY[-1]::bigint[])",
+            "pgq.requeue(ARRAY[-1]::bigint[])",
+            "pgq.retry(-1)",
+            "pgq.ack(ARRAY[-1]::bigint[])",
+        ]
+        .map(|call| format!("SELECT {call} FROM generate_series(1, {times});"))
+        .join("\n")
+    };
+    let plans = db
+        .nested_plans(&format!(
+            "{}\nINSERT INTO pgq.jobs (entrypoint) SELECT 'e1' FROM generate_series(1, 50000);\n{}",
+            calls(6),
+            calls(1)
+        ))
+        .await;
+    let all = plans.join("\n");
+    assert!(all.contains("jobs_pkey"), "{all}");
+    assert!(
+        !all.contains("Seq Scan on jobs"),
+        "a plan made on the empty queue scanned the deep one:\n{all}"
+    );
+    assert_eq!(count(&c, "pgq.jobs").await, 50_000, "nothing was touched");
+}

@@ -51,9 +51,8 @@ pub async fn metrics(client: &Client, args: MetricsArgs) -> Result<(), Failure> 
             _ = interrupt.recv() => return Ok(()),
             _ = terminate.recv() => return Ok(()),
         };
-        let mut request = vec![0u8; 4096];
-        let read = stream.read(&mut request).await.unwrap_or(0);
-        let request = String::from_utf8_lossy(&request[..read]);
+        let request = read_head(&mut stream).await;
+        let request = String::from_utf8_lossy(&request);
         let response = if request.starts_with("GET /metrics ") {
             match render(client).await {
                 Ok(body) => format!(
@@ -81,6 +80,21 @@ pub async fn metrics(client: &Client, args: MetricsArgs) -> Result<(), Failure> 
         let _ = stream.write_all(response.as_bytes()).await;
         let _ = stream.shutdown().await;
     }
+}
+
+/// The request line and headers (up to the blank line, 8 KiB at most), however many reads they
+/// take to arrive; what came within 5 s if the client stalls.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(read)) if read > 0 => head.extend_from_slice(&chunk[..read]),
+            _ => break,
+        }
+    }
+    head
 }
 
 /// One scrape: the queue as it is now.

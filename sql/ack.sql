@@ -13,8 +13,7 @@ CREATE FUNCTION pgq.ack(
     details   jsonb[] DEFAULT NULL,
     worker_id uuid DEFAULT NULL
 ) RETURNS bigint
--- Sequential scans off, as in pgq.dequeue: a cached plan made while the queue was empty must
--- not read the whole table once it is deep. Every statement here finds its rows by index.
+-- Rows are found by index; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
 AS $$
@@ -116,8 +115,7 @@ CREATE FUNCTION pgq.retry(
     reason    text DEFAULT NULL,
     worker_id uuid DEFAULT NULL
 ) RETURNS boolean
--- Sequential scans off (see pgq.dequeue): rows are found by id, and a cached plan made while
--- the queue was empty must not read the whole table once it is deep.
+-- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
 AS $$
@@ -171,8 +169,7 @@ $$;
 -- down). They are queued again at once for another worker, with attempts unchanged and no log
 -- row, since nothing happened to them. Fenced by worker_id like ack. Returns how many.
 CREATE FUNCTION pgq.release(job_ids bigint[], worker_id uuid DEFAULT NULL) RETURNS bigint
--- Sequential scans off (see pgq.dequeue): rows are found by id, and a cached plan made while
--- the queue was empty must not read the whole table once it is deep.
+-- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
 AS $$

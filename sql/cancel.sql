@@ -4,8 +4,7 @@
 -- log row. The ids of the picked ones (being run right now) go out in one cancel
 -- notification, so their workers can stop them; a late ack from such a worker finds nothing.
 CREATE FUNCTION pgq.cancel(job_ids bigint[]) RETURNS bigint
--- Sequential scans off (see pgq.dequeue): rows are found by id, and a cached plan made while
--- the queue was empty must not read the whole table once it is deep.
+-- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
 AS $$
@@ -42,8 +41,7 @@ $$;
 -- If a held job's dedupe key has been taken by an active job meanwhile, nothing is requeued
 -- (23505, naming the key).
 CREATE FUNCTION pgq.requeue(job_ids bigint[]) RETURNS bigint
--- Sequential scans off (see pgq.dequeue): rows are found by id, and a cached plan made while
--- the queue was empty must not read the whole table once it is deep.
+-- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
 AS $$

@@ -1,8 +1,7 @@
 -- pgq.heartbeat: a worker says it still runs these jobs. With worker_id, only rows that worker
 -- still holds are refreshed (a re-picked or cancelled job is not). Returns the count refreshed.
 CREATE FUNCTION pgq.heartbeat(job_ids bigint[], worker_id uuid DEFAULT NULL) RETURNS bigint
--- Sequential scans off (see pgq.dequeue): rows are found by id, and a cached plan made while
--- the queue was empty must not read the whole table once it is deep.
+-- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
 AS $$

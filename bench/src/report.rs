@@ -131,7 +131,7 @@ pub fn print_table(measures: &[Measure]) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let line = |cells: &[String]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(widths)
@@ -143,18 +143,10 @@ pub fn print_table(measures: &[Measure]) {
             .collect();
         println!("{}", padded.join("  ").trim_end());
     };
-    line(header.to_vec());
-    line(
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str)
-            .collect(),
-    );
+    line(&header.map(String::from));
+    line(&widths.map(|w| "-".repeat(w)));
     for row in &rows {
-        line(row.iter().map(String::as_str).collect());
+        line(row);
     }
 }
 

@@ -19,6 +19,10 @@ CREATE TABLE pgq.schedules (
 
 CREATE INDEX schedules_due_idx ON pgq.schedules (next_run) WHERE enabled;
 
+-- Dumped with the database, like the other tables (sql/schema.sql).
+SELECT pg_catalog.pg_extension_config_dump('pgq.schedules', '');
+SELECT pg_catalog.pg_extension_config_dump('pgq.schedules_id_seq', '');
+
 -- pgq.schedule: registers (upserts) a schedule and returns its id. Registering the same
 -- (entrypoint, expression) again returns the same id and changes nothing but the time zone;
 -- next_run is recomputed only if the time zone changed.

@@ -79,6 +79,15 @@ CREATE TABLE pgq.log (
 CREATE INDEX log_job_id_idx ON pgq.log (job_id);
 CREATE INDEX log_created_idx ON pgq.log (created);
 
+-- The tables hold the user's data, not the extension's definitions: pg_dump of a database dumps
+-- an extension's tables only when they are marked so, and its identity sequences must be marked
+-- too, or a restored queue would hand out ids that its rows already use.
+SELECT pg_catalog.pg_extension_config_dump('pgq.entrypoints', '');
+SELECT pg_catalog.pg_extension_config_dump('pgq.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('pgq.jobs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pgq.log', '');
+SELECT pg_catalog.pg_extension_config_dump('pgq.log_id_seq', '');
+
 -- Raises invalid_parameter_value (22023); every argument check of the API goes through it.
 CREATE FUNCTION pgq._invalid(message text, hint text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql AS $$

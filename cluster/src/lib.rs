@@ -92,6 +92,9 @@ pub struct Options {
     pub preload: bool,
     /// More `postgresql.conf` lines, `name = value`, appended last.
     pub settings: Vec<String>,
+    /// The `pg_config` of the PostgreSQL installation to run. Default: `PGQ_PG_CONFIG`, else
+    /// Debian's PostgreSQL 15.
+    pub pg_config: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -100,6 +103,7 @@ impl Default for Options {
             durable: false,
             preload: true,
             settings: Vec::new(),
+            pg_config: None,
         }
     }
 }
@@ -225,8 +229,10 @@ impl Cluster {
 
     /// Starts a cluster: `initdb`, configuration, `pg_ctl start`, and waits until it is ready.
     pub fn start_with(options: Options) -> Result<Cluster, Error> {
-        let pg_config =
-            std::env::var("PGQ_PG_CONFIG").unwrap_or_else(|_| DEFAULT_PG_CONFIG.to_string());
+        let pg_config = match &options.pg_config {
+            Some(path) => path.display().to_string(),
+            None => default_pg_config(),
+        };
         let bindir = PathBuf::from(pg_config_value(&pg_config, "--bindir")?);
         if options.preload {
             check_installed(&pg_config)?;
@@ -260,6 +266,11 @@ impl Cluster {
     /// The TCP port on 127.0.0.1 (also the unix socket's port number).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A program of this cluster's PostgreSQL installation (`pg_dump`, `pg_restore`, ...).
+    pub fn bin(&self, program: &str) -> PathBuf {
+        self.bindir.join(program)
     }
 
     /// The server log, for debugging a failed test.
@@ -475,6 +486,16 @@ fn run(command: &mut Command, what: &str) -> Result<Output, Error> {
             ),
         })
     }
+}
+
+/// One value of the `pg_config` the clusters use (`PGQ_PG_CONFIG`, default Debian's
+/// PostgreSQL 15), for example `pg_config("--sharedir")`.
+pub fn pg_config(flag: &str) -> Result<String, Error> {
+    pg_config_value(&default_pg_config(), flag)
+}
+
+fn default_pg_config() -> String {
+    std::env::var("PGQ_PG_CONFIG").unwrap_or_else(|_| DEFAULT_PG_CONFIG.to_string())
 }
 
 fn pg_config_value(pg_config: &str, flag: &str) -> Result<String, Error> {

@@ -2,6 +2,7 @@
 //! One module per concern; `pgqueuer_tests` holds the cluster and database helpers.
 
 mod ack;
+mod backup;
 mod cancel;
 mod configure;
 mod dequeue;

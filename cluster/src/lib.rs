@@ -24,6 +24,10 @@
 
 #![warn(missing_docs)]
 
+mod installation;
+
+pub use installation::Installation;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -306,24 +310,21 @@ impl Cluster {
     /// Runs SQL with `psql` in `dbname` and returns its unaligned, tuples-only output.
     /// Stops at the first error.
     pub fn psql(&self, dbname: &str, sql: &str) -> Result<String, Error> {
+        let output = run(self.psql_command(dbname).args(["-c", sql]), "psql")?;
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .to_string())
+    }
+
+    /// `psql` connected to `dbname` (unaligned, tuples only, stopping at the first error),
+    /// for the caller to add `-c SQL` or a script and run as it likes.
+    pub fn psql_command(&self, dbname: &str) -> Command {
         let mut command = Command::new(self.bindir.join("psql"));
         command
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.dir)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                SUPERUSER,
-                "-d",
-                dbname,
-                "-c",
-                sql,
-            ]);
-        let output = run(&mut command, "psql")?;
-        Ok(String::from_utf8_lossy(&output.stdout)
-            .trim_end()
-            .to_string())
+            .args(["-p", &self.port.to_string(), "-U", SUPERUSER, "-d", dbname]);
+        command
     }
 
     /// Creates an empty database with a name no other call in this process has used, and

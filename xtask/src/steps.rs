@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use pgqueuer_cluster::{Cluster, Options, is_root};
 
-use crate::setup::{self, PG_CONFIG, pgrx_home_dir};
+use crate::install::Build;
+use crate::setup::{self, pgrx_home_dir};
 
 /// An xtask step's outcome; the error is the message to print.
 pub type Result<T = ()> = std::result::Result<T, String>;
@@ -71,37 +72,25 @@ fn step(title: &str, command: &mut Command) -> Result {
     Ok(())
 }
 
-/// Builds the extension and installs it into the system PostgreSQL 15.
-pub fn install() -> Result {
-    install_build(false)
-}
-
-/// [`install`], optimised (`--release`) or not.
-fn install_build(release: bool) -> Result {
-    step(
-        "install the extension into PostgreSQL 15",
-        &mut install_command(release),
-    )
-}
-
-/// `cargo pgrx install` of the extension into Debian's PostgreSQL 15.
-fn install_command(release: bool) -> Command {
-    let mut command = cargo();
-    command.args([
-        "pgrx",
-        "install",
-        "--package",
-        "pgqueuer",
-        "--pg-config",
-        PG_CONFIG,
-    ]);
-    if release {
-        command.arg("--release");
+/// Builds the extension and installs it into `pg_config`'s PostgreSQL (Debian's 15 unless
+/// `--pg-config` says otherwise), optimised or not.
+pub fn install(release: bool, pg_config: Option<&str>) -> Result {
+    let mut build = Build {
+        release,
+        ..Build::default()
+    };
+    if let Some(pg_config) = pg_config {
+        build.pg_config = PathBuf::from(pg_config);
     }
-    if !is_root() {
-        command.arg("--sudo");
-    }
-    command
+    heading(&format!(
+        "install the extension ({} build) for {}",
+        if release { "release" } else { "debug" },
+        build.pg_config.display()
+    ));
+    let started = Instant::now();
+    crate::install::install(&build)?;
+    eprintln!("    installed in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// `cargo xtask bench [ARGS]`: the release build of the extension installed, then
@@ -109,10 +98,7 @@ fn install_command(release: bool) -> Command {
 /// Everything but pgq-bench's own output goes to stderr, so that `--json > FILE` holds JSON.
 pub fn bench(args: &[String]) -> Result {
     setup::ensure()?;
-    let mut install = install_command(true);
-    install.stdout(std::io::stderr());
-    eprintln!("\n==> install the extension into PostgreSQL 15 (release build)");
-    run(&mut install)?;
+    install(true, None)?;
     eprintln!("\n==> pgq-bench (release build)");
     run(cargo()
         .args([
@@ -147,7 +133,7 @@ pub fn test() -> Result {
     pg_tests()?;
     // `cargo pgrx test` left a test build (with its `tests` schema) in PostgreSQL's
     // directories; the end-to-end tests must run against the real one.
-    install()?;
+    install(false, None)?;
     step(
         "doc tests",
         cargo().args(["test", "--workspace", "--exclude", "pgqueuer", "--doc"]),
@@ -164,6 +150,7 @@ fn pg_tests() -> Result {
     let mut command = cargo();
     command.args(["pgrx", "test", "pg15", "--package", "pgqueuer"]);
     if !is_root() {
+        hook_install(&mut command)?;
         return step("#[pg_test]s (cargo pgrx test)", &mut command);
     }
     let output = Command::new("runuser")
@@ -178,9 +165,19 @@ fn pg_tests() -> Result {
     }
     let pgdata = String::from_utf8_lossy(&output.stdout).trim().to_string();
     command.args(["--runas", "postgres", "--pgdata", &pgdata]);
+    hook_install(&mut command)?;
     let result = step("#[pg_test]s (cargo pgrx test)", &mut command);
     let _ = std::fs::remove_dir_all(&pgdata);
     result
+}
+
+/// Makes the pgrx test framework install its build through this program (`xtask pgrx
+/// install ...`, see [`crate::install::pgrx_hook`]): left alone, it copies the library in
+/// place with `sudo cp`, which kills any server that has the old one loaded.
+fn hook_install(command: &mut Command) -> Result {
+    let me = std::env::current_exe().map_err(|error| format!("the xtask binary: {error}"))?;
+    command.env("CARGO_PGRX", me);
+    Ok(())
 }
 
 /// `cargo xtask demo`: a throwaway cluster with the extension, and the quick start on it: the
@@ -188,7 +185,7 @@ fn pg_tests() -> Result {
 /// how they ended.
 pub fn demo() -> Result {
     setup::ensure()?;
-    install()?;
+    install(false, None)?;
     step(
         "build the pgq command line and the examples",
         cargo().args([

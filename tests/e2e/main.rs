@@ -4,6 +4,7 @@
 mod ack;
 mod backup;
 mod cancel;
+mod catalog;
 mod configure;
 mod dequeue;
 mod enqueue;
@@ -11,6 +12,7 @@ mod install;
 mod limits;
 mod notify;
 mod queries;
+mod release;
 mod runtime;
 mod schedules;
 mod status;

@@ -6,6 +6,9 @@
 //! each other's jobs. The cluster is stopped and deleted when the process exits, however
 //! it exits. A test that cannot get a server fails; it never skips.
 
+pub mod catalog;
+pub mod release;
+
 use std::sync::OnceLock;
 
 pub use pgqueuer_cluster::Cluster;

@@ -54,7 +54,8 @@ pub fn install(build: &Build) -> Result {
     let _ = std::fs::remove_dir_all(&stage);
     let result = package(build, &stage).and_then(|()| {
         add_frozen_releases(&stage, &build.pg_config)?;
-        place_tree(&stage)
+        place_tree(&stage)?;
+        remove_stale_scripts(&stage, &build.pg_config)
     });
     let _ = std::fs::remove_dir_all(&stage);
     result
@@ -156,6 +157,41 @@ fn add_frozen_releases(stage: &Path, pg_config: &Path) -> Result {
         })?;
     }
     Ok(())
+}
+
+/// Removes the extension's scripts that this install did not put in place (an upgrade script
+/// since deleted or renamed in the repository), so that PostgreSQL's update paths are exactly
+/// the repository's. Only `CREATE/ALTER EXTENSION` read these files, never a running query.
+fn remove_stale_scripts(stage: &Path, pg_config: &Path) -> Result {
+    let extension_dir = Path::new(&pg_config_value(pg_config, "--sharedir")?).join("extension");
+    let staged_dir = staged(stage, &extension_dir);
+    let entries = std::fs::read_dir(&extension_dir)
+        .map_err(|error| format!("{}: {error}", extension_dir.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("pgqueuer--")
+            && name.ends_with(".sql")
+            && !staged_dir.join(&name).exists()
+        {
+            eprintln!(
+                "    remove {} (not in this checkout)",
+                entry.path().display()
+            );
+            remove(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a file, through `sudo` without write access to its directory.
+fn remove(path: &Path) -> Result {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+            run(Command::new("sudo").args(["rm", "-f"]).arg(path))
+        }
+        Err(error) => Err(format!("removing {}: {error}", path.display())),
+    }
 }
 
 /// Where `absolute` lies inside `stage`.

@@ -35,6 +35,10 @@ pub enum Error {
     /// A dedupe key is already held by a queued or picked job (SQLSTATE 23505).
     #[error("{0}")]
     Duplicate(String),
+    /// The database has no pgqueuer schema, or one of a version this client cannot work with
+    /// ([`crate::SCHEMA_VERSIONS`]); the message names both versions and what to do.
+    #[error("{0}")]
+    Schema(String),
     /// Any other database error.
     #[error(transparent)]
     Db(#[from] tokio_postgres::Error),

@@ -364,6 +364,36 @@ impl Queries {
         &self.client
     }
 
+    /// Checks that the database holds a pgqueuer schema of a version this client works with
+    /// ([`SCHEMA_VERSIONS`]) and returns that version; [`Error::Schema`] otherwise.
+    pub async fn check_schema(&self) -> Result<String, Error> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT current_database()::text, \
+                        to_regprocedure('pgq.version()') IS NOT NULL",
+                &[],
+            )
+            .await?;
+        let database: String = row.try_get(0)?;
+        let installed = if row.try_get(1)? {
+            self.client
+                .query_one("SELECT pgq.version()", &[])
+                .await?
+                .try_get::<_, Option<String>>(0)?
+        } else {
+            None
+        };
+        match installed {
+            None => Err(Error::Schema(format!(
+                "pgqueuer is not installed in database {database}: run pgq install \
+                 (CREATE EXTENSION pgqueuer)"
+            ))),
+            Some(version) if SCHEMA_VERSIONS.contains(&version.as_str()) => Ok(version),
+            Some(version) => Err(Error::Schema(schema_mismatch(&database, &version))),
+        }
+    }
+
     /// Prepares every statement now rather than on first use (the worker runtime does this at
     /// start, so that pipelined calls go out in the order they are made).
     pub async fn prepare_all(&self) -> Result<(), Error> {
@@ -665,6 +695,34 @@ impl Queries {
         self.count(Call::PurgeLog, &[&older_than.as_secs_f64()])
             .await
     }
+}
+
+/// The versions of the pgqueuer schema (`pgq.version()`) this client works with. The worker
+/// runtime refuses to start on any other; see docs/updating.md for the order of an upgrade.
+pub const SCHEMA_VERSIONS: &[&str] = &["0.1.0"];
+
+/// Why [`Queries::check_schema`] refused `installed`, in one line naming both versions.
+fn schema_mismatch(database: &str, installed: &str) -> String {
+    let key = |version: &str| -> Vec<u64> {
+        version
+            .split('.')
+            .map(|part| part.parse().unwrap_or(0))
+            .collect()
+    };
+    let older = SCHEMA_VERSIONS
+        .iter()
+        .all(|supported| key(installed) < key(supported));
+    let advice = if older {
+        "update the schema first: pgq upgrade (ALTER EXTENSION pgqueuer UPDATE)"
+    } else {
+        "use a newer pgqueuer client"
+    };
+    format!(
+        "database {database} has pgqueuer schema {installed}, but this client ({}) works with \
+         schema {}: {advice}",
+        env!("CARGO_PKG_VERSION"),
+        SCHEMA_VERSIONS.join(", ")
+    )
 }
 
 impl Error {

@@ -596,6 +596,8 @@ impl PgQueuer {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         let link = self.connect_link().await?;
+        // A schema this client does not know would fail later, in the middle of a claim.
+        link.queries.check_schema().await?;
         // Prepared up front, so that an ack pipelined with a claim is always sent first.
         link.queries.prepare_all().await?;
         for (name, registered) in &self.entrypoints {

@@ -84,6 +84,21 @@ async fn install_dry_run_changes_nothing_then_install_and_verify() {
         "{}",
         stdout(&upgrade)
     );
+
+    // A database left behind the server's files (or at a schema this pgq does not know).
+    c.batch_execute("UPDATE pg_extension SET extversion = '0.0.1' WHERE extname = 'pgqueuer'")
+        .await
+        .expect("pretend the schema is 0.0.1");
+    let behind = pgq(&db.dsn, &["verify"]);
+    assert_eq!(behind.status.code(), Some(1), "{}", stdout(&behind));
+    let current = env!("CARGO_PKG_VERSION");
+    assert!(
+        stdout(&behind).contains(&format!(
+            "pgqueuer 0.0.1 is installed, but the server's files are {current}: run pgq upgrade"
+        )) && stdout(&behind).contains(&format!("works with schema {current}, not 0.0.1")),
+        "{}",
+        stdout(&behind)
+    );
 }
 
 #[tokio::test]

@@ -634,3 +634,46 @@ async fn a_killed_listen_connection_is_replaced_and_wakes_the_worker_again() {
     );
     worker.abort();
 }
+
+/// The runtime refuses, in one line naming both versions, a schema it does not know, and a
+/// database without pgqueuer; it starts on a schema it knows.
+#[tokio::test]
+async fn the_runtime_refuses_a_schema_version_it_does_not_know() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let checked = Queries::new(db.connect().await)
+        .check_schema()
+        .await
+        .expect("the current schema is known");
+    assert_eq!(checked, env!("CARGO_PKG_VERSION"));
+
+    // What a database left at an old release looks like to the client.
+    c.batch_execute("UPDATE pg_extension SET extversion = '0.0.1' WHERE extname = 'pgqueuer'")
+        .await
+        .expect("pretend the schema is 0.0.1");
+    let error = runtime(&db)
+        .entrypoint("e", |_job| async { Ok(()) })
+        .run_until(drain(10, 10), std::future::pending())
+        .await
+        .expect_err("an unknown schema is refused");
+    let message = error.to_string();
+    assert!(matches!(error, pgqueuer::Error::Schema(_)), "{error:?}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.contains("schema 0.0.1")
+            && message.contains(&format!("works with schema {}", env!("CARGO_PKG_VERSION")))
+            && message.contains("pgq upgrade"),
+        "{message}"
+    );
+
+    let empty = TestDb::empty().await;
+    let error = runtime(&empty)
+        .entrypoint("e", |_job| async { Ok(()) })
+        .run_until(drain(10, 10), std::future::pending())
+        .await
+        .expect_err("no schema is refused");
+    assert!(
+        error.to_string().contains("pgqueuer is not installed"),
+        "{error}"
+    );
+}

@@ -197,8 +197,9 @@ pub async fn verify(client: &Client, args: VerifyArgs) -> Result<(), Failure> {
     let mut differences = Vec::new();
     match args.expect {
         Expect::Present => {
-            if installed.is_none() {
-                differences.push("extension pgqueuer is not installed".to_string());
+            match &installed {
+                None => differences.push("extension pgqueuer is not installed".to_string()),
+                Some(version) => differences.extend(version_differences(client, version).await?),
             }
             for table in TABLES {
                 if !exists(
@@ -251,6 +252,33 @@ pub async fn verify(client: &Client, args: VerifyArgs) -> Result<(), Failure> {
             differences.len()
         ))),
     }
+}
+
+/// An installed version that is behind the server's files, or that this client cannot use.
+async fn version_differences(client: &Client, installed: &str) -> Result<Vec<String>, Failure> {
+    let mut differences = Vec::new();
+    let available: Option<String> = client
+        .query_opt(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'pgqueuer'",
+            &[],
+        )
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+    if let Some(available) = available.filter(|available| available != installed) {
+        differences.push(format!(
+            "pgqueuer {installed} is installed, but the server's files are {available}: \
+             run pgq upgrade"
+        ));
+    }
+    if !pgqueuer::SCHEMA_VERSIONS.contains(&installed) {
+        differences.push(format!(
+            "this pgq ({}) works with schema {}, not {installed}",
+            env!("CARGO_PKG_VERSION"),
+            pgqueuer::SCHEMA_VERSIONS.join(", ")
+        ));
+    }
+    Ok(differences)
 }
 
 async fn exists(client: &Client, sql: &str, name: &str) -> Result<bool, Failure> {

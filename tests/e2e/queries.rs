@@ -236,3 +236,26 @@ async fn wait_for_returns_once_every_job_has_ended() {
         .expect("unknown ids");
     assert!(unknown.is_empty());
 }
+
+/// A worker that runs through an update adding a column to pgq.jobs keeps claiming with the
+/// statement it prepared before: docs/updating.md promises that old workers survive a release
+/// that only appends columns.
+#[tokio::test]
+async fn a_prepared_claim_survives_a_column_added_to_the_jobs_table() {
+    let (db, q) = queries().await;
+    q.prepare_all().await.expect("prepare");
+    q.enqueue(["e"], [Vec::new()], [0]).await.expect("enqueue");
+    assert_eq!(q.dequeue(&["e"], 10, None).await.expect("claim").len(), 1);
+
+    db.connect()
+        .await
+        .batch_execute("ALTER TABLE pgq.jobs ADD COLUMN added_by_a_release int")
+        .await
+        .expect("what an upgrade script may do");
+    q.enqueue(["e"], [Vec::new()], [0]).await.expect("enqueue");
+    let jobs = q
+        .dequeue(&["e"], 10, None)
+        .await
+        .expect("the same prepared claim");
+    assert_eq!(jobs.len(), 1);
+}

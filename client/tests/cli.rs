@@ -1,28 +1,12 @@
 //! The `pgq` command line against a real server: output, exit codes, and what changed.
 
-use std::process::{Command, Output};
+mod support;
+
+use std::process::Command;
 
 use pgqueuer_tests::{TestDb, count, scalar};
 use serde_json::Value;
-
-/// Runs `pgq --dsn DSN ARGS...` and returns its output.
-fn pgq(dsn: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgq"))
-        .arg("--dsn")
-        .arg(dsn)
-        .args(args)
-        .env_remove("PGQUEUER_DSN")
-        .output()
-        .expect("pgq runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).trim().to_string()
-}
+use support::{pgq, stderr, stdout};
 
 #[test]
 fn a_connection_failure_is_one_line_naming_the_target_and_exit_2() {

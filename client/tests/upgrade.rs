@@ -8,13 +8,15 @@
 //! requeued, a schedule fires, the dedupe key holds, everything drains) and that `pgq verify`
 //! passes.
 
-use std::process::{Command, Output};
+mod support;
+
 use std::time::Duration;
 
 use pgqueuer_tests::catalog::{difference, snapshot};
 use pgqueuer_tests::release::{self, CURRENT};
-use pgqueuer_tests::{Cluster, Listener, expect_sqlstate, scalar};
+use pgqueuer_tests::{Cluster, Listener, expect_sqlstate, rows_json, scalar};
 use serde_json::Value;
+use support::{pgq, stderr, stdout};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
@@ -31,33 +33,11 @@ const TABLES: &[(&str, &str)] = &[
 
 const WORKER_1: &str = "00000000-0000-0000-0000-000000000001";
 
-fn pgq(dsn: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgq"))
-        .arg("--dsn")
-        .arg(dsn)
-        .args(args)
-        .env_remove("PGQUEUER_DSN")
-        .output()
-        .expect("pgq runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).trim().to_string()
-}
-
 /// Each table's rows as JSON objects, in order.
 async fn rows(client: &Client) -> Vec<(String, Vec<serde_json::Map<String, Value>>)> {
     let mut all = Vec::new();
     for (table, order) in TABLES {
-        let json: String = scalar(
-            client,
-            &format!(
-                "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.{order}), '[]')::text \
-                 FROM {table} t"
-            ),
-            &[],
-        )
-        .await;
+        let json = rows_json(client, table, order).await;
         let rows: Vec<serde_json::Map<String, Value>> =
             serde_json::from_str(&json).expect("rows as JSON");
         all.push((table.to_string(), rows));
@@ -173,7 +153,7 @@ async fn upgrade_from(version: &str) {
         upgrade.status.code(),
         Some(0),
         "pgq upgrade from {version}: {}",
-        text(&upgrade.stderr)
+        stderr(&upgrade)
     );
     let expected = if version == CURRENT {
         format!("pgqueuer is already at {CURRENT}")
@@ -181,9 +161,9 @@ async fn upgrade_from(version: &str) {
         format!("upgraded pgqueuer from {version} to {CURRENT}")
     };
     assert!(
-        text(&upgrade.stdout).contains(&expected),
+        stdout(&upgrade).contains(&expected),
         "pgq upgrade said {:?}, not {expected:?}",
-        text(&upgrade.stdout)
+        stdout(&upgrade)
     );
 
     // The catalog is exactly that of a fresh install.
@@ -299,7 +279,7 @@ async fn upgrade_from(version: &str) {
         verify.status.code(),
         Some(0),
         "from {version}: pgq verify: {}",
-        text(&verify.stdout)
+        stdout(&verify)
     );
     drop(cluster);
 }

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use pgqueuer_tests::{TestDb, cluster, scalar};
+use pgqueuer_tests::{TestDb, cluster, rows_json, scalar};
 use tokio_postgres::Client;
 
 /// Every table's rows as JSON text, in id (or name) order.
@@ -15,16 +15,10 @@ async fn contents(client: &Client) -> Vec<String> {
         ("pgq.entrypoints", "name"),
         ("pgq.schedules", "id"),
     ] {
-        let rows: String = scalar(
-            client,
-            &format!(
-                "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.{order}), '[]')::text \
-                 FROM {table} t"
-            ),
-            &[],
-        )
-        .await;
-        all.push(format!("{table}: {rows}"));
+        all.push(format!(
+            "{table}: {}",
+            rows_json(client, table, order).await
+        ));
     }
     all
 }

@@ -226,6 +226,20 @@ pub async fn scalar<T: for<'a> FromSql<'a>>(
     }
 }
 
+/// A table's rows as a JSON array of objects (`to_jsonb` of each row), in `order_by` order:
+/// for comparing a table's contents before and after something.
+pub async fn rows_json(client: &Client, table: &str, order_by: &str) -> String {
+    scalar(
+        client,
+        &format!(
+            "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.{order_by}), '[]')::text \
+             FROM {table} t"
+        ),
+        &[],
+    )
+    .await
+}
+
 /// `SELECT count(*)` of a query's rows, for "nothing changed" checks.
 pub async fn count(client: &Client, from: &str) -> i64 {
     client

@@ -98,14 +98,7 @@ pub async fn install(client: &Client, args: InstallArgs) -> Result<(), Failure> 
         println!("pgqueuer {version} is already installed in database {database}");
         return Ok(());
     }
-    let available: Option<String> = client
-        .query_opt(
-            "SELECT default_version FROM pg_available_extensions WHERE name = 'pgqueuer'",
-            &[],
-        )
-        .await?
-        .map(|row| row.try_get(0))
-        .transpose()?;
+    let available = available_version(client).await?;
     if available.is_none() {
         return Err(Failure::new(
             "the pgqueuer extension's files are not installed on this PostgreSQL server \
@@ -254,17 +247,22 @@ pub async fn verify(client: &Client, args: VerifyArgs) -> Result<(), Failure> {
     }
 }
 
-/// An installed version that is behind the server's files, or that this client cannot use.
-async fn version_differences(client: &Client, installed: &str) -> Result<Vec<String>, Failure> {
-    let mut differences = Vec::new();
-    let available: Option<String> = client
+/// The version `CREATE EXTENSION pgqueuer` would install: the server's control file's default.
+async fn available_version(client: &Client) -> Result<Option<String>, Failure> {
+    Ok(client
         .query_opt(
             "SELECT default_version FROM pg_available_extensions WHERE name = 'pgqueuer'",
             &[],
         )
         .await?
         .map(|row| row.try_get(0))
-        .transpose()?;
+        .transpose()?)
+}
+
+/// An installed version that is behind the server's files, or that this client cannot use.
+async fn version_differences(client: &Client, installed: &str) -> Result<Vec<String>, Failure> {
+    let mut differences = Vec::new();
+    let available = available_version(client).await?;
     if let Some(available) = available.filter(|available| available != installed) {
         differences.push(format!(
             "pgqueuer {installed} is installed, but the server's files are {available}: \

@@ -9,13 +9,14 @@
 -- Fencing: with worker_id, only rows that worker still holds (picked by it) are touched.
 CREATE FUNCTION pgq.ack(
     job_ids   bigint[],
-    statuses  pgq.job_status[] DEFAULT NULL,
+    statuses  pgq.job_state[] DEFAULT NULL,
     details   jsonb[] DEFAULT NULL,
     worker_id uuid DEFAULT NULL
 ) RETURNS bigint
 -- Rows are found by index; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -73,7 +74,7 @@ BEGIN
         DELETE FROM pgq.jobs j USING decided d WHERE j.id = d.id AND d.action = 'delete'
     ), changed AS (
         UPDATE pgq.jobs j SET
-            status = CASE d.action WHEN 'retry' THEN 'queued' ELSE 'failed' END::pgq.job_status,
+            status = CASE d.action WHEN 'retry' THEN 'queued' ELSE 'failed' END::pgq.job_state,
             attempts = CASE d.action WHEN 'retry' THEN j.attempts + 1 ELSE j.attempts END,
             worker_id = CASE d.action WHEN 'retry' THEN NULL ELSE j.worker_id END,
             execute_after = CASE d.action WHEN 'retry' THEN now() + d.backoff
@@ -88,7 +89,7 @@ BEGIN
         SELECT d.id, d.entrypoint, d.priority,
                CASE d.action WHEN 'retry' THEN 'queued'
                              WHEN 'hold' THEN 'failed'
-                             ELSE d.outcome END::pgq.job_status,
+                             ELSE d.outcome END::pgq.job_state,
                coalesce(ack.worker_id, d.worker_id),
                CASE d.action WHEN 'retry' THEN d.attempts + 1 ELSE d.attempts END,
                CASE d.action WHEN 'retry' THEN jsonb_build_object(
@@ -118,6 +119,7 @@ CREATE FUNCTION pgq.retry(
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -172,6 +174,7 @@ CREATE FUNCTION pgq.release(job_ids bigint[], worker_id uuid DEFAULT NULL) RETUR
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE

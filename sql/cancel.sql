@@ -7,6 +7,7 @@ CREATE FUNCTION pgq.cancel(job_ids bigint[]) RETURNS bigint
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -44,6 +45,7 @@ CREATE FUNCTION pgq.requeue(job_ids bigint[]) RETURNS bigint
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -96,7 +98,9 @@ $$;
 -- pgq.clear: removes the queued jobs of one entrypoint (NULL: of all), each with a 'deleted'
 -- log row. Picked jobs are running: cancel them with pgq.cancel. Held jobs stay.
 CREATE FUNCTION pgq.clear(entrypoint text DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 #variable_conflict use_column
 DECLARE
     n bigint;

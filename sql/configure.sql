@@ -9,7 +9,9 @@ CREATE FUNCTION pgq.configure(
     retry_delay_max   interval DEFAULT NULL,
     on_failure        text DEFAULT NULL
 ) RETURNS pgq.entrypoints
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 #variable_conflict use_column
 DECLARE
     result pgq.entrypoints;

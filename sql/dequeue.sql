@@ -29,6 +29,7 @@ LANGUAGE plpgsql
 SET jit = off
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE

@@ -15,7 +15,9 @@ CREATE FUNCTION pgq.enqueue_many(
     headers       jsonb[] DEFAULT NULL,
     on_conflict   text DEFAULT 'raise'
 ) RETURNS bigint[]
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 #variable_conflict use_column
 DECLARE
     n        int := cardinality(entrypoints);
@@ -114,7 +116,9 @@ CREATE FUNCTION pgq.enqueue(
     dedupe_key    text DEFAULT NULL,
     headers       jsonb DEFAULT NULL
 ) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 #variable_conflict use_column
 DECLARE
     new_id bigint;

@@ -4,6 +4,7 @@ CREATE FUNCTION pgq.heartbeat(job_ids bigint[], worker_id uuid DEFAULT NULL) RET
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE

@@ -28,7 +28,9 @@ SELECT pg_catalog.pg_extension_config_dump('pgq.schedules_id_seq', '');
 -- next_run is recomputed only if the time zone changed.
 CREATE FUNCTION pgq.schedule(entrypoint text, expression text, timezone text DEFAULT 'UTC')
 RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 #variable_conflict use_column
 DECLARE
     first timestamptz;
@@ -65,7 +67,9 @@ $$;
 -- pgq.unschedule: removes one schedule of an entrypoint, or all of them (expression NULL).
 -- Returns the count removed. Jobs already enqueued by them stay.
 CREATE FUNCTION pgq.unschedule(entrypoint text, expression text DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 #variable_conflict use_column
 DECLARE
     n bigint;
@@ -91,7 +95,9 @@ $$;
 -- Returns the earliest next due time of enabled schedules and of deferred queued jobs, or
 -- NULL when there is none.
 CREATE FUNCTION pgq.tick() RETURNS timestamptz
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 #variable_conflict use_column
 DECLARE
     eps      text[];
@@ -137,7 +143,9 @@ $$;
 -- schedules (pgq.tick) and sends one 'enqueued' notification for the entrypoints of deferred
 -- or retried jobs that fell due since the previous round. Returns the next due time.
 CREATE FUNCTION pgq._worker_round(since timestamptz) RETURNS timestamptz
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     next_due timestamptz;
     eps      text[];

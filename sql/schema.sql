@@ -1,7 +1,7 @@
 -- The queue's tables. Functions in the other files are the API; these tables are its state.
 
 -- What a job is doing (pgq.jobs.status) or how it ended (pgq.log.status).
-CREATE TYPE pgq.job_status AS ENUM (
+CREATE TYPE pgq.job_state AS ENUM (
     'queued',       -- waiting to be claimed (in pgq.log: retried or requeued)
     'picked',       -- claimed by a worker, running
     'successful',   -- finished without error
@@ -36,7 +36,7 @@ CREATE TABLE pgq.jobs (
     payload       bytea,
     headers       jsonb,
     dedupe_key    text,
-    status        pgq.job_status NOT NULL DEFAULT 'queued'
+    status        pgq.job_state NOT NULL DEFAULT 'queued'
                   CHECK (status IN ('queued', 'picked', 'failed')),
     attempts      int NOT NULL DEFAULT 0,
     worker_id     uuid,
@@ -67,7 +67,7 @@ CREATE TABLE pgq.log (
     job_id      bigint NOT NULL,
     entrypoint  text NOT NULL,
     priority    int NOT NULL,
-    status      pgq.job_status NOT NULL,
+    status      pgq.job_state NOT NULL,
     worker_id   uuid,
     attempts    int NOT NULL,
     detail      jsonb,
@@ -90,7 +90,9 @@ SELECT pg_catalog.pg_extension_config_dump('pgq.log_id_seq', '');
 
 -- Raises invalid_parameter_value (22023); every argument check of the API goes through it.
 CREATE FUNCTION pgq._invalid(message text, hint text DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
     IF hint IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message;
@@ -101,7 +103,9 @@ $$;
 
 -- The entrypoint name check shared by every function: NULL or empty is 22023.
 CREATE FUNCTION pgq._check_entrypoint(entrypoint text, argument text DEFAULT 'entrypoint')
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
     IF entrypoint IS NULL OR entrypoint = '' THEN
         PERFORM pgq._invalid(format('%s must be a non-empty name, not %s', argument,
@@ -112,7 +116,9 @@ $$;
 
 -- Sends one 'enqueued' notification on channel pgq for these entrypoints (none if empty).
 CREATE FUNCTION pgq._notify_enqueued(entrypoints text[]) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
     SELECT pg_notify('pgq', jsonb_build_object('type', 'enqueued', 'entrypoints', names)::text)
     FROM (SELECT array_agg(DISTINCT name ORDER BY name) AS names FROM unnest(entrypoints) AS name) s
     WHERE names IS NOT NULL

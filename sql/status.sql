@@ -4,8 +4,10 @@
 -- any language). Live jobs report their row (detail NULL, except a held job's error);
 -- finished ones their latest log row. Unknown or purged ids are left out.
 CREATE FUNCTION pgq.job_status(job_ids bigint[])
-RETURNS TABLE (job_id bigint, status pgq.job_status, detail jsonb)
-LANGUAGE sql STABLE AS $$
+RETURNS TABLE (job_id bigint, status pgq.job_state, detail jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
     SELECT s.job_id, s.status, s.detail FROM (
         SELECT j.id AS job_id, j.status, CASE WHEN j.status = 'failed' THEN j.detail END AS detail
         FROM pgq.jobs j
@@ -22,7 +24,9 @@ $$;
 
 -- pgq.purge_log: deletes log rows older than older_than. Returns the count deleted.
 CREATE FUNCTION pgq.purge_log(older_than interval) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 #variable_conflict use_column
 DECLARE
     n bigint;

@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::Error;
 
-/// A job's state (`pgq.job_status`): live (`Queued`, `Picked`, `Failed` = held) or how it ended.
+/// A job's state (type `pgq.job_state`): live (`Queued`, `Picked`, `Failed` = held) or how it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSql, FromSql)]
-#[postgres(name = "job_status", rename_all = "snake_case")]
+#[postgres(name = "job_state", rename_all = "snake_case")]
 pub enum JobStatus {
     /// Waiting to be claimed (in the log: retried or requeued).
     Queued,
@@ -243,7 +243,7 @@ mod sql {
     pub const DEQUEUE: &str = "SELECT * FROM pgq.dequeue($1::text[], $2::int, $3::uuid)";
     pub const HEARTBEAT: &str = "SELECT pgq.heartbeat($1::bigint[], $2::uuid)";
     pub const ACK: &str =
-        "SELECT pgq.ack($1::bigint[], $2::pgq.job_status[], $3::jsonb[], $4::uuid)";
+        "SELECT pgq.ack($1::bigint[], $2::pgq.job_state[], $3::jsonb[], $4::uuid)";
     pub const RETRY: &str =
         "SELECT pgq.retry($1::bigint, make_interval(secs => $2::float8), $3::text, $4::uuid)";
     pub const CANCEL: &str = "SELECT pgq.cancel($1::bigint[])";
@@ -699,7 +699,7 @@ impl Queries {
 
 /// The versions of the pgqueuer schema (`pgq.version()`) this client works with. The worker
 /// runtime refuses to start on any other; see docs/updating.md for the order of an upgrade.
-pub const SCHEMA_VERSIONS: &[&str] = &["0.1.0"];
+pub const SCHEMA_VERSIONS: &[&str] = &[env!("CARGO_PKG_VERSION")];
 
 /// Why [`Queries::check_schema`] refused `installed`, in one line naming both versions.
 fn schema_mismatch(database: &str, installed: &str) -> String {

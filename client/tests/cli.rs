@@ -201,7 +201,7 @@ async fn inspection_commands_report_the_queue_in_tables_and_json() {
     c.batch_execute(
         "SELECT pgq.configure('held', on_failure => 'hold');
          SELECT pgq.enqueue_many(ARRAY['mail', 'mail', 'held', 'slow']);
-         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['held'])), ARRAY['exception']::pgq.job_status[],
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['held'])), ARRAY['exception']::pgq.job_state[],
                         ARRAY['{\"message\": \"boom\"}']::jsonb[]);
          SELECT pgq.dequeue(ARRAY['slow'], 1, 'aaaaaaaa-0000-4000-8000-000000000001');
          UPDATE pgq.jobs SET heartbeat = now() - interval '5 minutes' WHERE status = 'picked';
@@ -327,7 +327,7 @@ async fn dashboard_once_prints_one_table_per_entrypoint() {
     let c = db.connect().await;
     c.batch_execute(
         "SELECT pgq.enqueue_many(ARRAY['mail', 'mail', 'sms']);
-         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['sms'])), ARRAY['exception']::pgq.job_status[]);",
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['sms'])), ARRAY['exception']::pgq.job_state[]);",
     )
     .await
     .expect("two queued mails and a failed sms");
@@ -436,14 +436,19 @@ async fn the_live_dashboard_runs_in_a_real_terminal_and_q_quits() {
     c.batch_execute(
         "SELECT pgq.enqueue_many(ARRAY['send_mail', 'send_mail', 'resize']);
          SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['resize'])),
-                        ARRAY['exception']::pgq.job_status[],
+                        ARRAY['exception']::pgq.job_state[],
                         ARRAY['{\"type\": \"error\", \"message\": \"disk full\"}']::jsonb[]);",
     )
     .await
     .expect("two queued mails and a failed resize");
 
     let tmux = Tmux::new();
-    // remain-on-exit keeps the pane after pgq exits, so that its exit status can be read.
+    // The pane runs pgq under sh, which writes pgq's exit status to a file: tmux 3.3a sometimes
+    // marks the pane dead without ever recording the status. remain-on-exit keeps the pane, so
+    // that its last screen can be read.
+    let status_file = std::env::temp_dir().join(format!("pgq-dashboard-{}", std::process::id()));
+    let _ = std::fs::remove_file(&status_file);
+    let script = format!("\"$0\" \"$@\"; echo $? > '{}'", status_file.display());
     tmux.run(&[
         "start-server",
         ";",
@@ -460,6 +465,9 @@ async fn the_live_dashboard_runs_in_a_real_terminal_and_q_quits() {
         "110",
         "-y",
         "32",
+        "sh",
+        "-c",
+        &script,
         env!("CARGO_BIN_EXE_pgq"),
         "--dsn",
         &db.dsn,
@@ -488,11 +496,17 @@ async fn the_live_dashboard_runs_in_a_real_terminal_and_q_quits() {
 
     tmux.run(&["send-keys", "-t", "dashboard", "q"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while tmux.pane_state() == "0" {
-        assert!(std::time::Instant::now() < deadline, "q did not quit");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert_eq!(tmux.pane_state(), "1 0", "exited with status 0");
+    let status = loop {
+        match std::fs::read_to_string(&status_file) {
+            Ok(status) if status.ends_with('\n') => break status,
+            _ => {
+                assert!(std::time::Instant::now() < deadline, "q did not quit");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    };
+    let _ = std::fs::remove_file(&status_file);
+    assert_eq!(status.trim(), "0", "exited with status 0");
     assert!(
         !tmux.screen().contains("jobs finished per second"),
         "the terminal is restored (the alternate screen is gone)"

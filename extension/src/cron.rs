@@ -99,6 +99,7 @@ fn to_postgres(time: DateTime<Utc>) -> Option<TimestampWithTimeZone> {
 
 /// `pgq._cron_check(expression, timezone)`: raises 22023 unless both are valid.
 #[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn _cron_check(expression: &str, timezone: &str) -> bool {
     parse_or_raise(expression, timezone);
     true
@@ -107,6 +108,7 @@ fn _cron_check(expression: &str, timezone: &str) -> bool {
 /// `pgq._cron_next(expression, timezone, after)`: the first fire time after `after`, or NULL
 /// when there is none (or `after` is infinite).
 #[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn _cron_next(
     expression: &str,
     timezone: &str,
@@ -118,6 +120,7 @@ fn _cron_next(
 
 /// `pgq._cron_latest(expression, timezone, at)`: the latest fire time at or before `at`.
 #[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn _cron_latest(
     expression: &str,
     timezone: &str,

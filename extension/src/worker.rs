@@ -101,6 +101,18 @@ pub extern "C-unwind" fn pgqueuer_worker_main(_arg: pg_sys::Datum) {
         .and_then(|name| name.into_string().ok())
         .unwrap_or_else(|| "postgres".into());
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    // Nothing this session runs may resolve a name through a schema that a database user can
+    // create objects in (public): every statement it runs names pgq's objects in full.
+    // SAFETY: both strings are NUL-terminated; setting a GUC in a connected background worker
+    // is what its own startup does.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        );
+    }
     // SAFETY: MyProcPid is set for every backend before this runs.
     WORKER_PID
         .get()
@@ -190,6 +202,7 @@ fn pg_now_micros() -> i64 {
 /// `pgq._wake_scheduler(at)`: something falls due at `at`. If the worker sleeps past that, wake
 /// it when this transaction commits. Does nothing when the library is not preloaded.
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn _wake_scheduler(at: Option<TimestampWithTimeZone>) {
     let Some(at) = at else { return };
     if !PRELOADED.load(Ordering::Relaxed) || WAKE_PENDING.with(Cell::get) {

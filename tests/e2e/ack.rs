@@ -81,7 +81,7 @@ async fn an_exception_with_attempts_left_is_retried_in_place_with_growing_backof
     .expect("configure");
     let worker = Uuid::new_v4();
     let id = claimed(&c, "a", worker).await;
-    let fail = "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['exception']::pgq.job_status[], \
+    let fail = "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['exception']::pgq.job_state[], \
                 ARRAY['{\"message\": \"boom\"}']::jsonb[], $2)";
     let state = "SELECT status::text, attempts FROM pgq.jobs WHERE id = $1";
 
@@ -141,7 +141,7 @@ async fn the_last_failure_is_held_when_on_failure_is_hold() {
         .expect("configure");
     let id = claimed(&c, "h", Uuid::new_v4()).await;
     c.execute(
-        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['exception']::pgq.job_status[], \
+        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['exception']::pgq.job_state[], \
          ARRAY['{\"message\": \"boom\"}']::jsonb[])",
         &[&id],
     )
@@ -303,11 +303,11 @@ async fn bad_acks_are_22023_and_change_nothing() {
     let id = claimed(&c, "a", Uuid::new_v4()).await;
     for sql in [
         "SELECT pgq.ack(NULL)",
-        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['queued']::pgq.job_status[])",
-        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['picked']::pgq.job_status[])",
-        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['failed']::pgq.job_status[])",
-        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY[NULL]::pgq.job_status[])",
-        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['successful', 'successful']::pgq.job_status[])",
+        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['queued']::pgq.job_state[])",
+        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['picked']::pgq.job_state[])",
+        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['failed']::pgq.job_state[])",
+        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY[NULL]::pgq.job_state[])",
+        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['successful', 'successful']::pgq.job_state[])",
         "SELECT pgq.ack(ARRAY[$1::bigint], details => ARRAY['{}', '{}']::jsonb[])",
         "SELECT pgq.heartbeat(NULL)",
     ] {

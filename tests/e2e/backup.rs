@@ -46,7 +46,7 @@ async fn dump_and_restore_keeps_every_job_and_the_sequences() {
                                  dedupe_keys => ARRAY['k', NULL, NULL, NULL, NULL]);
          SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['done'], 1)));
          SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['held'], 1)),
-                        ARRAY['exception']::pgq.job_status[], ARRAY['{\"error\": \"x\"}']::jsonb[]);
+                        ARRAY['exception']::pgq.job_state[], ARRAY['{\"error\": \"x\"}']::jsonb[]);
          SELECT count(*) FROM pgq.dequeue(ARRAY['a'], 1,
                                           '00000000-0000-0000-0000-000000000001');
          SELECT pgq.schedule('nightly', '0 3 * * *', 'Europe/Oslo');",

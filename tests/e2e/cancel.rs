@@ -14,7 +14,7 @@ async fn cancel_takes_queued_picked_and_held_jobs_and_names_the_picked_ones() {
          SELECT pgq.enqueue_many(ARRAY['queued', 'picked', 'held']);
          SELECT pgq.dequeue(ARRAY['picked']);
          SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['held'])),
-                        ARRAY['exception']::pgq.job_status[]);
+                        ARRAY['exception']::pgq.job_state[]);
          SELECT pg_notify('pgq', 'setup done');",
     )
     .await
@@ -72,8 +72,8 @@ async fn requeue_brings_held_jobs_back_with_attempts_reset() {
         "SELECT pgq.configure('h', on_failure => 'hold', max_attempts => 2, retry_delay => '0');
          SELECT pgq.enqueue('h');
          SELECT pgq.enqueue('other');
-         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['h'])), ARRAY['exception']::pgq.job_status[]);
-         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['h'])), ARRAY['exception']::pgq.job_status[]);",
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['h'])), ARRAY['exception']::pgq.job_state[]);
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['h'])), ARRAY['exception']::pgq.job_state[]);",
     )
     .await
     .expect("a job held after two attempts");
@@ -131,7 +131,7 @@ async fn requeue_refuses_when_the_dedupe_key_was_taken_meanwhile() {
     c.batch_execute(
         "SELECT pgq.configure('h', on_failure => 'hold');
          SELECT pgq.enqueue('h', dedupe_key => 'report-7');
-         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['h'])), ARRAY['exception']::pgq.job_status[]);
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['h'])), ARRAY['exception']::pgq.job_state[]);
          SELECT pgq.enqueue('h', dedupe_key => 'report-7');",
     )
     .await

@@ -46,10 +46,7 @@ async fn the_snapshot_sees_each_kind_of_schema_difference() {
             "a constraint",
             "ALTER TABLE pgq.jobs ADD CONSTRAINT p CHECK (priority > -1000)",
         ),
-        (
-            "an enum label",
-            "ALTER TYPE pgq.job_status ADD VALUE 'lost'",
-        ),
+        ("an enum label", "ALTER TYPE pgq.job_state ADD VALUE 'lost'"),
         (
             "extension membership",
             "ALTER EXTENSION pgqueuer DROP VIEW pgq.throughput",

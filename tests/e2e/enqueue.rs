@@ -135,7 +135,7 @@ async fn a_dedupe_key_is_released_by_ack_cancel_and_hold() {
          SELECT pgq.enqueue('held', dedupe_key => 'k3');
          SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['done'])));
          SELECT pgq.cancel(ARRAY(SELECT id FROM pgq.jobs WHERE entrypoint = 'gone'));
-         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['held'])), ARRAY['exception']::pgq.job_status[]);",
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['held'])), ARRAY['exception']::pgq.job_state[]);",
     )
     .await
     .expect("ack, cancel and hold");

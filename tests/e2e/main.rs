@@ -15,5 +15,6 @@ mod queries;
 mod release;
 mod runtime;
 mod schedules;
+mod security;
 mod status;
 mod worker;

@@ -741,9 +741,15 @@ $$;
 -- sql/status.sql
 CREATE OR REPLACE FUNCTION pgq.job_status(job_ids bigint[])
 RETURNS TABLE (job_id bigint, status pgq.job_state, detail jsonb)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
+BEGIN
+    IF job_ids IS NULL THEN
+        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
+    END IF;
+    RETURN QUERY
     SELECT s.job_id, s.status, s.detail FROM (
         SELECT j.id AS job_id, j.status, CASE WHEN j.status = 'failed' THEN j.detail END AS detail
         FROM pgq.jobs j
@@ -755,7 +761,8 @@ AS $$
            AND NOT EXISTS (SELECT FROM pgq.jobs j WHERE j.id = l.job_id)
          ORDER BY l.job_id, l.id DESC)
     ) s
-    ORDER BY s.job_id
+    ORDER BY s.job_id;
+END
 $$;
 
 -- sql/status.sql

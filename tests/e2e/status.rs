@@ -33,6 +33,23 @@ async fn job_status_reports_live_and_finished_jobs_and_omits_unknown_ones() {
     );
 }
 
+/// The enum type once had the function's name, so a literal argument read as a cast (22P02)
+/// and NULL gave one NULL row.
+#[tokio::test]
+async fn job_status_takes_a_literal_array_and_refuses_null() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let id: i64 = scalar(&c, "SELECT pgq.enqueue('a')", &[]).await;
+    let status: String = scalar(
+        &c,
+        &format!("SELECT status::text FROM pgq.job_status('{{{id}}}')"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, "queued");
+    expect_invalid(&c, &["SELECT * FROM pgq.job_status(NULL)"]).await;
+}
+
 #[tokio::test]
 async fn purge_log_deletes_old_rows_and_refuses_a_negative_age() {
     let db = TestDb::with_extension().await;

@@ -31,9 +31,7 @@ BEGIN
     INTO n, picked
     FROM gone g;
 
-    IF picked IS NOT NULL THEN
-        PERFORM pg_notify('pgq', jsonb_build_object('type', 'cancel', 'ids', picked)::text);
-    END IF;
+    PERFORM pgq._notify_cancel(picked);
     RETURN n;
 END
 $$;

@@ -43,10 +43,9 @@ BEGIN
         PERFORM pgq._invalid(format('entrypoints must list at least one entrypoint, not %s',
             coalesce(quote_literal(entrypoints), 'NULL')));
     END IF;
-    IF EXISTS (SELECT FROM unnest(entrypoints) AS e WHERE e IS NULL OR e = '') THEN
-        PERFORM pgq._invalid(format('entrypoints must hold non-empty names only, not %L',
-            entrypoints));
-    END IF;
+    PERFORM pgq._check_entrypoint(e, format('entrypoints[%s]', i))
+    FROM unnest(entrypoints) WITH ORDINALITY AS u(e, i)
+    WHERE e IS NULL OR e = '' OR octet_length(e) > 255;
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
         PERFORM pgq._invalid(format('batch_size must be from 1 to 10000, not %s',
             coalesce(batch_size::text, 'NULL')));

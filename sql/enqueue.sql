@@ -54,13 +54,10 @@ BEGIN
 
     SELECT i, e, d INTO bad
     FROM unnest(entrypoints, execute_after) WITH ORDINALITY AS u(e, d, i)
-    WHERE e IS NULL OR e = '' OR d < '0'
+    WHERE e IS NULL OR e = '' OR octet_length(e) > 255 OR d < '0'
     LIMIT 1;
     IF FOUND THEN
-        IF bad.e IS NULL OR bad.e = '' THEN
-            PERFORM pgq._invalid(format('entrypoints[%s] must be a non-empty name, not %s',
-                bad.i, coalesce(quote_literal(bad.e), 'NULL')));
-        END IF;
+        PERFORM pgq._check_entrypoint(bad.e, format('entrypoints[%s]', bad.i));
         PERFORM pgq._invalid(format('execute_after[%s] must not be negative, not %s',
             bad.i, bad.d));
     END IF;

@@ -3,7 +3,7 @@
 
 CREATE TABLE pgq.schedules (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    entrypoint text NOT NULL CHECK (entrypoint <> ''),
+    entrypoint text NOT NULL CHECK (entrypoint <> '' AND octet_length(entrypoint) <= 255),
     expression text NOT NULL CHECK (expression <> ''),
     timezone   text NOT NULL DEFAULT 'UTC',
     -- The next fire time; NULL when the expression never fires again.

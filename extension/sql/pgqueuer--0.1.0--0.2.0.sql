@@ -13,6 +13,32 @@ ALTER FUNCTION pgq._cron_next(text, text, timestamptz) SET search_path = pg_cata
 ALTER FUNCTION pgq._cron_latest(text, text, timestamptz) SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION pgq._wake_scheduler(timestamptz) SET search_path = pg_catalog, pg_temp;
 
+-- Entrypoint names are at most 255 bytes (NOTIFY payloads and index rows must hold them). The
+-- rule holds for new writes at once; rows written before are reported, not refused.
+ALTER TABLE pgq.entrypoints DROP CONSTRAINT entrypoints_name_check,
+    ADD CONSTRAINT entrypoints_name_check CHECK (name <> '' AND octet_length(name) <= 255) NOT VALID;
+ALTER TABLE pgq.jobs DROP CONSTRAINT jobs_entrypoint_check,
+    ADD CONSTRAINT jobs_entrypoint_check
+        CHECK (entrypoint <> '' AND octet_length(entrypoint) <= 255) NOT VALID;
+ALTER TABLE pgq.schedules DROP CONSTRAINT schedules_entrypoint_check,
+    ADD CONSTRAINT schedules_entrypoint_check
+        CHECK (entrypoint <> '' AND octet_length(entrypoint) <= 255) NOT VALID;
+DO $$
+DECLARE
+    n bigint;
+BEGIN
+    SELECT (SELECT count(*) FROM pgq.entrypoints WHERE octet_length(name) > 255)
+         + (SELECT count(*) FROM pgq.jobs WHERE octet_length(entrypoint) > 255)
+         + (SELECT count(*) FROM pgq.schedules WHERE octet_length(entrypoint) > 255)
+    INTO n;
+    IF n > 0 THEN
+        RAISE NOTICE 'pgqueuer 0.2.0: % rows of pgq.entrypoints, pgq.jobs and pgq.schedules have '
+                     'an entrypoint name over 255 bytes; they stay, but no new one can be written '
+                     '(find them with octet_length(entrypoint) > 255)', n;
+    END IF;
+END
+$$;
+
 -- Every SQL function as sql/ defines it now: search_path pinned, names in full.
 -- BEGIN functions of sql/
 
@@ -30,14 +56,29 @@ END
 $$;
 
 -- sql/schema.sql
+CREATE OR REPLACE FUNCTION pgq._name_problem(name text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN name IS NULL THEN 'NULL'
+                WHEN name = '' THEN ''''''
+                WHEN octet_length(name) > 255
+                    THEN format('a name of %s bytes (%s...)', octet_length(name),
+                                quote_literal(left(name, 20)))
+           END
+$$;
+
+-- sql/schema.sql
 CREATE OR REPLACE FUNCTION pgq._check_entrypoint(entrypoint text, argument text DEFAULT 'entrypoint')
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    problem text := pgq._name_problem(entrypoint);
 BEGIN
-    IF entrypoint IS NULL OR entrypoint = '' THEN
-        PERFORM pgq._invalid(format('%s must be a non-empty name, not %s', argument,
-            coalesce(quote_literal(entrypoint), 'NULL')));
+    IF problem IS NOT NULL THEN
+        PERFORM pgq._invalid(format('%s must be a non-empty name of at most 255 bytes, not %s',
+            argument, problem));
     END IF;
 END
 $$;
@@ -47,9 +88,25 @@ CREATE OR REPLACE FUNCTION pgq._notify_enqueued(entrypoints text[]) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_notify('pgq', jsonb_build_object('type', 'enqueued', 'entrypoints', names)::text)
-    FROM (SELECT array_agg(DISTINCT name ORDER BY name) AS names FROM unnest(entrypoints) AS name) s
-    WHERE names IS NOT NULL
+    SELECT pg_notify('pgq', jsonb_build_object('type', 'enqueued',
+                                               'entrypoints', jsonb_agg(n.name ORDER BY n.name))::text)
+    FROM (SELECT d.name,
+                 (sum(octet_length(to_jsonb(d.name)::text) + 2) OVER (ORDER BY d.name)
+                  - octet_length(to_jsonb(d.name)::text) - 2) / 6000 AS part
+          FROM (SELECT DISTINCT e AS name FROM unnest(entrypoints) AS e WHERE e IS NOT NULL) d) n
+    GROUP BY n.part
+$$;
+
+-- sql/schema.sql
+CREATE OR REPLACE FUNCTION pgq._notify_cancel(ids bigint[]) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_notify('pgq', jsonb_build_object('type', 'cancel',
+                                               'ids', jsonb_agg(c.id ORDER BY c.id))::text)
+    FROM (SELECT i.id, (row_number() OVER (ORDER BY i.id) - 1) / 300 AS part
+          FROM (SELECT DISTINCT u AS id FROM unnest(ids) AS u WHERE u IS NOT NULL) i) c
+    GROUP BY c.part
 $$;
 
 -- sql/version.sql
@@ -182,13 +239,10 @@ BEGIN
 
     SELECT i, e, d INTO bad
     FROM unnest(entrypoints, execute_after) WITH ORDINALITY AS u(e, d, i)
-    WHERE e IS NULL OR e = '' OR d < '0'
+    WHERE e IS NULL OR e = '' OR octet_length(e) > 255 OR d < '0'
     LIMIT 1;
     IF FOUND THEN
-        IF bad.e IS NULL OR bad.e = '' THEN
-            PERFORM pgq._invalid(format('entrypoints[%s] must be a non-empty name, not %s',
-                bad.i, coalesce(quote_literal(bad.e), 'NULL')));
-        END IF;
+        PERFORM pgq._check_entrypoint(bad.e, format('entrypoints[%s]', bad.i));
         PERFORM pgq._invalid(format('execute_after[%s] must not be negative, not %s',
             bad.i, bad.d));
     END IF;
@@ -314,10 +368,9 @@ BEGIN
         PERFORM pgq._invalid(format('entrypoints must list at least one entrypoint, not %s',
             coalesce(quote_literal(entrypoints), 'NULL')));
     END IF;
-    IF EXISTS (SELECT FROM unnest(entrypoints) AS e WHERE e IS NULL OR e = '') THEN
-        PERFORM pgq._invalid(format('entrypoints must hold non-empty names only, not %L',
-            entrypoints));
-    END IF;
+    PERFORM pgq._check_entrypoint(e, format('entrypoints[%s]', i))
+    FROM unnest(entrypoints) WITH ORDINALITY AS u(e, i)
+    WHERE e IS NULL OR e = '' OR octet_length(e) > 255;
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
         PERFORM pgq._invalid(format('batch_size must be from 1 to 10000, not %s',
             coalesce(batch_size::text, 'NULL')));
@@ -648,9 +701,7 @@ BEGIN
     INTO n, picked
     FROM gone g;
 
-    IF picked IS NOT NULL THEN
-        PERFORM pg_notify('pgq', jsonb_build_object('type', 'cancel', 'ids', picked)::text);
-    END IF;
+    PERFORM pgq._notify_cancel(picked);
     RETURN n;
 END
 $$;

@@ -1,8 +1,9 @@
 //! Notifications on channel pgq: one per statement that makes jobs available now, none from
 //! claims, heartbeats or acks.
 
-use pgqueuer_tests::TestDb;
+use pgqueuer_tests::{TestDb, count, expect_invalid, expect_sqlstate, scalar};
 use serde_json::{Value, json};
+use tokio_postgres::error::SqlState;
 
 fn parsed(payloads: Vec<String>) -> Vec<Value> {
     payloads
@@ -78,4 +79,142 @@ async fn dequeue_heartbeat_and_ack_send_nothing_and_a_prompt_retry_notifies() {
         parsed(listener.until("end").await),
         vec![json!({"type": "enqueued", "entrypoints": ["a"]})]
     );
+}
+
+/// What arrived before `end`: each payload under 8000 bytes and of the documented shape, and
+/// the union of their lists (`entrypoints` or `ids`).
+fn union_of(payloads: Vec<String>, kind: &str, list: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    for payload in payloads {
+        assert!(payload.len() < 8000, "{} bytes", payload.len());
+        let value: Value = serde_json::from_str(&payload).expect("JSON");
+        assert_eq!(value["type"], kind, "{payload}");
+        assert_eq!(value.as_object().map(|o| o.len()), Some(2), "{payload}");
+        all.extend(value[list].as_array().expect("a list").iter().cloned());
+    }
+    // Notifications of one statement come in no particular order of their lists.
+    all.sort_by_key(|value| value.to_string());
+    all
+}
+
+/// Long lists went into one notification over 8000 bytes, and PostgreSQL failed the whole
+/// statement (22023 "payload string too long"): enqueue_many over ~1000 entrypoints, cancel of
+/// ~1000 running jobs, release across many entrypoints, tick with ~360 due schedules.
+#[tokio::test]
+async fn long_lists_are_split_over_notifications_under_8000_bytes() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let mut listener = db.listen().await;
+    // 1000 entrypoints of 200 bytes: about 200 kB of names.
+    let names: Vec<String> = (0..1000)
+        .map(|i| format!("{i:04}{}", "n".repeat(196)))
+        .collect();
+    let mut expected: Vec<Value> = names.iter().map(|n| Value::from(n.as_str())).collect();
+    expected.sort_by_key(|value| value.to_string());
+
+    c.execute("SELECT pgq.enqueue_many($1)", &[&names])
+        .await
+        .expect("enqueue_many over 1000 entrypoints");
+    c.batch_execute("SELECT pg_notify('pgq', 'end')")
+        .await
+        .expect("end");
+    assert_eq!(
+        union_of(listener.until("end").await, "enqueued", "entrypoints"),
+        expected
+    );
+
+    c.execute("SELECT count(*) FROM pgq.dequeue($1, 1000)", &[&names])
+        .await
+        .expect("claim them all");
+    c.batch_execute(
+        "SELECT pgq.release(ARRAY(SELECT id FROM pgq.jobs)); SELECT pg_notify('pgq', 'end')",
+    )
+    .await
+    .expect("release across 1000 entrypoints");
+    assert_eq!(
+        union_of(listener.until("end").await, "enqueued", "entrypoints"),
+        expected
+    );
+
+    c.execute("SELECT count(*) FROM pgq.dequeue($1, 1000)", &[&names])
+        .await
+        .expect("claim them all again");
+    let ids: Vec<i64> = c
+        .query("SELECT id FROM pgq.jobs ORDER BY id", &[])
+        .await
+        .expect("ids")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    c.batch_execute(
+        "SELECT pgq.cancel(ARRAY(SELECT id FROM pgq.jobs)); SELECT pg_notify('pgq', 'end')",
+    )
+    .await
+    .expect("cancel 1000 running jobs");
+    let mut ids: Vec<Value> = ids.into_iter().map(Value::from).collect();
+    ids.sort_by_key(|value| value.to_string());
+    assert_eq!(union_of(listener.until("end").await, "cancel", "ids"), ids);
+
+    // 400 due schedules of long names, fired by one tick.
+    c.execute(
+        "SELECT pgq.schedule(name, '0 0 1 1 *') FROM unnest($1::text[]) AS name LIMIT 400",
+        &[&names],
+    )
+    .await
+    .expect("400 schedules");
+    c.batch_execute(
+        "UPDATE pgq.schedules SET next_run = now() - interval '1 minute';
+         SELECT pgq.tick(); SELECT pg_notify('pgq', 'end');",
+    )
+    .await
+    .expect("tick with 400 due schedules");
+    assert_eq!(
+        union_of(listener.until("end").await, "enqueued", "entrypoints"),
+        expected[..400].to_vec()
+    );
+}
+
+/// A name over 255 bytes is 22023 everywhere it is accepted, and a write around the API is
+/// refused by the tables (a long name broke every later round of the background worker).
+#[tokio::test]
+async fn entrypoint_names_are_at_most_255_bytes() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let longest = "é".repeat(127) + "x"; // 255 bytes
+    let id: i64 = scalar(&c, "SELECT pgq.enqueue($1)", &[&longest]).await;
+    assert!(id > 0);
+    expect_invalid(
+        &c,
+        &[
+            "SELECT pgq.enqueue(repeat('é', 128))",
+            "SELECT pgq.enqueue(repeat('x', 8000), execute_after => '1 second')",
+            "SELECT pgq.enqueue_many(ARRAY['ok', repeat('x', 256)])",
+            "SELECT * FROM pgq.dequeue(ARRAY['ok', repeat('x', 256)])",
+            "SELECT pgq.configure(repeat('x', 256), max_attempts => 2)",
+            "SELECT pgq.schedule(repeat('x', 256), '* * * * *')",
+        ],
+    )
+    .await;
+    let message = expect_sqlstate(
+        c.query(
+            "SELECT pgq.enqueue_many(ARRAY['ok', repeat('x', 300)])",
+            &[],
+        )
+        .await,
+        &SqlState::INVALID_PARAMETER_VALUE,
+    );
+    assert_eq!(
+        message,
+        "entrypoints[2] must be a non-empty name of at most 255 bytes, \
+         not a name of 300 bytes ('xxxxxxxxxxxxxxxxxxxx'...)"
+    );
+    expect_sqlstate(
+        c.query(
+            "INSERT INTO pgq.jobs (entrypoint) VALUES (repeat('x', 256))",
+            &[],
+        )
+        .await,
+        &SqlState::CHECK_VIOLATION,
+    );
+    assert_eq!(count(&c, "pgq.jobs").await, 1, "nothing else was written");
 }

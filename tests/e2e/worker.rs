@@ -232,3 +232,39 @@ async fn pgqueuer_enabled_is_reloaded_on_sighup() {
     );
     assert_eq!(sender, worker_pid(&c).await, "the reloaded worker fired it");
 }
+
+/// Deferred jobs of many long-named entrypoints fall due in one round: their announcement
+/// takes several notifications, and the worker goes on (one notification over 8000 bytes
+/// failed every round from then on, so no schedule fired again in that database).
+#[tokio::test]
+async fn a_round_with_many_long_names_announces_them_all_and_the_worker_goes_on() {
+    let (cluster, c) = cluster_with_extension().await;
+    let mut listener = Listener::connect(&cluster.dsn("postgres")).await;
+    let names: Vec<String> = (0..100)
+        .map(|i| format!("{i:03}{}", "d".repeat(252)))
+        .collect();
+    c.execute(
+        "SELECT pgq.enqueue_many($1, execute_after => \
+         array_fill('50 ms'::interval, ARRAY[cardinality($1::text[])]))",
+        &[&names],
+    )
+    .await
+    .expect("100 deferred jobs");
+    let mut announced: Vec<String> = Vec::new();
+    while announced.len() < names.len() {
+        let (payload, _) = next(&mut listener).await;
+        let list = payload["entrypoints"].as_array().expect("entrypoints");
+        announced.extend(list.iter().filter_map(|n| n.as_str().map(String::from)));
+    }
+    announced.sort();
+    assert_eq!(announced, names);
+
+    c.execute("SELECT pgq.schedule('after', '* * * * * *')", &[])
+        .await
+        .expect("schedule");
+    let (payload, _) = next(&mut listener).await;
+    assert_eq!(
+        payload,
+        json!({"type": "enqueued", "entrypoints": ["after"]})
+    );
+}

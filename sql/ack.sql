@@ -67,8 +67,15 @@ BEGIN
                     WHEN t.outcome = 'exception' AND t.on_failure = 'hold' THEN 'hold'
                     ELSE 'delete'
                END AS action,
-               least(t.retry_delay * power(2, least(t.attempts, 30)), t.retry_delay_max)
-                   AS backoff
+               -- Only a retry has a backoff, computed in seconds so that no number of
+               -- attempts overflows an interval, and capped at retry_delay_max (at most 30
+               -- days, even for a row written around pgq.configure).
+               CASE WHEN t.outcome = 'exception' AND t.attempts + 1 < t.max_attempts THEN
+                   make_interval(secs => least(
+                       extract(epoch FROM t.retry_delay)::float8
+                           * power(2::float8, least(greatest(t.attempts, 0), 1000)),
+                       extract(epoch FROM least(t.retry_delay_max, '30 days'))::float8))
+               END AS backoff
         FROM target t
     ), deleted AS (
         DELETE FROM pgq.jobs j USING decided d WHERE j.id = d.id AND d.action = 'delete'

@@ -17,27 +17,30 @@ DECLARE
     result pgq.entrypoints;
 BEGIN
     PERFORM pgq._check_entrypoint(entrypoint);
-    IF concurrency_limit < 0 THEN
-        PERFORM pgq._invalid(format('concurrency_limit must be 0 (unlimited) or more, not %s',
-            concurrency_limit));
-    END IF;
-    IF rate_limit < 0 OR rate_limit = 'NaN' OR rate_limit = 'Infinity' THEN
+    IF concurrency_limit NOT BETWEEN 0 AND 1000000 THEN
         PERFORM pgq._invalid(format(
-            'rate_limit must be a finite number of jobs per second, 0 (unlimited) or more, not %s',
+            'concurrency_limit must be from 0 (unlimited) to 1000000, not %s', concurrency_limit));
+    END IF;
+    IF NOT rate_limit BETWEEN 0 AND 1000000 THEN
+        PERFORM pgq._invalid(format(
+            'rate_limit must be from 0 (unlimited) to 1000000 jobs per second, not %s',
             rate_limit));
     END IF;
-    IF heartbeat_timeout <= '0' THEN
-        PERFORM pgq._invalid(format('heartbeat_timeout must be positive, not %s', heartbeat_timeout));
+    IF heartbeat_timeout NOT BETWEEN '1 second' AND '7 days' THEN
+        PERFORM pgq._invalid(format('heartbeat_timeout must be from 1 second to 7 days, not %s',
+            heartbeat_timeout),
+            'a worker heartbeats several times per heartbeat_timeout; a job whose worker stays '
+            'silent that long is claimed again');
     END IF;
-    IF max_attempts < 1 THEN
-        PERFORM pgq._invalid(format('max_attempts must be 1 (no retry) or more, not %s',
+    IF max_attempts NOT BETWEEN 1 AND 1000000 THEN
+        PERFORM pgq._invalid(format('max_attempts must be from 1 (no retry) to 1000000, not %s',
             max_attempts));
     END IF;
-    IF retry_delay < '0' THEN
-        PERFORM pgq._invalid(format('retry_delay must not be negative, not %s', retry_delay));
+    IF retry_delay NOT BETWEEN '0' AND '7 days' THEN
+        PERFORM pgq._invalid(format('retry_delay must be from 0 to 7 days, not %s', retry_delay));
     END IF;
-    IF retry_delay_max < '0' THEN
-        PERFORM pgq._invalid(format('retry_delay_max must not be negative, not %s',
+    IF retry_delay_max NOT BETWEEN '0' AND '30 days' THEN
+        PERFORM pgq._invalid(format('retry_delay_max must be from 0 to 30 days, not %s',
             retry_delay_max));
     END IF;
     IF on_failure NOT IN ('delete', 'hold') THEN

@@ -74,7 +74,7 @@ BEGIN
                        SELECT count(*) FROM pgq.jobs j
                        WHERE j.entrypoint = e.name AND j.status = 'picked'))
                    END,
-                   floor(b.tokens)) ORDER BY e.name),
+                   least(floor(b.tokens), dequeue.batch_size)::int) ORDER BY e.name),
                array_agg(b.tokens ORDER BY e.name)
         INTO limited, lim_allow, lim_tokens
         FROM pgq.entrypoints e
@@ -90,7 +90,10 @@ BEGIN
 
     RETURN QUERY
     WITH ask AS (
-        SELECT a.name, coalesce(s.heartbeat_timeout, '30 seconds') AS timeout, l.allow
+        -- A timeout beyond the allowed range (a row written around pgq.configure) is read
+        -- as the longest one, rather than overflowing now() - timeout.
+        SELECT a.name, least(coalesce(s.heartbeat_timeout, '30 seconds'), '7 days') AS timeout,
+               l.allow
         FROM unnest(names) AS a(name)
         LEFT JOIN pgq.entrypoints s ON s.name = a.name
         LEFT JOIN unnest(limited, lim_allow) AS l(name, allow) ON l.name = a.name

@@ -15,13 +15,18 @@ CREATE TYPE pgq.job_state AS ENUM (
 CREATE TABLE pgq.entrypoints (
     -- Names are at most 255 bytes: NOTIFY payloads (8000 bytes) and index rows must hold them.
     name              text PRIMARY KEY CHECK (name <> '' AND octet_length(name) <= 255),
-    concurrency_limit int NOT NULL DEFAULT 0 CHECK (concurrency_limit >= 0),
+    -- Each setting has a range (pgq.configure says which in its 22023): values beyond them
+    -- made every claim or ack fail with an overflow.
+    concurrency_limit int NOT NULL DEFAULT 0 CHECK (concurrency_limit BETWEEN 0 AND 1000000),
     rate_limit        double precision NOT NULL DEFAULT 0
-                      CHECK (rate_limit >= 0 AND rate_limit < 'Infinity'),
-    heartbeat_timeout interval NOT NULL DEFAULT '30 seconds' CHECK (heartbeat_timeout > '0'),
-    max_attempts      int NOT NULL DEFAULT 1 CHECK (max_attempts >= 1),
-    retry_delay       interval NOT NULL DEFAULT '1 second' CHECK (retry_delay >= '0'),
-    retry_delay_max   interval NOT NULL DEFAULT '5 minutes' CHECK (retry_delay_max >= '0'),
+                      CHECK (rate_limit >= 0 AND rate_limit <= 1000000),
+    heartbeat_timeout interval NOT NULL DEFAULT '30 seconds'
+                      CHECK (heartbeat_timeout BETWEEN '1 second' AND '7 days'),
+    max_attempts      int NOT NULL DEFAULT 1 CHECK (max_attempts BETWEEN 1 AND 1000000),
+    retry_delay       interval NOT NULL DEFAULT '1 second'
+                      CHECK (retry_delay BETWEEN '0' AND '7 days'),
+    retry_delay_max   interval NOT NULL DEFAULT '5 minutes'
+                      CHECK (retry_delay_max BETWEEN '0' AND '30 days'),
     on_failure        text NOT NULL DEFAULT 'delete' CHECK (on_failure IN ('delete', 'hold')),
     -- The rate limit's token bucket: tokens left at tokens_at (NULL = full).
     tokens            double precision,

@@ -39,6 +39,44 @@ BEGIN
 END
 $$;
 
+-- Every setting has a range: values beyond made every claim or ack overflow. Like the names,
+-- the rule holds for new writes; older rows out of range are reported, and the claim and the
+-- ack read them as the nearest allowed value.
+ALTER TABLE pgq.entrypoints
+    DROP CONSTRAINT entrypoints_concurrency_limit_check,
+    ADD CONSTRAINT entrypoints_concurrency_limit_check
+        CHECK (concurrency_limit BETWEEN 0 AND 1000000) NOT VALID,
+    DROP CONSTRAINT entrypoints_rate_limit_check,
+    ADD CONSTRAINT entrypoints_rate_limit_check
+        CHECK (rate_limit >= 0 AND rate_limit <= 1000000) NOT VALID,
+    DROP CONSTRAINT entrypoints_heartbeat_timeout_check,
+    ADD CONSTRAINT entrypoints_heartbeat_timeout_check
+        CHECK (heartbeat_timeout BETWEEN '1 second' AND '7 days') NOT VALID,
+    DROP CONSTRAINT entrypoints_max_attempts_check,
+    ADD CONSTRAINT entrypoints_max_attempts_check
+        CHECK (max_attempts BETWEEN 1 AND 1000000) NOT VALID,
+    DROP CONSTRAINT entrypoints_retry_delay_check,
+    ADD CONSTRAINT entrypoints_retry_delay_check
+        CHECK (retry_delay BETWEEN '0' AND '7 days') NOT VALID,
+    DROP CONSTRAINT entrypoints_retry_delay_max_check,
+    ADD CONSTRAINT entrypoints_retry_delay_max_check
+        CHECK (retry_delay_max BETWEEN '0' AND '30 days') NOT VALID;
+DO $$
+DECLARE
+    names text;
+BEGIN
+    SELECT string_agg(quote_literal(name), ', ' ORDER BY name) INTO names
+    FROM pgq.entrypoints
+    WHERE concurrency_limit > 1000000 OR rate_limit > 1000000
+       OR heartbeat_timeout NOT BETWEEN '1 second' AND '7 days' OR max_attempts > 1000000
+       OR retry_delay > '7 days' OR retry_delay_max > '30 days';
+    IF names IS NOT NULL THEN
+        RAISE NOTICE 'pgqueuer 0.2.0: settings of entrypoints % are out of the allowed ranges '
+                     '(docs/sql-api.md, pgq.configure); set them again with pgq.configure', names;
+    END IF;
+END
+$$;
+
 -- Every SQL function as sql/ defines it now: search_path pinned, names in full.
 -- BEGIN functions of sql/
 
@@ -138,27 +176,30 @@ DECLARE
     result pgq.entrypoints;
 BEGIN
     PERFORM pgq._check_entrypoint(entrypoint);
-    IF concurrency_limit < 0 THEN
-        PERFORM pgq._invalid(format('concurrency_limit must be 0 (unlimited) or more, not %s',
-            concurrency_limit));
-    END IF;
-    IF rate_limit < 0 OR rate_limit = 'NaN' OR rate_limit = 'Infinity' THEN
+    IF concurrency_limit NOT BETWEEN 0 AND 1000000 THEN
         PERFORM pgq._invalid(format(
-            'rate_limit must be a finite number of jobs per second, 0 (unlimited) or more, not %s',
+            'concurrency_limit must be from 0 (unlimited) to 1000000, not %s', concurrency_limit));
+    END IF;
+    IF NOT rate_limit BETWEEN 0 AND 1000000 THEN
+        PERFORM pgq._invalid(format(
+            'rate_limit must be from 0 (unlimited) to 1000000 jobs per second, not %s',
             rate_limit));
     END IF;
-    IF heartbeat_timeout <= '0' THEN
-        PERFORM pgq._invalid(format('heartbeat_timeout must be positive, not %s', heartbeat_timeout));
+    IF heartbeat_timeout NOT BETWEEN '1 second' AND '7 days' THEN
+        PERFORM pgq._invalid(format('heartbeat_timeout must be from 1 second to 7 days, not %s',
+            heartbeat_timeout),
+            'a worker heartbeats several times per heartbeat_timeout; a job whose worker stays '
+            'silent that long is claimed again');
     END IF;
-    IF max_attempts < 1 THEN
-        PERFORM pgq._invalid(format('max_attempts must be 1 (no retry) or more, not %s',
+    IF max_attempts NOT BETWEEN 1 AND 1000000 THEN
+        PERFORM pgq._invalid(format('max_attempts must be from 1 (no retry) to 1000000, not %s',
             max_attempts));
     END IF;
-    IF retry_delay < '0' THEN
-        PERFORM pgq._invalid(format('retry_delay must not be negative, not %s', retry_delay));
+    IF retry_delay NOT BETWEEN '0' AND '7 days' THEN
+        PERFORM pgq._invalid(format('retry_delay must be from 0 to 7 days, not %s', retry_delay));
     END IF;
-    IF retry_delay_max < '0' THEN
-        PERFORM pgq._invalid(format('retry_delay_max must not be negative, not %s',
+    IF retry_delay_max NOT BETWEEN '0' AND '30 days' THEN
+        PERFORM pgq._invalid(format('retry_delay_max must be from 0 to 30 days, not %s',
             retry_delay_max));
     END IF;
     IF on_failure NOT IN ('delete', 'hold') THEN
@@ -399,7 +440,7 @@ BEGIN
                        SELECT count(*) FROM pgq.jobs j
                        WHERE j.entrypoint = e.name AND j.status = 'picked'))
                    END,
-                   floor(b.tokens)) ORDER BY e.name),
+                   least(floor(b.tokens), dequeue.batch_size)::int) ORDER BY e.name),
                array_agg(b.tokens ORDER BY e.name)
         INTO limited, lim_allow, lim_tokens
         FROM pgq.entrypoints e
@@ -415,7 +456,10 @@ BEGIN
 
     RETURN QUERY
     WITH ask AS (
-        SELECT a.name, coalesce(s.heartbeat_timeout, '30 seconds') AS timeout, l.allow
+        -- A timeout beyond the allowed range (a row written around pgq.configure) is read
+        -- as the longest one, rather than overflowing now() - timeout.
+        SELECT a.name, least(coalesce(s.heartbeat_timeout, '30 seconds'), '7 days') AS timeout,
+               l.allow
         FROM unnest(names) AS a(name)
         LEFT JOIN pgq.entrypoints s ON s.name = a.name
         LEFT JOIN unnest(limited, lim_allow) AS l(name, allow) ON l.name = a.name
@@ -545,8 +589,15 @@ BEGIN
                     WHEN t.outcome = 'exception' AND t.on_failure = 'hold' THEN 'hold'
                     ELSE 'delete'
                END AS action,
-               least(t.retry_delay * power(2, least(t.attempts, 30)), t.retry_delay_max)
-                   AS backoff
+               -- Only a retry has a backoff, computed in seconds so that no number of
+               -- attempts overflows an interval, and capped at retry_delay_max (at most 30
+               -- days, even for a row written around pgq.configure).
+               CASE WHEN t.outcome = 'exception' AND t.attempts + 1 < t.max_attempts THEN
+                   make_interval(secs => least(
+                       extract(epoch FROM t.retry_delay)::float8
+                           * power(2::float8, least(greatest(t.attempts, 0), 1000)),
+                       extract(epoch FROM least(t.retry_delay_max, '30 days'))::float8))
+               END AS backoff
         FROM target t
     ), deleted AS (
         DELETE FROM pgq.jobs j USING decided d WHERE j.id = d.id AND d.action = 'delete'

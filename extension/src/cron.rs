@@ -14,6 +14,10 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
+use pgrx::callconv::{Arg, ArgAbi};
+use pgrx::pgrx_sql_entity_graph::metadata::{
+    ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
+};
 use pgrx::prelude::*;
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC).
@@ -87,6 +91,53 @@ fn parse_or_raise(expression: &str, timezone: &str) -> Schedule {
     })
 }
 
+/// A `text` argument taken as its bytes. pgrx's `&str` panics (XX000, with a backtrace) on
+/// bytes that are not UTF-8, which a SQL_ASCII or LATIN1 database can pass; this type lets the
+/// function answer 22023 instead ([`TextArg::utf8`]).
+pub struct TextArg<'fcx>(&'fcx [u8]);
+
+impl<'fcx> TextArg<'fcx> {
+    /// The text, or 22023 naming `argument` when its bytes are not UTF-8.
+    fn utf8(&self, argument: &str) -> &'fcx str {
+        std::str::from_utf8(self.0).unwrap_or_else(|_| {
+            ereport!(
+                PgLogLevel::ERROR,
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!(
+                    "{argument} must be UTF-8 text (cron expressions and time zone names are \
+                     ASCII), not {} bytes that are not",
+                    self.0.len()
+                )
+            );
+            unreachable!("ereport(ERROR) does not return")
+        })
+    }
+}
+
+// SAFETY: text and bytea are both varlenas: the bytes of a detoasted text datum are its text.
+unsafe impl<'fcx> ArgAbi<'fcx> for TextArg<'fcx> {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        // SAFETY: the caller guarantees a non-null text argument.
+        let bytes: Option<&'fcx [u8]> = unsafe { arg.unbox_arg_using_from_datum() };
+        TextArg(bytes.unwrap_or_else(|| panic!("argument {index} must not be null")))
+    }
+}
+
+// SAFETY: the SQL type is text, which is what the argument holds.
+unsafe impl SqlTranslatable for TextArg<'_> {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(TextArg<'static>);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("TEXT"));
+    // An argument only: nothing returns it.
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Err(ReturnsError::Datum);
+}
+
+/// Parses the two text arguments of the functions below, or raises 22023.
+fn parse_args(expression: &TextArg, timezone: &TextArg) -> Schedule {
+    parse_or_raise(expression.utf8("expression"), timezone.utf8("timezone"))
+}
+
 fn to_chrono(time: TimestampWithTimeZone) -> Option<DateTime<Utc>> {
     let micros = pg_sys::TimestampTz::from(time).checked_add(PG_EPOCH_MICROS)?;
     DateTime::from_timestamp_micros(micros)
@@ -100,8 +151,8 @@ fn to_postgres(time: DateTime<Utc>) -> Option<TimestampWithTimeZone> {
 /// `pgq._cron_check(expression, timezone)`: raises 22023 unless both are valid.
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
-fn _cron_check(expression: &str, timezone: &str) -> bool {
-    parse_or_raise(expression, timezone);
+fn _cron_check(expression: TextArg, timezone: TextArg) -> bool {
+    parse_args(&expression, &timezone);
     true
 }
 
@@ -110,11 +161,11 @@ fn _cron_check(expression: &str, timezone: &str) -> bool {
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 fn _cron_next(
-    expression: &str,
-    timezone: &str,
+    expression: TextArg,
+    timezone: TextArg,
     after: TimestampWithTimeZone,
 ) -> Option<TimestampWithTimeZone> {
-    let schedule = parse_or_raise(expression, timezone);
+    let schedule = parse_args(&expression, &timezone);
     schedule.next_after(to_chrono(after)?).and_then(to_postgres)
 }
 
@@ -122,11 +173,11 @@ fn _cron_next(
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 fn _cron_latest(
-    expression: &str,
-    timezone: &str,
+    expression: TextArg,
+    timezone: TextArg,
     at: TimestampWithTimeZone,
 ) -> Option<TimestampWithTimeZone> {
-    let schedule = parse_or_raise(expression, timezone);
+    let schedule = parse_args(&expression, &timezone);
     schedule
         .latest_at_or_before(to_chrono(at)?)
         .and_then(to_postgres)

@@ -2,8 +2,9 @@
 //! does not preload the library.
 
 use pgqueuer_cluster::{Cluster, Options};
-use pgqueuer_tests::{TestDb, count, expect_invalid, scalar};
+use pgqueuer_tests::{TestDb, count, expect_invalid, expect_sqlstate, scalar};
 use serde_json::{Value, json};
+use tokio_postgres::error::SqlState;
 
 #[tokio::test]
 async fn bad_schedules_are_22023_and_store_nothing() {
@@ -139,4 +140,62 @@ async fn the_extension_works_in_a_server_that_does_not_preload_it() {
     assert!(next_run, "@daily fires at the next UTC midnight");
     let alive: i32 = scalar(&c, "SELECT 1", &[]).await;
     assert_eq!(alive, 1, "the session survived loading the library");
+}
+
+/// A SQL_ASCII database stores any bytes as text. Bytes that are not UTF-8 in a cron
+/// expression or a time zone reached the Rust cron code, which panicked: XX000 with a
+/// backtrace. They are 22023 now, and store nothing.
+#[tokio::test]
+async fn bytes_that_are_not_utf8_are_22023_not_a_panic() {
+    let name = tokio::task::spawn_blocking(|| {
+        let cluster = pgqueuer_tests::cluster();
+        let name = format!("ascii_{}", std::process::id());
+        cluster
+            .psql(
+                "postgres",
+                &format!(
+                    "CREATE DATABASE {name} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' \
+                     TEMPLATE template0"
+                ),
+            )
+            .expect("a SQL_ASCII database");
+        name
+    })
+    .await
+    .expect("the task");
+    let c = pgqueuer::connect(&pgqueuer_tests::cluster().dsn(&name))
+        .await
+        .expect("connect");
+    c.batch_execute("CREATE EXTENSION pgqueuer")
+        .await
+        .expect("CREATE EXTENSION");
+    expect_invalid(
+        &c,
+        &[
+            r"SELECT pgq.schedule('e', E'* * * * \xff')",
+            r"SELECT pgq.schedule('e', '* * * * *', E'Europe/Osl\xf8')",
+            r"SELECT pgq._cron_check(E'\xff', 'UTC')",
+            r"SELECT pgq._cron_next('* * * * *', E'\xe9', now())",
+            r"SELECT pgq._cron_latest(E'*/5 * * * \xc3', 'UTC', now())",
+        ],
+    )
+    .await;
+    expect_sqlstate(
+        c.query(
+            r"INSERT INTO pgq.schedules (entrypoint, expression) VALUES ('e', E'\xff * * * *')",
+            &[],
+        )
+        .await,
+        &SqlState::INVALID_PARAMETER_VALUE,
+    );
+    assert_eq!(count(&c, "pgq.schedules").await, 0);
+    // The rest of the queue takes such bytes as the database does.
+    let id: i64 = scalar(&c, r"SELECT pgq.enqueue(E'caf\xe9')", &[]).await;
+    let claimed: i64 = scalar(
+        &c,
+        r"SELECT count(*) FROM pgq.dequeue(ARRAY[E'caf\xe9'])",
+        &[],
+    )
+    .await;
+    assert_eq!((id, claimed), (1, 1));
 }

@@ -1,3 +1,16 @@
+-- Reporting on claimed jobs: pgq.ack (how they ended), pgq.retry (run again later),
+-- pgq.release (give back unrun) and pgq.release_lost (give back claims a worker lost track of).
+--
+-- Fencing. Every claim of a job gets a claim token (pgq.jobs.claim_token: how many times the
+-- job has been claimed), which pgq.dequeue returns. Given tokens, these functions act only on
+-- the claims they name: a worker's late report about an earlier claim of a job that has since
+-- been re-picked (even by itself) is ignored. Without tokens they act on any claim, and with a
+-- worker_id only on jobs that worker holds: weaker, since a worker that claims a job again
+-- cannot tell its claims apart.
+--
+-- A job whose cancel was requested while it ran (pgq.cancel) ends as canceled whatever its
+-- worker reports: one 'canceled' log row, whose detail keeps the reported outcome.
+
 -- pgq.ack: report how claimed jobs ended, in one statement for the whole batch.
 --
 -- successful / canceled: the row leaves pgq.jobs and one log row records the outcome.
@@ -6,12 +19,12 @@
 --   the error. The backoff is retry_delay, doubled each attempt, capped at retry_delay_max.
 -- exception with no attempts left: an 'exception' log row; the row is deleted, or kept as
 --   'failed' (with a 'failed' log row) when the entrypoint's on_failure is 'hold'.
--- Fencing: with worker_id, only rows that worker still holds (picked by it) are touched.
 CREATE FUNCTION pgq.ack(
-    job_ids   bigint[],
-    statuses  pgq.job_state[] DEFAULT NULL,
-    details   jsonb[] DEFAULT NULL,
-    worker_id uuid DEFAULT NULL
+    job_ids      bigint[],
+    statuses     pgq.job_state[] DEFAULT NULL,
+    details      jsonb[] DEFAULT NULL,
+    worker_id    uuid DEFAULT NULL,
+    claim_tokens int[] DEFAULT NULL
 ) RETURNS bigint
 -- Rows are found by index; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
@@ -35,6 +48,7 @@ BEGIN
             coalesce(cardinality(details)::text, 'NULL')),
             'pass NULL statuses to ack every job as successful');
     END IF;
+    PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
     SELECT i, s INTO bad FROM unnest(statuses) WITH ORDINALITY AS u(s, i)
     WHERE s IS NULL OR s NOT IN ('successful', 'exception', 'canceled')
     LIMIT 1;
@@ -45,13 +59,14 @@ BEGIN
     END IF;
 
     WITH input AS (
-        SELECT DISTINCT ON (u.id) u.id, coalesce(u.s, 'successful') AS outcome, u.d AS detail
-        FROM unnest(job_ids, statuses, details) WITH ORDINALITY AS u(id, s, d, i)
+        SELECT DISTINCT ON (u.id) u.id, coalesce(u.s, 'successful') AS outcome, u.d AS detail,
+               u.t AS token
+        FROM unnest(job_ids, statuses, details, claim_tokens) WITH ORDINALITY AS u(id, s, d, t, i)
         WHERE u.id IS NOT NULL
         ORDER BY u.id, u.i
     ), target AS (
         SELECT j.id, j.entrypoint, j.priority, j.attempts, j.worker_id, j.created, j.picked_at,
-               i.outcome, i.detail,
+               j.cancel_requested IS NOT NULL AS canceled, i.outcome, i.detail,
                coalesce(e.max_attempts, 1) AS max_attempts,
                coalesce(e.retry_delay, '1 second') AS retry_delay,
                coalesce(e.retry_delay_max, '5 minutes') AS retry_delay_max,
@@ -60,17 +75,20 @@ BEGIN
         JOIN pgq.jobs j ON j.id = i.id
         LEFT JOIN pgq.entrypoints e ON e.name = j.entrypoint
         WHERE j.status = 'picked' AND (ack.worker_id IS NULL OR j.worker_id = ack.worker_id)
+          AND (i.token IS NULL OR j.claim_token = i.token)
         FOR UPDATE OF j
     ), decided AS (
         SELECT t.*,
-               CASE WHEN t.outcome = 'exception' AND t.attempts + 1 < t.max_attempts THEN 'retry'
+               CASE WHEN t.canceled THEN 'cancel'
+                    WHEN t.outcome = 'exception' AND t.attempts + 1 < t.max_attempts THEN 'retry'
                     WHEN t.outcome = 'exception' AND t.on_failure = 'hold' THEN 'hold'
                     ELSE 'delete'
                END AS action,
                -- Only a retry has a backoff, computed in seconds so that no number of
                -- attempts overflows an interval, and capped at retry_delay_max (at most 30
                -- days, even for a row written around pgq.configure).
-               CASE WHEN t.outcome = 'exception' AND t.attempts + 1 < t.max_attempts THEN
+               CASE WHEN NOT t.canceled AND t.outcome = 'exception'
+                         AND t.attempts + 1 < t.max_attempts THEN
                    make_interval(secs => least(
                        extract(epoch FROM t.retry_delay)::float8
                            * power(2::float8, least(greatest(t.attempts, 0), 1000)),
@@ -78,7 +96,8 @@ BEGIN
                END AS backoff
         FROM target t
     ), deleted AS (
-        DELETE FROM pgq.jobs j USING decided d WHERE j.id = d.id AND d.action = 'delete'
+        DELETE FROM pgq.jobs j USING decided d
+        WHERE j.id = d.id AND d.action IN ('delete', 'cancel')
     ), changed AS (
         UPDATE pgq.jobs j SET
             status = CASE d.action WHEN 'retry' THEN 'queued' ELSE 'failed' END::pgq.job_state,
@@ -96,12 +115,16 @@ BEGIN
         SELECT d.id, d.entrypoint, d.priority,
                CASE d.action WHEN 'retry' THEN 'queued'
                              WHEN 'hold' THEN 'failed'
+                             WHEN 'cancel' THEN 'canceled'
                              ELSE d.outcome END::pgq.job_state,
                coalesce(ack.worker_id, d.worker_id),
                CASE d.action WHEN 'retry' THEN d.attempts + 1 ELSE d.attempts END,
                CASE d.action WHEN 'retry' THEN jsonb_build_object(
                                   'reason', 'exception', 'error', d.detail,
                                   'retry_at', now() + d.backoff)
+                             WHEN 'cancel' THEN jsonb_build_object(
+                                  'reason', 'canceled', 'previous_status', 'picked',
+                                  'outcome', d.outcome, 'detail', d.detail)
                              ELSE d.detail END,
                d.created, d.picked_at
         FROM decided d
@@ -115,13 +138,15 @@ END
 $$;
 
 -- pgq.retry: the handler asks for its job to run again later (in place: same id, queued,
--- attempts + 1), whatever max_attempts says. Fenced by worker_id like ack. Returns false
--- when the job is not picked (or not held by that worker).
+-- attempts + 1), whatever max_attempts says. Fenced like ack. Returns false when the job is
+-- not picked (or not in that claim, or not held by that worker). A job whose cancel was
+-- requested ends as canceled instead (and the result is true: the report was taken).
 CREATE FUNCTION pgq.retry(
-    job_id    bigint,
-    delay     interval DEFAULT '0',
-    reason    text DEFAULT NULL,
-    worker_id uuid DEFAULT NULL
+    job_id      bigint,
+    delay       interval DEFAULT '0',
+    reason      text DEFAULT NULL,
+    worker_id   uuid DEFAULT NULL,
+    claim_token int DEFAULT NULL
 ) RETURNS boolean
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
@@ -130,43 +155,49 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    wait interval := coalesce(delay, '0');
-    ep   text;
+    wait  interval := coalesce(delay, '0');
+    held  record;
 BEGIN
     IF job_id IS NULL THEN
         PERFORM pgq._invalid('job_id must be a job id, not NULL');
     END IF;
-    IF wait < '0' THEN
-        PERFORM pgq._invalid(format('delay must not be negative, not %s', wait));
+    IF wait < '0' OR wait > '30 days' THEN
+        PERFORM pgq._invalid(format('delay must be from 0 to 30 days, not %s', wait));
     END IF;
 
-    WITH target AS (
-        SELECT j.id, j.worker_id FROM pgq.jobs j
-        WHERE j.id = retry.job_id AND j.status = 'picked'
-          AND (retry.worker_id IS NULL OR j.worker_id = retry.worker_id)
-        FOR UPDATE
-    ), changed AS (
+    SELECT j.id, j.worker_id AS holder, j.cancel_requested IS NOT NULL AS canceled INTO held
+    FROM pgq.jobs j
+    WHERE j.id = retry.job_id AND j.status = 'picked'
+      AND (retry.worker_id IS NULL OR j.worker_id = retry.worker_id)
+      AND (retry.claim_token IS NULL OR j.claim_token = retry.claim_token)
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF held.canceled THEN
+        PERFORM pgq._end_canceled(ARRAY[held.id], 'retry_requested', retry.worker_id);
+        RETURN true;
+    END IF;
+
+    WITH changed AS (
         UPDATE pgq.jobs j
         SET status = 'queued', attempts = j.attempts + 1, worker_id = NULL,
             execute_after = now() + wait, updated = now()
-        FROM target t WHERE j.id = t.id
-        RETURNING j.*, t.worker_id AS holder
+        WHERE j.id = held.id
+        RETURNING j.*
     )
     INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
                          enqueued_at, picked_at)
-    SELECT c.id, c.entrypoint, c.priority, 'queued', coalesce(retry.worker_id, c.holder),
+    SELECT c.id, c.entrypoint, c.priority, 'queued', coalesce(retry.worker_id, held.holder),
            c.attempts,
            jsonb_build_object('reason', 'retry_requested', 'message', retry.reason,
                               'retry_at', c.execute_after),
            c.created, c.picked_at
-    FROM changed c
-    RETURNING entrypoint INTO ep;
+    FROM changed c;
 
-    IF ep IS NULL THEN
-        RETURN false;
-    END IF;
     IF wait = '0' THEN
-        PERFORM pgq._notify_enqueued(ARRAY[ep]);
+        PERFORM pgq._notify_enqueued(ARRAY(SELECT j.entrypoint FROM pgq.jobs j
+                                           WHERE j.id = held.id));
     ELSE
         PERFORM pgq._wake_scheduler(now() + wait);
     END IF;
@@ -176,8 +207,13 @@ $$;
 
 -- pgq.release: a worker gives back picked jobs it will not run to the end (it is shutting
 -- down). They are queued again at once for another worker, with attempts unchanged and no log
--- row, since nothing happened to them. Fenced by worker_id like ack. Returns how many.
-CREATE FUNCTION pgq.release(job_ids bigint[], worker_id uuid DEFAULT NULL) RETURNS bigint
+-- row, since nothing happened to them. Fenced like ack. Returns how many were given back or,
+-- for jobs whose cancel was requested, ended as canceled.
+CREATE FUNCTION pgq.release(
+    job_ids      bigint[],
+    worker_id    uuid DEFAULT NULL,
+    claim_tokens int[] DEFAULT NULL
+) RETURNS bigint
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
@@ -185,21 +221,81 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    n   bigint;
-    eps text[];
+    ids bigint[];
 BEGIN
     IF job_ids IS NULL THEN
         PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
     END IF;
+    PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    ids := ARRAY(
+        SELECT j.id FROM pgq.jobs j
+        JOIN unnest(job_ids, claim_tokens) AS u(id, token) ON j.id = u.id
+        WHERE j.status = 'picked'
+          AND (release.worker_id IS NULL OR j.worker_id = release.worker_id)
+          AND (u.token IS NULL OR j.claim_token = u.token));
+    RETURN pgq._give_back(ids);
+END
+$$;
+
+-- pgq.release_lost: after a lost connection, a worker gives back every job its worker_id holds
+-- but the claims it knows of (held_ids with their held_tokens): the claims whose reply never
+-- reached it, committed just before the connection went. Like release, they are queued again
+-- at once with attempts unchanged and no log row. Returns how many.
+CREATE FUNCTION pgq.release_lost(
+    worker_id   uuid,
+    held_ids    bigint[] DEFAULT '{}',
+    held_tokens int[] DEFAULT '{}'
+) RETURNS bigint
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    ids bigint[];
+BEGIN
+    IF worker_id IS NULL THEN
+        PERFORM pgq._invalid('worker_id must be the worker''s id, not NULL');
+    END IF;
+    IF held_ids IS NULL OR held_tokens IS NULL
+       OR cardinality(held_ids) <> cardinality(held_tokens)
+       OR array_position(held_tokens, NULL) IS NOT NULL THEN
+        PERFORM pgq._invalid(format(
+            'held_ids and held_tokens must be arrays of the same length (a claim token per id), '
+            'not %s and %s', coalesce(cardinality(held_ids)::text, 'NULL'),
+            coalesce(cardinality(held_tokens)::text, 'NULL')));
+    END IF;
+    ids := ARRAY(
+        SELECT j.id FROM pgq.jobs j
+        WHERE j.worker_id = release_lost.worker_id AND j.status = 'picked'
+          AND NOT EXISTS (SELECT FROM unnest(held_ids, held_tokens) AS h(id, token)
+                          WHERE h.id = j.id AND h.token = j.claim_token));
+    RETURN pgq._give_back(ids);
+END
+$$;
+
+-- Gives these picked jobs back to the queue (attempts unchanged, no log row, one 'enqueued'
+-- notification), but ends those whose cancel was requested as canceled. Returns how many.
+CREATE FUNCTION pgq._give_back(ids bigint[]) RETURNS bigint
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n   bigint;
+    eps text[];
+BEGIN
+    n := pgq._end_canceled(ARRAY(SELECT j.id FROM pgq.jobs j
+                                 WHERE j.id = ANY (ids) AND j.cancel_requested IS NOT NULL),
+                           'released', NULL);
     WITH released AS (
         UPDATE pgq.jobs j
         SET status = 'queued', worker_id = NULL, heartbeat = NULL, picked_at = NULL,
             updated = now()
-        WHERE j.id = ANY (job_ids) AND j.status = 'picked'
-          AND (release.worker_id IS NULL OR j.worker_id = release.worker_id)
+        WHERE j.id = ANY (ids) AND j.status = 'picked' AND j.cancel_requested IS NULL
         RETURNING j.entrypoint
     )
-    SELECT count(*), array_agg(r.entrypoint) INTO n, eps FROM released r;
+    SELECT n + count(*), array_agg(r.entrypoint) INTO n, eps FROM released r;
     PERFORM pgq._notify_enqueued(eps);
     RETURN n;
 END

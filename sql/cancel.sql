@@ -1,8 +1,12 @@
 -- Taking jobs out of the queue, and putting held ones back.
 
--- pgq.cancel: queued, picked or held (failed) jobs leave the queue, each with one 'canceled'
--- log row. The ids of the picked ones (being run right now) go out in one cancel
--- notification, so their workers can stop them; a late ack from such a worker finds nothing.
+-- pgq.cancel: queued and held (failed) jobs leave the queue at once, each with one 'canceled'
+-- log row. A picked job is running: its cancel is requested (pgq.jobs.cancel_requested) and
+-- its id goes out in a cancel notification, so that its worker can stop the handler. Until
+-- that worker reports (any outcome then ends the job as canceled, with one log row) or its
+-- lease expires (then pgq.dequeue or pgq.tick end it as canceled; it never runs again), the
+-- job keeps its seat under a concurrency limit and its dedupe key, since its handler may still
+-- be running. Returns how many jobs were canceled or had their cancel requested.
 CREATE FUNCTION pgq.cancel(job_ids bigint[]) RETURNS bigint
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
@@ -11,14 +15,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    n      bigint;
-    picked bigint[];
+    n         bigint;
+    requested bigint[];
 BEGIN
     IF job_ids IS NULL THEN
         PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
     END IF;
     WITH gone AS (
-        DELETE FROM pgq.jobs j WHERE j.id = ANY (job_ids) RETURNING j.*
+        DELETE FROM pgq.jobs j
+        WHERE j.id = ANY (job_ids) AND j.status IN ('queued', 'failed')
+        RETURNING j.*
     ), logged AS (
         INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
                              enqueued_at, picked_at)
@@ -27,13 +33,85 @@ BEGIN
                g.created, g.picked_at
         FROM gone g
     )
-    SELECT count(*), array_agg(g.id ORDER BY g.id) FILTER (WHERE g.status = 'picked')
-    INTO n, picked
-    FROM gone g;
+    SELECT count(*) INTO n FROM gone g;
 
-    PERFORM pgq._notify_cancel(picked);
+    WITH marked AS (
+        UPDATE pgq.jobs j SET cancel_requested = coalesce(j.cancel_requested, now())
+        WHERE j.id = ANY (job_ids) AND j.status = 'picked'
+        RETURNING j.id
+    )
+    SELECT array_agg(m.id) INTO requested FROM marked m;
+
+    PERFORM pgq._notify_cancel(requested);
+    RETURN n + coalesce(cardinality(requested), 0);
+END
+$$;
+
+-- pgq.cancel_requested: which of these jobs are running with their cancel requested, in which
+-- claim. A worker checks a cancel notification with it before it stops a handler: anyone who
+-- can connect can NOTIFY on channel pgq, so a notification is a hint, not an order.
+CREATE FUNCTION pgq.cancel_requested(job_ids bigint[])
+RETURNS TABLE (job_id bigint, claim_token int)
+LANGUAGE plpgsql STABLE
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF job_ids IS NULL THEN
+        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
+    END IF;
+    RETURN QUERY
+    SELECT j.id, j.claim_token FROM pgq.jobs j
+    WHERE j.id = ANY (job_ids) AND j.status = 'picked' AND j.cancel_requested IS NOT NULL
+    ORDER BY j.id;
+END
+$$;
+
+-- Ends these running jobs whose cancel was requested: the row leaves pgq.jobs with one
+-- 'canceled' log row; its detail says what ended it (how: 'lease_expired', or what the worker
+-- reported: 'released', 'retry_requested'; an ack writes its own). Returns how many.
+CREATE FUNCTION pgq._end_canceled(ids bigint[], how text, reporter uuid) RETURNS bigint
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    WITH gone AS (
+        DELETE FROM pgq.jobs j
+        WHERE j.id = ANY (ids) AND j.status = 'picked' AND j.cancel_requested IS NOT NULL
+        RETURNING j.*
+    ), logged AS (
+        INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
+                             enqueued_at, picked_at)
+        SELECT g.id, g.entrypoint, g.priority, 'canceled', coalesce(reporter, g.worker_id),
+               g.attempts,
+               jsonb_build_object('reason', 'canceled', 'previous_status', 'picked',
+                                  'outcome', how),
+               g.created, g.picked_at
+        FROM gone g
+    )
+    SELECT count(*) INTO n FROM gone;
     RETURN n;
 END
+$$;
+
+-- Ends, as canceled, the running jobs of these entrypoints (NULL: of all) whose cancel was
+-- requested and whose lease has expired: their worker is gone, and they never run again.
+CREATE FUNCTION pgq._end_expired_cancels(entrypoints text[]) RETURNS bigint
+LANGUAGE sql
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pgq._end_canceled(ARRAY(
+        SELECT j.id FROM pgq.jobs j
+        LEFT JOIN pgq.entrypoints e ON e.name = j.entrypoint
+        WHERE j.status = 'picked' AND j.cancel_requested IS NOT NULL
+          AND (entrypoints IS NULL OR j.entrypoint = ANY (entrypoints))
+          AND j.heartbeat < now() - least(coalesce(e.heartbeat_timeout, '30 seconds'), '7 days')
+        FOR UPDATE OF j SKIP LOCKED), 'lease_expired', NULL)
 $$;
 
 -- pgq.requeue: held (failed) jobs go back to queued with attempts 0. Other ids are ignored.

@@ -1,4 +1,9 @@
 -- pgq.configure: the fleet-wide settings of an entrypoint (upsert; NULL keeps the current value).
+--
+-- A new heartbeat_timeout (the lease) takes effect at once for running jobs too: so that a
+-- shorter one does not make them stale by itself, their heartbeats are refreshed, and a
+-- {"type": "configured", "entrypoints": [name]} notification tells their workers to heartbeat
+-- at the new pace.
 CREATE FUNCTION pgq.configure(
     entrypoint        text,
     concurrency_limit int DEFAULT NULL,
@@ -15,6 +20,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     result pgq.entrypoints;
+    lease  interval;
 BEGIN
     PERFORM pgq._check_entrypoint(entrypoint);
     IF concurrency_limit NOT BETWEEN 0 AND 1000000 THEN
@@ -48,6 +54,11 @@ BEGIN
             on_failure));
     END IF;
 
+    SELECT e.heartbeat_timeout INTO lease
+    FROM pgq.entrypoints e WHERE e.name = configure.entrypoint
+    FOR UPDATE;
+    lease := coalesce(lease, '30 seconds');
+
     INSERT INTO pgq.entrypoints AS e (name, concurrency_limit, rate_limit, heartbeat_timeout,
         max_attempts, retry_delay, retry_delay_max, on_failure)
     VALUES (configure.entrypoint,
@@ -68,6 +79,13 @@ BEGIN
         on_failure        = coalesce(configure.on_failure, e.on_failure),
         updated           = now()
     RETURNING e.* INTO result;
+
+    IF result.heartbeat_timeout <> lease THEN
+        UPDATE pgq.jobs j SET heartbeat = now()
+        WHERE j.entrypoint = configure.entrypoint AND j.status = 'picked';
+        PERFORM pg_notify('pgq', jsonb_build_object(
+            'type', 'configured', 'entrypoints', jsonb_build_array(configure.entrypoint))::text);
+    END IF;
     RETURN result;
 END
 $$;

@@ -2,8 +2,10 @@
 -- id ASC across all of them), and return them in that order.
 --
 -- Eligible: queued jobs whose execute_after has passed, and picked jobs whose heartbeat is
--- older than their entrypoint's heartbeat_timeout (a stale re-pick; never one this worker
--- holds itself; not held back by limits, since the job already holds a seat).
+-- older than their entrypoint's heartbeat_timeout (a stale re-pick, by any worker, the holder
+-- too; not held back by limits, since the job already holds a seat). Every claim takes the
+-- job's next claim token (claim_token + 1). Stale jobs whose cancel was requested are not
+-- claimed: they end as canceled.
 --
 -- Limits. Claimers of an entrypoint with a concurrency_limit or rate_limit first lock its
 -- pgq.entrypoints row (in name order, so they cannot deadlock): a concurrent claimer waits
@@ -51,6 +53,7 @@ BEGIN
             coalesce(batch_size::text, 'NULL')));
     END IF;
     names := ARRAY(SELECT DISTINCT e FROM unnest(entrypoints) AS e);
+    PERFORM pgq._end_expired_cancels(names);
 
     SELECT array_agg(l.name) INTO limited FROM (
         SELECT e.name FROM pgq.entrypoints e
@@ -111,8 +114,7 @@ BEGIN
         FROM ask CROSS JOIN LATERAL (
             SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
             WHERE j.entrypoint = ask.name AND j.status = 'picked'
-              AND j.heartbeat < now() - ask.timeout
-              AND (dequeue.worker_id IS NULL OR j.worker_id IS DISTINCT FROM dequeue.worker_id)
+              AND j.heartbeat < now() - ask.timeout AND j.cancel_requested IS NULL
             ORDER BY j.priority DESC, j.id
             LIMIT dequeue.batch_size
             FOR UPDATE SKIP LOCKED
@@ -131,7 +133,7 @@ BEGIN
     ), claimed AS (
         UPDATE pgq.jobs j
         SET status = 'picked', worker_id = dequeue.worker_id, heartbeat = now(),
-            picked_at = now(), updated = now()
+            picked_at = now(), updated = now(), claim_token = j.claim_token + 1
         WHERE j.id = ANY (ARRAY(SELECT chosen.id FROM chosen))
         RETURNING j.*
     )

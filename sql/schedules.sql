@@ -93,7 +93,8 @@ $$;
 -- scheduled_for is the latest fire. Rows are locked FOR UPDATE SKIP LOCKED, so concurrent
 -- ticks turn each fire into exactly one job. Notifies like enqueue for the jobs it made.
 -- Returns the earliest next due time of enabled schedules and of deferred queued jobs, or
--- NULL when there is none.
+-- NULL when there is none. It also ends, as canceled, running jobs whose cancel was requested
+-- and whose lease has expired.
 CREATE FUNCTION pgq.tick() RETURNS timestamptz
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -103,6 +104,7 @@ DECLARE
     eps      text[];
     earliest timestamptz;
 BEGIN
+    PERFORM pgq._end_expired_cancels(NULL);
     WITH due AS (
         SELECT s.id, s.entrypoint, s.expression, s.timezone
         FROM pgq.schedules s

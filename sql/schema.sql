@@ -52,7 +52,13 @@ CREATE TABLE pgq.jobs (
     execute_after timestamptz NOT NULL DEFAULT now(),
     picked_at     timestamptz,
     -- The error of a held (failed) job.
-    detail        jsonb
+    detail        jsonb,
+    -- How many times the job has been claimed: the claim token of its current claim, which
+    -- pgq.dequeue returns and ack, heartbeat, retry and release take (sql/ack.sql).
+    claim_token   int NOT NULL DEFAULT 0,
+    -- When pgq.cancel was called on the job while it ran (it is then ended as canceled by its
+    -- worker's next report or at the end of its lease).
+    cancel_requested timestamptz
 );
 
 -- The claim reads this: per entrypoint, best first. Its cost is the batch, not the backlog.
@@ -63,6 +69,10 @@ CREATE INDEX jobs_picked_idx ON pgq.jobs (entrypoint, heartbeat) WHERE status = 
 -- Jobs enqueued to run at once (execute_after = created) stay out of it, so they pay nothing.
 CREATE INDEX jobs_deferred_idx ON pgq.jobs (execute_after)
     WHERE status = 'queued' AND execute_after > created;
+-- Running jobs whose cancel was requested (usually none): pgq.tick ends those whose lease
+-- has expired.
+CREATE INDEX jobs_canceling_idx ON pgq.jobs (entrypoint, heartbeat)
+    WHERE status = 'picked' AND cancel_requested IS NOT NULL;
 -- A dedupe key belongs to at most one active job, across all entrypoints.
 CREATE UNIQUE INDEX jobs_dedupe_key_idx ON pgq.jobs (dedupe_key)
     WHERE status IN ('queued', 'picked');
@@ -104,6 +114,22 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message;
     END IF;
     RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message, HINT = hint;
+END
+$$;
+
+-- claim_tokens, when given, must hold one claim token per job id (22023 otherwise).
+CREATE FUNCTION pgq._check_claim_tokens(job_ids bigint[], claim_tokens int[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF claim_tokens IS NOT NULL AND (cardinality(claim_tokens) <> cardinality(job_ids)
+                                     OR array_position(claim_tokens, NULL) IS NOT NULL) THEN
+        PERFORM pgq._invalid(format(
+            'claim_tokens must hold one claim token per job id (%s), not %s',
+            cardinality(job_ids), claim_tokens),
+            'pass NULL to act on whatever claim each job is in (weaker fencing)');
+    END IF;
 END
 $$;
 

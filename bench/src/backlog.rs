@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use pgqueuer::tokio_postgres::Client;
-use pgqueuer::{Ack, EntrypointSettings, JobStatus, Queries};
+use pgqueuer::{Ack, Claim, EntrypointSettings, JobStatus, Queries};
 use serde_json::{Value, json};
 
 use crate::Params;
@@ -82,7 +82,7 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
                 let acks: Vec<Ack> = jobs
                     .iter()
                     .map(|job| Ack {
-                        id: job.id,
+                        claim: Claim::of(job),
                         status: JobStatus::Successful,
                         detail: None,
                     })

@@ -19,8 +19,8 @@ mod worker;
 
 pub use connect::{Error, config, config_from_env, connect, connect_from_env, connect_with};
 pub use queries::{
-    Ack, EntrypointSettings, Job, JobStatus, LogRow, NewJob, OnConflict, Queries, SCHEMA_VERSIONS,
-    SummaryRow,
+    Ack, Claim, EntrypointSettings, Job, JobStatus, LogRow, NewJob, OnConflict, Queries,
+    SCHEMA_VERSIONS, SummaryRow,
 };
 pub use tokio_postgres;
 pub use worker::{HandlerResult, Mode, PgQueuer, RetryRequested, RunOptions, ScheduledRun};

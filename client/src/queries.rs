@@ -59,6 +59,9 @@ pub struct Job {
     pub created: SystemTime,
     /// Not runnable before this.
     pub execute_after: SystemTime,
+    /// The claim this job is in (how many times it has been claimed): reports about it
+    /// ([`Claim::of`]) act only on this claim, not on a later one.
+    pub claim_token: i32,
     /// Cancelled by the worker runtime when `pgq.cancel` takes this job while it runs. A
     /// handler may stop early (`job.cancel.cancelled().await`); if it finishes anyway, its ack
     /// is fenced off.
@@ -87,7 +90,8 @@ impl PartialEq for Job {
                 other.attempts,
                 other.worker_id,
             )
-            && (self.created, self.execute_after) == (other.created, other.execute_after)
+            && (self.created, self.execute_after, self.claim_token)
+                == (other.created, other.execute_after, other.claim_token)
     }
 }
 
@@ -105,9 +109,42 @@ impl Job {
             worker_id: row.try_get("worker_id")?,
             created: row.try_get("created")?,
             execute_after: row.try_get("execute_after")?,
+            claim_token: row.try_get("claim_token")?,
             cancel: tokio_util::sync::CancellationToken::new(),
         })
     }
+}
+
+/// A claimed job as the calls that report on it name it: its id and, to act only on that
+/// claim, its claim token (sql/ack.sql, "Fencing").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Claim {
+    /// The job.
+    pub id: i64,
+    /// Its claim token; `None` acts on whatever claim the job is in (weaker).
+    pub token: Option<i32>,
+}
+
+impl Claim {
+    /// The claim `job` was returned in.
+    pub fn of(job: &Job) -> Claim {
+        Claim {
+            id: job.id,
+            token: Some(job.claim_token),
+        }
+    }
+
+    /// A job by id alone, whatever claim it is in.
+    pub fn any(id: i64) -> Claim {
+        Claim { id, token: None }
+    }
+}
+
+/// The ids and tokens of claims as SQL arrays; the tokens are NULL unless every claim has one.
+fn claim_arrays(claims: &[Claim]) -> (Vec<i64>, Option<Vec<i32>>) {
+    let ids = claims.iter().map(|claim| claim.id).collect();
+    let tokens = claims.iter().map(|claim| claim.token).collect();
+    (ids, tokens)
 }
 
 /// A job to enqueue: `NewJob::new("mail").payload(b"hi").priority(5)`.
@@ -174,8 +211,8 @@ pub enum OnConflict {
 /// How a claimed job ended, for [`Queries::ack`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ack {
-    /// The job.
-    pub id: i64,
+    /// The job, in the claim it ran in.
+    pub claim: Claim,
     /// `Successful`, `Exception` or `Canceled`.
     pub status: JobStatus,
     /// An error (`{"type", "message"}`) or a result.
@@ -241,13 +278,17 @@ mod sql {
         ARRAY(SELECT make_interval(secs => s) FROM unnest($4::float8[]) WITH ORDINALITY AS u(s, i) ORDER BY i), \
         $5::text[], $6::jsonb[], $7::text)";
     pub const DEQUEUE: &str = "SELECT * FROM pgq.dequeue($1::text[], $2::int, $3::uuid)";
-    pub const HEARTBEAT: &str = "SELECT pgq.heartbeat($1::bigint[], $2::uuid)";
-    pub const ACK: &str =
-        "SELECT pgq.ack($1::bigint[], $2::pgq.job_state[], $3::jsonb[], $4::uuid)";
-    pub const RETRY: &str =
-        "SELECT pgq.retry($1::bigint, make_interval(secs => $2::float8), $3::text, $4::uuid)";
+    pub const HEARTBEAT: &str = "SELECT pgq.heartbeat($1::bigint[], $2::uuid, $3::int[])";
+    pub const ACK: &str = "SELECT pgq.ack($1::bigint[], $2::pgq.job_state[], $3::jsonb[], \
+        $4::uuid, $5::int[])";
+    pub const RETRY: &str = "SELECT pgq.retry($1::bigint, make_interval(secs => $2::float8), \
+        $3::text, $4::uuid, $5::int)";
     pub const CANCEL: &str = "SELECT pgq.cancel($1::bigint[])";
-    pub const RELEASE: &str = "SELECT pgq.release($1::bigint[], $2::uuid)";
+    pub const RELEASE: &str = "SELECT pgq.release($1::bigint[], $2::uuid, $3::int[])";
+    pub const RELEASE_LOST: &str = "SELECT pgq.release_lost($1::uuid, $2::bigint[], $3::int[])";
+    pub const CANCEL_REQUESTED: &str =
+        "SELECT job_id, claim_token FROM pgq.cancel_requested($1::bigint[])";
+    pub const LEASE: &str = "SELECT extract(epoch FROM pgq.lease($1::text[]))::float8";
     pub const REQUEUE: &str = "SELECT pgq.requeue($1::bigint[])";
     pub const CLEAR: &str = "SELECT pgq.clear($1::text)";
     pub const JOB_STATUS: &str = "SELECT job_id, status, detail FROM pgq.job_status($1::bigint[])";
@@ -277,7 +318,7 @@ mod sql {
 /// ```
 pub struct Queries {
     client: Client,
-    prepared: [OnceCell<Statement>; 17],
+    prepared: [OnceCell<Statement>; 20],
 }
 
 /// The index of each statement in `Queries::prepared`.
@@ -300,10 +341,13 @@ enum Call {
     Log,
     PurgeLog,
     Release,
+    ReleaseLost,
+    CancelRequested,
+    Lease,
 }
 
 impl Call {
-    const ALL: [Call; 17] = [
+    const ALL: [Call; 20] = [
         Call::EnqueueMany,
         Call::Dequeue,
         Call::Heartbeat,
@@ -321,6 +365,9 @@ impl Call {
         Call::Log,
         Call::PurgeLog,
         Call::Release,
+        Call::ReleaseLost,
+        Call::CancelRequested,
+        Call::Lease,
     ];
 
     fn sql(self) -> &'static str {
@@ -342,6 +389,9 @@ impl Call {
             Call::Log => sql::LOG,
             Call::PurgeLog => sql::PURGE_LOG,
             Call::Release => sql::RELEASE,
+            Call::ReleaseLost => sql::RELEASE_LOST,
+            Call::CancelRequested => sql::CANCEL_REQUESTED,
+            Call::Lease => sql::LEASE,
         }
     }
 }
@@ -508,26 +558,29 @@ impl Queries {
             .collect()
     }
 
-    /// Refreshes the heartbeat of picked jobs (only those `worker_id` holds, if given).
-    /// Returns how many were refreshed.
-    pub async fn heartbeat(&self, ids: &[i64], worker_id: Option<Uuid>) -> Result<u64, Error> {
-        self.count(Call::Heartbeat, &[&ids, &worker_id]).await
+    /// Refreshes the heartbeat of picked jobs: of these claims (and only jobs `worker_id`
+    /// holds, if given). Returns how many were refreshed.
+    pub async fn heartbeat(&self, claims: &[Claim], worker_id: Option<Uuid>) -> Result<u64, Error> {
+        let (ids, tokens) = claim_arrays(claims);
+        self.count(Call::Heartbeat, &[&ids, &worker_id, &tokens])
+            .await
     }
 
     /// Reports how claimed jobs ended, in one statement. Returns how many changed.
     pub async fn ack(&self, acks: &[Ack], worker_id: Option<Uuid>) -> Result<u64, Error> {
-        let ids: Vec<i64> = acks.iter().map(|ack| ack.id).collect();
+        let claims: Vec<Claim> = acks.iter().map(|ack| ack.claim).collect();
+        let (ids, tokens) = claim_arrays(&claims);
         let statuses: Vec<JobStatus> = acks.iter().map(|ack| ack.status).collect();
         let details: Vec<Option<&Value>> = acks.iter().map(|ack| ack.detail.as_ref()).collect();
-        self.count(Call::Ack, &[&ids, &statuses, &details, &worker_id])
+        self.count(Call::Ack, &[&ids, &statuses, &details, &worker_id, &tokens])
             .await
     }
 
     /// Asks for a picked job to run again after `delay`. False when it is not (or no longer)
-    /// held.
+    /// in that claim, or not held by `worker_id`.
     pub async fn retry(
         &self,
-        id: i64,
+        claim: Claim,
         delay: Duration,
         reason: Option<&str>,
         worker_id: Option<Uuid>,
@@ -535,7 +588,13 @@ impl Queries {
         let row = self
             .one_row(
                 Call::Retry,
-                &[&id, &delay.as_secs_f64(), &reason, &worker_id],
+                &[
+                    &claim.id,
+                    &delay.as_secs_f64(),
+                    &reason,
+                    &worker_id,
+                    &claim.token,
+                ],
             )
             .await?;
         Ok(row.try_get(0)?)
@@ -543,8 +602,42 @@ impl Queries {
 
     /// Gives back picked jobs this worker will not finish (on shutdown): queued again at once,
     /// attempts unchanged. Returns how many.
-    pub async fn release(&self, ids: &[i64], worker_id: Option<Uuid>) -> Result<u64, Error> {
-        self.count(Call::Release, &[&ids, &worker_id]).await
+    pub async fn release(&self, claims: &[Claim], worker_id: Option<Uuid>) -> Result<u64, Error> {
+        let (ids, tokens) = claim_arrays(claims);
+        self.count(Call::Release, &[&ids, &worker_id, &tokens])
+            .await
+    }
+
+    /// After a lost connection: gives back every job `worker_id` holds but the `held` claims
+    /// (claims whose reply never arrived). Every held claim needs its token. Returns how many.
+    pub async fn release_lost(&self, worker_id: Uuid, held: &[Claim]) -> Result<u64, Error> {
+        let ids: Vec<i64> = held.iter().map(|claim| claim.id).collect();
+        let tokens: Vec<Option<i32>> = held.iter().map(|claim| claim.token).collect();
+        self.count(Call::ReleaseLost, &[&worker_id, &ids, &tokens])
+            .await
+    }
+
+    /// Which of these jobs are running with their cancel requested, and in which claim.
+    pub async fn cancel_requested(&self, ids: &[i64]) -> Result<Vec<Claim>, Error> {
+        self.rows(Call::CancelRequested, &[&ids])
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Claim {
+                    id: row.try_get(0)?,
+                    token: Some(row.try_get(1)?),
+                })
+            })
+            .collect()
+    }
+
+    /// The shortest lease (heartbeat_timeout) of these entrypoints.
+    pub async fn lease(&self, entrypoints: &[&str]) -> Result<Duration, Error> {
+        let seconds: f64 = self
+            .one_row(Call::Lease, &[&entrypoints])
+            .await?
+            .try_get(0)?;
+        Ok(Duration::from_secs_f64(seconds.max(0.0)))
     }
 
     /// Cancels queued, picked or held jobs. Returns how many.

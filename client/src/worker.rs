@@ -13,9 +13,16 @@
 //! ```
 //!
 //! A handler's `Err` is acked as `exception` with `{"type", "message"}` in the detail. A panic
-//! is caught and acked the same way. A [`RetryRequested`] error calls `pgq.retry` instead. Acks
-//! and heartbeats carry this runtime's worker id, so a job that was re-picked elsewhere or
-//! cancelled is fenced off.
+//! is caught and acked the same way. A [`RetryRequested`] error calls `pgq.retry` instead.
+//!
+//! Every report (ack, heartbeat, retry, release) names the claim it is about by its claim
+//! token, so a late report about a job that has since been claimed again is fenced off. Each
+//! lane has a worker id of its own. Heartbeats go out at least three times per lease (the
+//! shortest `heartbeat_timeout` of the runtime's entrypoints, read again when `pgq.configure`
+//! changes one). A cancel notification is checked with the database before a handler is
+//! cancelled, since anyone who can connect can send one. After a lost connection, the lane
+//! gives back the jobs its worker id holds whose claim it never learned of (a claim that
+//! committed just before the connection went): `pgq.release_lost`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -31,7 +38,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 use uuid::Uuid;
 
-use crate::{Ack, EntrypointSettings, Error, Job, JobStatus, Queries, connect_with};
+use crate::{Ack, Claim, EntrypointSettings, Error, Job, JobStatus, Queries, connect_with};
 
 /// What a handler returns: `Ok(())`, or any error (acked as `exception`, retried per the
 /// entrypoint's `max_attempts`), or a [`RetryRequested`].
@@ -69,8 +76,8 @@ struct Link {
 #[derive(Default)]
 struct Pending {
     acks: Vec<Ack>,
-    /// Handler-requested retries: (job id, delay, reason).
-    retries: Vec<(i64, Duration, String)>,
+    /// Handler-requested retries: (claim, delay, reason).
+    retries: Vec<(Claim, Duration, String)>,
 }
 
 impl Pending {
@@ -79,17 +86,47 @@ impl Pending {
     }
 }
 
-/// The state of one `run_until`.
+/// A claim a lane runs a handler for: (job id, claim token).
+type ClaimKey = (i64, i32);
+
+fn claim_of((id, token): ClaimKey) -> Claim {
+    Claim {
+        id,
+        token: Some(token),
+    }
+}
+
+/// How often to heartbeat: the configured interval, but at least three times per lease.
+fn heartbeat_every(configured: Duration, lease: Duration) -> Duration {
+    configured.min(lease / 3).max(Duration::from_millis(10))
+}
+
+/// A heartbeat timer whose first tick is one period away.
+fn heartbeat_timer(every: Duration) -> tokio::time::Interval {
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
+}
+
+/// The state of one lane of a `run_until`.
 struct Run<'a> {
     pgq: &'a PgQueuer,
+    /// This lane's worker id.
+    worker_id: Uuid,
     names: Vec<&'a str>,
     options: RunOptions,
     link: Link,
     slots: Arc<Semaphore>,
     running: JoinSet<Finished>,
-    in_flight: HashMap<i64, tokio_util::sync::CancellationToken>,
+    /// The handlers running, by claim, with their cancellation tokens. A job claimed again
+    /// while an earlier claim's handler still runs (a stale re-pick) runs again: each claim
+    /// is a run of its own, and the earlier one's report is fenced off by its claim token.
+    in_flight: HashMap<ClaimKey, tokio_util::sync::CancellationToken>,
     pending: Pending,
     next_tick: Option<tokio::time::Instant>,
+    /// The heartbeat period in use, and its timer.
+    heartbeat_every: Duration,
+    heartbeat: tokio::time::Interval,
 }
 
 impl Run<'_> {
@@ -102,7 +139,7 @@ impl Run<'_> {
             .slots
             .available_permits()
             .min(self.options.batch_size.max(1) as usize);
-        let worker = Some(self.pgq.worker_id);
+        let worker = Some(self.worker_id);
         let acks = std::mem::take(&mut self.pending.acks);
         let (queries, names) = (&self.link.queries, &self.names);
         let (acked, claimed) = tokio::join!(
@@ -132,7 +169,8 @@ impl Run<'_> {
                 .acquire_owned()
                 .await
                 .map_err(|_| Error::Config("the handler slots were closed".into()))?;
-            self.in_flight.insert(job.id, job.cancel.clone());
+            self.in_flight
+                .insert((job.id, job.claim_token), job.cancel.clone());
             self.pgq.spawn(&mut self.running, job, permit);
         }
         Ok((count, free, acked?))
@@ -147,7 +185,8 @@ impl Run<'_> {
 
     /// Turns a finished handler into an outcome to write.
     fn record(&mut self, Finished { job, outcome }: Finished) {
-        self.in_flight.remove(&job.id);
+        self.in_flight.remove(&(job.id, job.claim_token));
+        let claim = Claim::of(&job);
         let (status, detail) = match outcome {
             Ok(Ok(())) => (JobStatus::Successful, None),
             Ok(Err(error)) => {
@@ -155,7 +194,7 @@ impl Run<'_> {
                     tracing::info!(id = job.id, reason = %retry.reason, "retry requested");
                     self.pending
                         .retries
-                        .push((job.id, retry.delay, retry.reason.clone()));
+                        .push((claim, retry.delay, retry.reason.clone()));
                     return;
                 }
                 tracing::warn!(id = job.id, %error, "handler failed");
@@ -175,7 +214,7 @@ impl Run<'_> {
             }
         };
         self.pending.acks.push(Ack {
-            id: job.id,
+            claim,
             status,
             detail,
         });
@@ -184,11 +223,11 @@ impl Run<'_> {
     /// Writes the pending outcomes: every ack in one call, then the requested retries. What
     /// fails stays pending.
     async fn flush(&mut self) -> Result<(), Error> {
-        let worker = Some(self.pgq.worker_id);
-        while let Some((id, delay, reason)) = self.pending.retries.last() {
+        let worker = Some(self.worker_id);
+        while let Some((claim, delay, reason)) = self.pending.retries.last() {
             self.link
                 .queries
-                .retry(*id, *delay, Some(reason), worker)
+                .retry(*claim, *delay, Some(reason), worker)
                 .await?;
             self.pending.retries.pop();
         }
@@ -199,32 +238,76 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Opens a new LISTEN connection in place of one that ended.
+    /// Opens a new LISTEN connection in place of one that ended, then checks the running jobs
+    /// for a cancel that was notified meanwhile.
     async fn relisten(&mut self) -> Result<(), Error> {
         tracing::warn!("the LISTEN connection ended; listening again");
         let (listening, wake) = self.pgq.listen().await?;
         self.link._listening = listening;
         self.link.wake = wake;
-        Ok(())
+        self.confirm_cancels(self.running_ids()).await
     }
 
-    fn wake(&mut self, wake: Wake) {
-        if let Wake::Cancel(ids) = wake {
-            for id in ids {
-                if let Some(token) = self.in_flight.get(&id) {
-                    tracing::info!(id, "cancelled while running");
-                    token.cancel();
-                }
-            }
+    fn running_ids(&self) -> Vec<i64> {
+        self.in_flight.keys().map(|(id, _)| *id).collect()
+    }
+
+    async fn wake(&mut self, wake: Wake) -> Result<(), Error> {
+        match wake {
+            Wake::Enqueued => Ok(()),
+            Wake::Cancel(ids) => self.confirm_cancels(ids).await,
+            Wake::Configured => self.read_lease().await,
         }
     }
 
+    /// Cancels the handlers of those of `ids` whose cancel the database confirms, in the
+    /// claim this lane holds. A notification is only a hint: anyone who can connect can send
+    /// one on channel pgq.
+    async fn confirm_cancels(&mut self, ids: Vec<i64>) -> Result<(), Error> {
+        let running = self.running_ids();
+        let ours: Vec<i64> = ids.into_iter().filter(|id| running.contains(id)).collect();
+        if ours.is_empty() {
+            return Ok(());
+        }
+        for claim in self.link.queries.cancel_requested(&ours).await? {
+            if let Some(token) = claim.token
+                && let Some(cancel) = self.in_flight.get(&(claim.id, token))
+            {
+                tracing::info!(id = claim.id, "cancelled while running");
+                cancel.cancel();
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the lease of this lane's entrypoints and heartbeats at least three times per
+    /// lease; a changed period takes effect at once, with a heartbeat now.
+    async fn read_lease(&mut self) -> Result<(), Error> {
+        let lease = self.link.queries.lease(&self.names).await?;
+        let every = heartbeat_every(self.options.heartbeat_interval, lease);
+        if every != self.heartbeat_every {
+            tracing::info!(?lease, ?every, "heartbeat period changed");
+            self.heartbeat_every = every;
+            self.heartbeat = heartbeat_timer(every);
+            self.heartbeat().await?;
+        }
+        Ok(())
+    }
+
+    /// The claims this lane must keep: running jobs, and outcomes not yet written.
+    fn held_claims(&self) -> Vec<Claim> {
+        let running = self.in_flight.keys().copied().map(claim_of);
+        let acked = self.pending.acks.iter().map(|ack| ack.claim);
+        let retried = self.pending.retries.iter().map(|(claim, _, _)| *claim);
+        running.chain(acked).chain(retried).collect()
+    }
+
     async fn heartbeat(&mut self) -> Result<(), Error> {
-        let ids: Vec<i64> = self.in_flight.keys().copied().collect();
-        if !ids.is_empty() {
+        let claims: Vec<Claim> = self.in_flight.keys().copied().map(claim_of).collect();
+        if !claims.is_empty() {
             self.link
                 .queries
-                .heartbeat(&ids, Some(self.pgq.worker_id))
+                .heartbeat(&claims, Some(self.worker_id))
                 .await?;
         }
         Ok(())
@@ -257,9 +340,23 @@ impl Run<'_> {
                         tracing::warn!(%error, "preparing statements after reconnecting failed");
                         continue;
                     }
+                    // A claim may have committed just before the connection went, its reply
+                    // lost: its jobs are this lane's in the database, but it never ran them.
+                    // Give them back (no attempt spent). Nothing of this lane can still be in
+                    // flight: its connection is gone.
+                    let held = self.held_claims();
+                    match link.queries.release_lost(self.worker_id, &held).await {
+                        Ok(0) => {}
+                        Ok(lost) => tracing::warn!(lost, "gave back claims whose reply was lost"),
+                        Err(error) => {
+                            tracing::warn!(%error, "giving back lost claims failed");
+                            continue;
+                        }
+                    }
                     self.link = link;
                     tracing::info!(pending = self.pending.acks.len(), "reconnected");
-                    return Ok(());
+                    // A cancel notified while the connection was down was missed.
+                    return self.confirm_cancels(self.running_ids()).await;
                 }
                 Err(error) => {
                     tracing::warn!(%error, ?wait, "reconnecting failed");
@@ -292,12 +389,16 @@ impl Run<'_> {
             self.recover(error).await?;
             self.flush().await?;
         }
-        let unfinished: Vec<i64> = self.in_flight.drain().map(|(id, _)| id).collect();
+        let unfinished: Vec<Claim> = self
+            .in_flight
+            .drain()
+            .map(|(key, _)| claim_of(key))
+            .collect();
         if !unfinished.is_empty() {
             let released = self
                 .link
                 .queries
-                .release(&unfinished, Some(self.pgq.worker_id))
+                .release(&unfinished, Some(self.worker_id))
                 .await?;
             tracing::warn!(
                 released,
@@ -333,22 +434,28 @@ fn connection_lost(error: &Error) -> bool {
 enum Wake {
     /// Jobs of one of our entrypoints can run now.
     Enqueued,
-    /// These jobs were cancelled.
+    /// These jobs were cancelled (a hint, to check with the database).
     Cancel(Vec<i64>),
+    /// The settings of one of our entrypoints changed.
+    Configured,
 }
 
 impl Wake {
     fn parse(payload: &str, ours: &[String]) -> Option<Wake> {
         let payload: serde_json::Value = serde_json::from_str(payload).ok()?;
-        match payload.get("type")?.as_str()? {
-            "enqueued" => {
-                let names = payload.get("entrypoints")?.as_array()?;
-                let mine = names
+        // Whether an "entrypoints" list names one of ours.
+        let mine = || -> Option<bool> {
+            let names = payload.get("entrypoints")?.as_array()?;
+            Some(
+                names
                     .iter()
                     .filter_map(serde_json::Value::as_str)
-                    .any(|name| ours.iter().any(|ours| ours == name));
-                mine.then_some(Wake::Enqueued)
-            }
+                    .any(|name| ours.iter().any(|ours| ours == name)),
+            )
+        };
+        match payload.get("type")?.as_str()? {
+            "enqueued" => mine()?.then_some(Wake::Enqueued),
+            "configured" => mine()?.then_some(Wake::Configured),
             "cancel" => {
                 let ids = payload.get("ids")?.as_array()?;
                 Some(Wake::Cancel(
@@ -408,14 +515,18 @@ pub struct RunOptions {
     pub dequeue_timeout: Duration,
     /// Continuous (default) or drain.
     pub mode: Mode,
-    /// How often running jobs' heartbeats are refreshed (default 10 s).
+    /// The longest wait between heartbeats of running jobs (default 10 s). The runtime
+    /// heartbeats more often when a lease needs it: at least three times per the shortest
+    /// `heartbeat_timeout` of its entrypoints, read at start and whenever `pgq.configure`
+    /// changes one.
     pub heartbeat_interval: Duration,
     /// On shutdown, how long running handlers may take to finish (default 30 s); jobs still
     /// running then are released to the queue for another worker.
     pub shutdown_grace: Duration,
     /// Connections that claim and ack side by side (default 1), so that PostgreSQL works on
     /// that many batches at once. They share the handler slots (`max_concurrent_tasks` holds
-    /// for the whole runtime) and the worker id; each also LISTENs. See docs/benchmarks.md.
+    /// for the whole runtime); each claims with a worker id of its own (the first is
+    /// [`PgQueuer::worker_id`]) and LISTENs. See docs/benchmarks.md.
     pub connections: usize,
 }
 
@@ -510,7 +621,8 @@ impl PgQueuer {
         Ok(PgQueuer::new(crate::config_from_env()?))
     }
 
-    /// This runtime's worker id (in `pgq.jobs.worker_id` while it runs a job).
+    /// This runtime's worker id (in `pgq.jobs.worker_id` while it runs a job); with several
+    /// [`RunOptions::connections`], the first lane's.
     pub fn worker_id(&self) -> Uuid {
         self.worker_id
     }
@@ -629,6 +741,12 @@ impl PgQueuer {
             );
             Some(tokio::time::Instant::now())
         };
+        // Heartbeats at least three times per lease of our entrypoints.
+        let names: Vec<&str> = self.entrypoints.keys().map(String::as_str).collect();
+        let every = heartbeat_every(
+            options.heartbeat_interval,
+            link.queries.lease(&names).await?,
+        );
         let mut links = vec![link];
         for _ in 1..options.connections.max(1) {
             let link = self.connect_link().await?;
@@ -643,7 +761,16 @@ impl PgQueuer {
         let lanes = links.into_iter().enumerate().map(|(lane, link)| {
             let run = Run {
                 pgq: self,
-                names: self.entrypoints.keys().map(String::as_str).collect(),
+                // Each lane claims as a worker of its own, so that after a lost connection it
+                // can tell exactly which of its worker id's jobs it never learned of.
+                worker_id: if lane == 0 {
+                    self.worker_id
+                } else {
+                    Uuid::new_v4()
+                },
+                names: names.clone(),
+                heartbeat_every: every,
+                heartbeat: heartbeat_timer(every),
                 slots: Arc::clone(&slots),
                 options: options.clone(),
                 link,
@@ -681,8 +808,6 @@ impl Run<'_> {
     async fn work(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let mut shutdown = std::pin::pin!(shutdown);
         let run = &mut self;
-        let mut heartbeat = tokio::time::interval(run.options.heartbeat_interval);
-        heartbeat.tick().await;
 
         loop {
             let (claimed, asked, acked) = match run.claim().await {
@@ -734,15 +859,12 @@ impl Run<'_> {
                     }
                 }
                 wake = run.link.wake.recv() => match wake {
-                    Some(wake) => {
-                        run.wake(wake);
-                        Ok(())
-                    }
+                    Some(wake) => run.wake(wake).await,
                     // The LISTEN connection ended on its own: LISTEN again (a failure to
                     // connect goes through recover, like any lost connection).
                     None => run.relisten().await,
                 },
-                _ = heartbeat.tick() => run.heartbeat().await,
+                _ = run.heartbeat.tick() => run.heartbeat().await,
                 _ = tokio::time::sleep_until(run.next_tick.unwrap_or_else(tokio::time::Instant::now)),
                     if run.next_tick.is_some() => run.tick().await,
                 _ = tokio::time::sleep(run.options.dequeue_timeout) => {
@@ -848,6 +970,8 @@ mod tests {
         assert_eq!(Wake::parse(enqueued, &ours), Some(Wake::Enqueued));
         let other = r#"{"type": "enqueued", "entrypoints": ["sms"]}"#;
         assert_eq!(Wake::parse(other, &ours), None);
+        let configured = r#"{"type": "configured", "entrypoints": ["mail"]}"#;
+        assert_eq!(Wake::parse(configured, &ours), Some(Wake::Configured));
         let cancel = r#"{"type": "cancel", "ids": [3, 4]}"#;
         assert_eq!(Wake::parse(cancel, &ours), Some(Wake::Cancel(vec![3, 4])));
         assert_eq!(Wake::parse("not json", &ours), None);

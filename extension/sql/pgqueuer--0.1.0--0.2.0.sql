@@ -77,6 +77,19 @@ BEGIN
 END
 $$;
 
+-- Claim tokens (fencing by claim, not by worker) and cancel requests for running jobs. Adding
+-- columns with a constant default rewrites nothing; the new index is empty but is built by
+-- one scan of pgq.jobs, during which writes to it wait.
+ALTER TABLE pgq.jobs ADD COLUMN claim_token int NOT NULL DEFAULT 0,
+                     ADD COLUMN cancel_requested timestamptz;
+CREATE INDEX jobs_canceling_idx ON pgq.jobs (entrypoint, heartbeat)
+    WHERE status = 'picked' AND cancel_requested IS NOT NULL;
+-- ack, heartbeat, retry and release take claim tokens: their old signatures go.
+DROP FUNCTION pgq.ack(bigint[], pgq.job_state[], jsonb[], uuid);
+DROP FUNCTION pgq.heartbeat(bigint[], uuid);
+DROP FUNCTION pgq.retry(bigint, interval, text, uuid);
+DROP FUNCTION pgq.release(bigint[], uuid);
+
 -- Every SQL function as sql/ defines it now: search_path pinned, names in full.
 -- BEGIN functions of sql/
 
@@ -90,6 +103,22 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message;
     END IF;
     RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message, HINT = hint;
+END
+$$;
+
+-- sql/schema.sql
+CREATE OR REPLACE FUNCTION pgq._check_claim_tokens(job_ids bigint[], claim_tokens int[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF claim_tokens IS NOT NULL AND (cardinality(claim_tokens) <> cardinality(job_ids)
+                                     OR array_position(claim_tokens, NULL) IS NOT NULL) THEN
+        PERFORM pgq._invalid(format(
+            'claim_tokens must hold one claim token per job id (%s), not %s',
+            cardinality(job_ids), claim_tokens),
+            'pass NULL to act on whatever claim each job is in (weaker fencing)');
+    END IF;
 END
 $$;
 
@@ -174,6 +203,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     result pgq.entrypoints;
+    lease  interval;
 BEGIN
     PERFORM pgq._check_entrypoint(entrypoint);
     IF concurrency_limit NOT BETWEEN 0 AND 1000000 THEN
@@ -207,6 +237,11 @@ BEGIN
             on_failure));
     END IF;
 
+    SELECT e.heartbeat_timeout INTO lease
+    FROM pgq.entrypoints e WHERE e.name = configure.entrypoint
+    FOR UPDATE;
+    lease := coalesce(lease, '30 seconds');
+
     INSERT INTO pgq.entrypoints AS e (name, concurrency_limit, rate_limit, heartbeat_timeout,
         max_attempts, retry_delay, retry_delay_max, on_failure)
     VALUES (configure.entrypoint,
@@ -227,6 +262,13 @@ BEGIN
         on_failure        = coalesce(configure.on_failure, e.on_failure),
         updated           = now()
     RETURNING e.* INTO result;
+
+    IF result.heartbeat_timeout <> lease THEN
+        UPDATE pgq.jobs j SET heartbeat = now()
+        WHERE j.entrypoint = configure.entrypoint AND j.status = 'picked';
+        PERFORM pg_notify('pgq', jsonb_build_object(
+            'type', 'configured', 'entrypoints', jsonb_build_array(configure.entrypoint))::text);
+    END IF;
     RETURN result;
 END
 $$;
@@ -417,6 +459,7 @@ BEGIN
             coalesce(batch_size::text, 'NULL')));
     END IF;
     names := ARRAY(SELECT DISTINCT e FROM unnest(entrypoints) AS e);
+    PERFORM pgq._end_expired_cancels(names);
 
     SELECT array_agg(l.name) INTO limited FROM (
         SELECT e.name FROM pgq.entrypoints e
@@ -477,8 +520,7 @@ BEGIN
         FROM ask CROSS JOIN LATERAL (
             SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
             WHERE j.entrypoint = ask.name AND j.status = 'picked'
-              AND j.heartbeat < now() - ask.timeout
-              AND (dequeue.worker_id IS NULL OR j.worker_id IS DISTINCT FROM dequeue.worker_id)
+              AND j.heartbeat < now() - ask.timeout AND j.cancel_requested IS NULL
             ORDER BY j.priority DESC, j.id
             LIMIT dequeue.batch_size
             FOR UPDATE SKIP LOCKED
@@ -497,7 +539,7 @@ BEGIN
     ), claimed AS (
         UPDATE pgq.jobs j
         SET status = 'picked', worker_id = dequeue.worker_id, heartbeat = now(),
-            picked_at = now(), updated = now()
+            picked_at = now(), updated = now(), claim_token = j.claim_token + 1
         WHERE j.id = ANY (ARRAY(SELECT chosen.id FROM chosen))
         RETURNING j.*
     )
@@ -506,7 +548,11 @@ END
 $$;
 
 -- sql/heartbeat.sql
-CREATE OR REPLACE FUNCTION pgq.heartbeat(job_ids bigint[], worker_id uuid DEFAULT NULL) RETURNS bigint
+CREATE OR REPLACE FUNCTION pgq.heartbeat(
+    job_ids      bigint[],
+    worker_id    uuid DEFAULT NULL,
+    claim_tokens int[] DEFAULT NULL
+) RETURNS bigint
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
@@ -520,20 +566,43 @@ BEGIN
     IF job_ids IS NULL THEN
         PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
     END IF;
+    PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
     UPDATE pgq.jobs j SET heartbeat = now()
-    WHERE j.id = ANY (job_ids) AND j.status = 'picked'
-      AND (holder IS NULL OR j.worker_id = holder);
+    FROM unnest(job_ids, claim_tokens) AS u(id, token)
+    WHERE j.id = u.id AND j.status = 'picked'
+      AND (holder IS NULL OR j.worker_id = holder)
+      AND (u.token IS NULL OR j.claim_token = u.token);
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
 $$;
 
+-- sql/heartbeat.sql
+CREATE OR REPLACE FUNCTION pgq.lease(entrypoints text[]) RETURNS interval
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    shortest interval;
+BEGIN
+    IF entrypoints IS NULL OR cardinality(entrypoints) = 0 THEN
+        PERFORM pgq._invalid('entrypoints must list at least one entrypoint');
+    END IF;
+    SELECT min(least(coalesce(e.heartbeat_timeout, '30 seconds'), '7 days')) INTO shortest
+    FROM unnest(entrypoints) AS u(name)
+    LEFT JOIN pgq.entrypoints e ON e.name = u.name;
+    RETURN shortest;
+END
+$$;
+
 -- sql/ack.sql
 CREATE OR REPLACE FUNCTION pgq.ack(
-    job_ids   bigint[],
-    statuses  pgq.job_state[] DEFAULT NULL,
-    details   jsonb[] DEFAULT NULL,
-    worker_id uuid DEFAULT NULL
+    job_ids      bigint[],
+    statuses     pgq.job_state[] DEFAULT NULL,
+    details      jsonb[] DEFAULT NULL,
+    worker_id    uuid DEFAULT NULL,
+    claim_tokens int[] DEFAULT NULL
 ) RETURNS bigint
 -- Rows are found by index; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
@@ -557,6 +626,7 @@ BEGIN
             coalesce(cardinality(details)::text, 'NULL')),
             'pass NULL statuses to ack every job as successful');
     END IF;
+    PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
     SELECT i, s INTO bad FROM unnest(statuses) WITH ORDINALITY AS u(s, i)
     WHERE s IS NULL OR s NOT IN ('successful', 'exception', 'canceled')
     LIMIT 1;
@@ -567,13 +637,14 @@ BEGIN
     END IF;
 
     WITH input AS (
-        SELECT DISTINCT ON (u.id) u.id, coalesce(u.s, 'successful') AS outcome, u.d AS detail
-        FROM unnest(job_ids, statuses, details) WITH ORDINALITY AS u(id, s, d, i)
+        SELECT DISTINCT ON (u.id) u.id, coalesce(u.s, 'successful') AS outcome, u.d AS detail,
+               u.t AS token
+        FROM unnest(job_ids, statuses, details, claim_tokens) WITH ORDINALITY AS u(id, s, d, t, i)
         WHERE u.id IS NOT NULL
         ORDER BY u.id, u.i
     ), target AS (
         SELECT j.id, j.entrypoint, j.priority, j.attempts, j.worker_id, j.created, j.picked_at,
-               i.outcome, i.detail,
+               j.cancel_requested IS NOT NULL AS canceled, i.outcome, i.detail,
                coalesce(e.max_attempts, 1) AS max_attempts,
                coalesce(e.retry_delay, '1 second') AS retry_delay,
                coalesce(e.retry_delay_max, '5 minutes') AS retry_delay_max,
@@ -582,17 +653,20 @@ BEGIN
         JOIN pgq.jobs j ON j.id = i.id
         LEFT JOIN pgq.entrypoints e ON e.name = j.entrypoint
         WHERE j.status = 'picked' AND (ack.worker_id IS NULL OR j.worker_id = ack.worker_id)
+          AND (i.token IS NULL OR j.claim_token = i.token)
         FOR UPDATE OF j
     ), decided AS (
         SELECT t.*,
-               CASE WHEN t.outcome = 'exception' AND t.attempts + 1 < t.max_attempts THEN 'retry'
+               CASE WHEN t.canceled THEN 'cancel'
+                    WHEN t.outcome = 'exception' AND t.attempts + 1 < t.max_attempts THEN 'retry'
                     WHEN t.outcome = 'exception' AND t.on_failure = 'hold' THEN 'hold'
                     ELSE 'delete'
                END AS action,
                -- Only a retry has a backoff, computed in seconds so that no number of
                -- attempts overflows an interval, and capped at retry_delay_max (at most 30
                -- days, even for a row written around pgq.configure).
-               CASE WHEN t.outcome = 'exception' AND t.attempts + 1 < t.max_attempts THEN
+               CASE WHEN NOT t.canceled AND t.outcome = 'exception'
+                         AND t.attempts + 1 < t.max_attempts THEN
                    make_interval(secs => least(
                        extract(epoch FROM t.retry_delay)::float8
                            * power(2::float8, least(greatest(t.attempts, 0), 1000)),
@@ -600,7 +674,8 @@ BEGIN
                END AS backoff
         FROM target t
     ), deleted AS (
-        DELETE FROM pgq.jobs j USING decided d WHERE j.id = d.id AND d.action = 'delete'
+        DELETE FROM pgq.jobs j USING decided d
+        WHERE j.id = d.id AND d.action IN ('delete', 'cancel')
     ), changed AS (
         UPDATE pgq.jobs j SET
             status = CASE d.action WHEN 'retry' THEN 'queued' ELSE 'failed' END::pgq.job_state,
@@ -618,12 +693,16 @@ BEGIN
         SELECT d.id, d.entrypoint, d.priority,
                CASE d.action WHEN 'retry' THEN 'queued'
                              WHEN 'hold' THEN 'failed'
+                             WHEN 'cancel' THEN 'canceled'
                              ELSE d.outcome END::pgq.job_state,
                coalesce(ack.worker_id, d.worker_id),
                CASE d.action WHEN 'retry' THEN d.attempts + 1 ELSE d.attempts END,
                CASE d.action WHEN 'retry' THEN jsonb_build_object(
                                   'reason', 'exception', 'error', d.detail,
                                   'retry_at', now() + d.backoff)
+                             WHEN 'cancel' THEN jsonb_build_object(
+                                  'reason', 'canceled', 'previous_status', 'picked',
+                                  'outcome', d.outcome, 'detail', d.detail)
                              ELSE d.detail END,
                d.created, d.picked_at
         FROM decided d
@@ -638,10 +717,11 @@ $$;
 
 -- sql/ack.sql
 CREATE OR REPLACE FUNCTION pgq.retry(
-    job_id    bigint,
-    delay     interval DEFAULT '0',
-    reason    text DEFAULT NULL,
-    worker_id uuid DEFAULT NULL
+    job_id      bigint,
+    delay       interval DEFAULT '0',
+    reason      text DEFAULT NULL,
+    worker_id   uuid DEFAULT NULL,
+    claim_token int DEFAULT NULL
 ) RETURNS boolean
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
@@ -650,43 +730,49 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    wait interval := coalesce(delay, '0');
-    ep   text;
+    wait  interval := coalesce(delay, '0');
+    held  record;
 BEGIN
     IF job_id IS NULL THEN
         PERFORM pgq._invalid('job_id must be a job id, not NULL');
     END IF;
-    IF wait < '0' THEN
-        PERFORM pgq._invalid(format('delay must not be negative, not %s', wait));
+    IF wait < '0' OR wait > '30 days' THEN
+        PERFORM pgq._invalid(format('delay must be from 0 to 30 days, not %s', wait));
     END IF;
 
-    WITH target AS (
-        SELECT j.id, j.worker_id FROM pgq.jobs j
-        WHERE j.id = retry.job_id AND j.status = 'picked'
-          AND (retry.worker_id IS NULL OR j.worker_id = retry.worker_id)
-        FOR UPDATE
-    ), changed AS (
+    SELECT j.id, j.worker_id AS holder, j.cancel_requested IS NOT NULL AS canceled INTO held
+    FROM pgq.jobs j
+    WHERE j.id = retry.job_id AND j.status = 'picked'
+      AND (retry.worker_id IS NULL OR j.worker_id = retry.worker_id)
+      AND (retry.claim_token IS NULL OR j.claim_token = retry.claim_token)
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF held.canceled THEN
+        PERFORM pgq._end_canceled(ARRAY[held.id], 'retry_requested', retry.worker_id);
+        RETURN true;
+    END IF;
+
+    WITH changed AS (
         UPDATE pgq.jobs j
         SET status = 'queued', attempts = j.attempts + 1, worker_id = NULL,
             execute_after = now() + wait, updated = now()
-        FROM target t WHERE j.id = t.id
-        RETURNING j.*, t.worker_id AS holder
+        WHERE j.id = held.id
+        RETURNING j.*
     )
     INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
                          enqueued_at, picked_at)
-    SELECT c.id, c.entrypoint, c.priority, 'queued', coalesce(retry.worker_id, c.holder),
+    SELECT c.id, c.entrypoint, c.priority, 'queued', coalesce(retry.worker_id, held.holder),
            c.attempts,
            jsonb_build_object('reason', 'retry_requested', 'message', retry.reason,
                               'retry_at', c.execute_after),
            c.created, c.picked_at
-    FROM changed c
-    RETURNING entrypoint INTO ep;
+    FROM changed c;
 
-    IF ep IS NULL THEN
-        RETURN false;
-    END IF;
     IF wait = '0' THEN
-        PERFORM pgq._notify_enqueued(ARRAY[ep]);
+        PERFORM pgq._notify_enqueued(ARRAY(SELECT j.entrypoint FROM pgq.jobs j
+                                           WHERE j.id = held.id));
     ELSE
         PERFORM pgq._wake_scheduler(now() + wait);
     END IF;
@@ -695,7 +781,11 @@ END
 $$;
 
 -- sql/ack.sql
-CREATE OR REPLACE FUNCTION pgq.release(job_ids bigint[], worker_id uuid DEFAULT NULL) RETURNS bigint
+CREATE OR REPLACE FUNCTION pgq.release(
+    job_ids      bigint[],
+    worker_id    uuid DEFAULT NULL,
+    claim_tokens int[] DEFAULT NULL
+) RETURNS bigint
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
@@ -703,21 +793,77 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    n   bigint;
-    eps text[];
+    ids bigint[];
 BEGIN
     IF job_ids IS NULL THEN
         PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
     END IF;
+    PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    ids := ARRAY(
+        SELECT j.id FROM pgq.jobs j
+        JOIN unnest(job_ids, claim_tokens) AS u(id, token) ON j.id = u.id
+        WHERE j.status = 'picked'
+          AND (release.worker_id IS NULL OR j.worker_id = release.worker_id)
+          AND (u.token IS NULL OR j.claim_token = u.token));
+    RETURN pgq._give_back(ids);
+END
+$$;
+
+-- sql/ack.sql
+CREATE OR REPLACE FUNCTION pgq.release_lost(
+    worker_id   uuid,
+    held_ids    bigint[] DEFAULT '{}',
+    held_tokens int[] DEFAULT '{}'
+) RETURNS bigint
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    ids bigint[];
+BEGIN
+    IF worker_id IS NULL THEN
+        PERFORM pgq._invalid('worker_id must be the worker''s id, not NULL');
+    END IF;
+    IF held_ids IS NULL OR held_tokens IS NULL
+       OR cardinality(held_ids) <> cardinality(held_tokens)
+       OR array_position(held_tokens, NULL) IS NOT NULL THEN
+        PERFORM pgq._invalid(format(
+            'held_ids and held_tokens must be arrays of the same length (a claim token per id), '
+            'not %s and %s', coalesce(cardinality(held_ids)::text, 'NULL'),
+            coalesce(cardinality(held_tokens)::text, 'NULL')));
+    END IF;
+    ids := ARRAY(
+        SELECT j.id FROM pgq.jobs j
+        WHERE j.worker_id = release_lost.worker_id AND j.status = 'picked'
+          AND NOT EXISTS (SELECT FROM unnest(held_ids, held_tokens) AS h(id, token)
+                          WHERE h.id = j.id AND h.token = j.claim_token));
+    RETURN pgq._give_back(ids);
+END
+$$;
+
+-- sql/ack.sql
+CREATE OR REPLACE FUNCTION pgq._give_back(ids bigint[]) RETURNS bigint
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n   bigint;
+    eps text[];
+BEGIN
+    n := pgq._end_canceled(ARRAY(SELECT j.id FROM pgq.jobs j
+                                 WHERE j.id = ANY (ids) AND j.cancel_requested IS NOT NULL),
+                           'released', NULL);
     WITH released AS (
         UPDATE pgq.jobs j
         SET status = 'queued', worker_id = NULL, heartbeat = NULL, picked_at = NULL,
             updated = now()
-        WHERE j.id = ANY (job_ids) AND j.status = 'picked'
-          AND (release.worker_id IS NULL OR j.worker_id = release.worker_id)
+        WHERE j.id = ANY (ids) AND j.status = 'picked' AND j.cancel_requested IS NULL
         RETURNING j.entrypoint
     )
-    SELECT count(*), array_agg(r.entrypoint) INTO n, eps FROM released r;
+    SELECT n + count(*), array_agg(r.entrypoint) INTO n, eps FROM released r;
     PERFORM pgq._notify_enqueued(eps);
     RETURN n;
 END
@@ -732,14 +878,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    n      bigint;
-    picked bigint[];
+    n         bigint;
+    requested bigint[];
 BEGIN
     IF job_ids IS NULL THEN
         PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
     END IF;
     WITH gone AS (
-        DELETE FROM pgq.jobs j WHERE j.id = ANY (job_ids) RETURNING j.*
+        DELETE FROM pgq.jobs j
+        WHERE j.id = ANY (job_ids) AND j.status IN ('queued', 'failed')
+        RETURNING j.*
     ), logged AS (
         INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
                              enqueued_at, picked_at)
@@ -748,13 +896,80 @@ BEGIN
                g.created, g.picked_at
         FROM gone g
     )
-    SELECT count(*), array_agg(g.id ORDER BY g.id) FILTER (WHERE g.status = 'picked')
-    INTO n, picked
-    FROM gone g;
+    SELECT count(*) INTO n FROM gone g;
 
-    PERFORM pgq._notify_cancel(picked);
+    WITH marked AS (
+        UPDATE pgq.jobs j SET cancel_requested = coalesce(j.cancel_requested, now())
+        WHERE j.id = ANY (job_ids) AND j.status = 'picked'
+        RETURNING j.id
+    )
+    SELECT array_agg(m.id) INTO requested FROM marked m;
+
+    PERFORM pgq._notify_cancel(requested);
+    RETURN n + coalesce(cardinality(requested), 0);
+END
+$$;
+
+-- sql/cancel.sql
+CREATE OR REPLACE FUNCTION pgq.cancel_requested(job_ids bigint[])
+RETURNS TABLE (job_id bigint, claim_token int)
+LANGUAGE plpgsql STABLE
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF job_ids IS NULL THEN
+        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
+    END IF;
+    RETURN QUERY
+    SELECT j.id, j.claim_token FROM pgq.jobs j
+    WHERE j.id = ANY (job_ids) AND j.status = 'picked' AND j.cancel_requested IS NOT NULL
+    ORDER BY j.id;
+END
+$$;
+
+-- sql/cancel.sql
+CREATE OR REPLACE FUNCTION pgq._end_canceled(ids bigint[], how text, reporter uuid) RETURNS bigint
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    WITH gone AS (
+        DELETE FROM pgq.jobs j
+        WHERE j.id = ANY (ids) AND j.status = 'picked' AND j.cancel_requested IS NOT NULL
+        RETURNING j.*
+    ), logged AS (
+        INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
+                             enqueued_at, picked_at)
+        SELECT g.id, g.entrypoint, g.priority, 'canceled', coalesce(reporter, g.worker_id),
+               g.attempts,
+               jsonb_build_object('reason', 'canceled', 'previous_status', 'picked',
+                                  'outcome', how),
+               g.created, g.picked_at
+        FROM gone g
+    )
+    SELECT count(*) INTO n FROM gone;
     RETURN n;
 END
+$$;
+
+-- sql/cancel.sql
+CREATE OR REPLACE FUNCTION pgq._end_expired_cancels(entrypoints text[]) RETURNS bigint
+LANGUAGE sql
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pgq._end_canceled(ARRAY(
+        SELECT j.id FROM pgq.jobs j
+        LEFT JOIN pgq.entrypoints e ON e.name = j.entrypoint
+        WHERE j.status = 'picked' AND j.cancel_requested IS NOT NULL
+          AND (entrypoints IS NULL OR j.entrypoint = ANY (entrypoints))
+          AND j.heartbeat < now() - least(coalesce(e.heartbeat_timeout, '30 seconds'), '7 days')
+        FOR UPDATE OF j SKIP LOCKED), 'lease_expired', NULL)
 $$;
 
 -- sql/cancel.sql
@@ -957,6 +1172,7 @@ DECLARE
     eps      text[];
     earliest timestamptz;
 BEGIN
+    PERFORM pgq._end_expired_cancels(NULL);
     WITH due AS (
         SELECT s.id, s.entrypoint, s.expression, s.timezone
         FROM pgq.schedules s

@@ -1,6 +1,6 @@
 //! pgq.ack, pgq.retry and pgq.heartbeat: outcomes, retries in place, holds, fencing.
 
-use pgqueuer_tests::{TestDb, count, expect_sqlstate, scalar};
+use pgqueuer_tests::{TestDb, count, expect_invalid, expect_sqlstate, scalar};
 use serde_json::Value;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -374,4 +374,95 @@ async fn release_gives_picked_jobs_back_unchanged_and_fenced() {
         c.query_one("SELECT pgq.release(NULL)", &[]).await,
         &SqlState::INVALID_PARAMETER_VALUE,
     );
+}
+
+/// ABA: worker A's job goes stale, B re-picks it and it is retried, A claims it again. A's
+/// late report about its first claim must not count for its second. Worker ids cannot tell
+/// the two claims apart (A holds the job both times); claim tokens can.
+#[tokio::test]
+async fn a_late_report_about_an_earlier_claim_is_fenced_off_by_the_claim_token() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    c.batch_execute("SELECT pgq.configure('j', max_attempts => 5, retry_delay => '0');")
+        .await
+        .expect("retries");
+    let id: i64 = scalar(&c, "SELECT pgq.enqueue('j')", &[]).await;
+    let claim = "SELECT claim_token FROM pgq.dequeue(ARRAY['j'], 1, $1)";
+    let first: i32 = scalar(&c, claim, &[&a]).await;
+    c.execute(
+        "UPDATE pgq.jobs SET heartbeat = now() - interval '1 hour'",
+        &[],
+    )
+    .await
+    .expect("A's claim goes stale");
+    let second: i32 = scalar(&c, claim, &[&b]).await;
+    let retried: i64 = scalar(
+        &c,
+        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['exception']::pgq.job_state[], \
+         worker_id => $2, claim_tokens => ARRAY[$3::int])",
+        &[&id, &b, &second],
+    )
+    .await;
+    assert_eq!(retried, 1, "B's exception retries the job");
+    let third: i32 = scalar(&c, claim, &[&a]).await;
+    assert_eq!((first, second, third), (1, 2, 3));
+
+    // A's late reports about its first claim: each is ignored.
+    let report = [
+        "SELECT pgq.ack(ARRAY[$1::bigint], claim_tokens => ARRAY[$2::int])",
+        "SELECT pgq.heartbeat(ARRAY[$1::bigint], claim_tokens => ARRAY[$2::int])",
+        "SELECT pgq.release(ARRAY[$1::bigint], claim_tokens => ARRAY[$2::int])",
+    ];
+    for sql in report {
+        let n: i64 = scalar(&c, sql, &[&id, &first]).await;
+        assert_eq!(n, 0, "{sql} with the first claim's token");
+    }
+    let retry: bool = scalar(
+        &c,
+        "SELECT pgq.retry($1, claim_token => $2)",
+        &[&id, &first],
+    )
+    .await;
+    assert!(!retry, "retry with the first claim's token");
+    let (status, attempts): (String, i32) = {
+        let row = c
+            .query_one(
+                "SELECT status::text, attempts FROM pgq.jobs WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .expect("the job");
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((status.as_str(), attempts), ("picked", 1), "untouched");
+    // Worker-scoped fencing alone is weaker: A's ack without a token would have been taken.
+    // With the third claim's token it is, once.
+    let acked: i64 = scalar(
+        &c,
+        "SELECT pgq.ack(ARRAY[$1::bigint], worker_id => $2, claim_tokens => ARRAY[$3::int])",
+        &[&id, &a, &third],
+    )
+    .await;
+    assert_eq!(acked, 1);
+    let outcomes: Vec<String> = c
+        .query(
+            "SELECT status::text FROM pgq.log WHERE job_id = $1 ORDER BY id",
+            &[&id],
+        )
+        .await
+        .expect("log")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(outcomes, ["queued", "successful"]);
+    expect_invalid(
+        &c,
+        &[
+            "SELECT pgq.ack(ARRAY[1, 2]::bigint[], claim_tokens => ARRAY[1])",
+            "SELECT pgq.heartbeat(ARRAY[1]::bigint[], claim_tokens => ARRAY[NULL]::int[])",
+            "SELECT pgq.release(ARRAY[1]::bigint[], claim_tokens => ARRAY[1, 2])",
+        ],
+    )
+    .await;
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use tokio_postgres::error::SqlState;
 
 #[tokio::test]
-async fn cancel_takes_queued_picked_and_held_jobs_and_names_the_picked_ones() {
+async fn cancel_ends_queued_and_held_jobs_and_asks_the_workers_of_running_ones() {
     let db = TestDb::with_extension().await;
     let c = db.connect().await;
     let mut listener = db.listen().await;
@@ -32,9 +32,16 @@ async fn cancel_takes_queued_picked_and_held_jobs_and_names_the_picked_ones() {
         .await
         .expect("sentinel");
     assert_eq!(canceled, 3, "unknown ids are ignored");
-    assert_eq!(count(&c, "pgq.jobs").await, 0);
-    assert_eq!(count(&c, "pgq.log WHERE status = 'canceled'").await, 3);
-
+    assert_eq!(count(&c, "pgq.log WHERE status = 'canceled'").await, 2);
+    // The running job stays until its worker reports: its handler may still be running.
+    let left: Vec<(i64, bool)> = c
+        .query("SELECT id, cancel_requested IS NOT NULL FROM pgq.jobs", &[])
+        .await
+        .expect("jobs")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(left, vec![(picked, true)]);
     let sent: Vec<Value> = listener
         .until("canceled")
         .await
@@ -42,6 +49,121 @@ async fn cancel_takes_queued_picked_and_held_jobs_and_names_the_picked_ones() {
         .map(|payload| serde_json::from_str(payload).expect("JSON"))
         .collect();
     assert_eq!(sent, vec![json!({"type": "cancel", "ids": [picked]})]);
+    let confirmed: Vec<i64> = c
+        .query(
+            "SELECT job_id FROM pgq.cancel_requested(ARRAY[$1::bigint, 999])",
+            &[&picked],
+        )
+        .await
+        .expect("cancel_requested")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        confirmed,
+        vec![picked],
+        "a worker can check the notification"
+    );
+
+    // Whatever its worker reports, the job ends as canceled, once, keeping the report.
+    let acked: i64 = scalar(&c, "SELECT pgq.ack(ARRAY[$1::bigint])", &[&picked]).await;
+    assert_eq!(acked, 1);
+    assert_eq!(count(&c, "pgq.jobs").await, 0);
+    let detail: Value = scalar(
+        &c,
+        "SELECT detail FROM pgq.log WHERE job_id = $1 AND status = 'canceled'",
+        &[&picked],
+    )
+    .await;
+    assert_eq!(
+        detail,
+        json!({"reason": "canceled", "previous_status": "picked", "outcome": "successful",
+               "detail": null})
+    );
+}
+
+/// A cancelled running job keeps its seat under the concurrency limit and its dedupe key
+/// until its worker reports: its handler may go on regardless (freeing them at once let a
+/// second job start beside it, over the limit, and a duplicate of it run in parallel).
+#[tokio::test]
+async fn a_cancelled_running_job_keeps_its_seat_and_dedupe_key_until_its_worker_reports() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.configure('one', concurrency_limit => 1);
+         SELECT pgq.enqueue('one', dedupe_key => 'k');
+         SELECT pgq.enqueue('one');",
+    )
+    .await
+    .expect("two jobs, one seat");
+    let running: i64 = scalar(&c, "SELECT id FROM pgq.dequeue(ARRAY['one'], 5)", &[]).await;
+    assert_eq!(
+        scalar::<i64>(&c, "SELECT pgq.cancel(ARRAY[$1::bigint])", &[&running]).await,
+        1
+    );
+
+    let claimed: i64 = scalar(&c, "SELECT count(*) FROM pgq.dequeue(ARRAY['one'], 5)", &[]).await;
+    assert_eq!(claimed, 0, "the seat is still taken");
+    expect_sqlstate(
+        c.query("SELECT pgq.enqueue('one', dedupe_key => 'k')", &[])
+            .await,
+        &SqlState::UNIQUE_VIOLATION,
+    );
+
+    // Its worker reports (here: an exception); the job ends as canceled, the seat frees.
+    let acked: i64 = scalar(
+        &c,
+        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['exception']::pgq.job_state[])",
+        &[&running],
+    )
+    .await;
+    assert_eq!(acked, 1);
+    assert_eq!(
+        count(&c, "pgq.log WHERE status = 'canceled'").await,
+        1,
+        "one terminal row"
+    );
+    let claimed: i64 = scalar(&c, "SELECT count(*) FROM pgq.dequeue(ARRAY['one'], 5)", &[]).await;
+    assert_eq!(claimed, 1, "the next job takes the seat");
+    let key: i64 = scalar(&c, "SELECT pgq.enqueue('one', dedupe_key => 'k')", &[]).await;
+    assert!(key > 0, "the key is free again");
+}
+
+/// A cancelled running job whose worker is gone ends as canceled when its lease expires;
+/// it is never claimed again.
+#[tokio::test]
+async fn a_cancelled_job_whose_lease_expires_ends_as_canceled_and_never_runs_again() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.enqueue_many(ARRAY['a', 'b']);
+         SELECT count(*) FROM pgq.dequeue(ARRAY['a', 'b'], 2);
+         SELECT pgq.cancel(ARRAY(SELECT id FROM pgq.jobs));
+         UPDATE pgq.jobs SET heartbeat = now() - interval '1 hour';",
+    )
+    .await
+    .expect("two cancelled running jobs whose workers vanished");
+    let claimed: i64 = scalar(&c, "SELECT count(*) FROM pgq.dequeue(ARRAY['a'], 5)", &[]).await;
+    assert_eq!(claimed, 0, "never claimed again");
+    assert_eq!(
+        count(&c, "pgq.jobs WHERE entrypoint = 'a'").await,
+        0,
+        "the claim ended it"
+    );
+    // pgq.tick ends the ones nobody claims (the background worker calls it every round).
+    c.batch_execute("SELECT pgq.tick()").await.expect("tick");
+    assert_eq!(count(&c, "pgq.jobs").await, 0);
+    let outcomes: Vec<String> = c
+        .query(
+            "SELECT entrypoint || ' ' || (detail->>'outcome') FROM pgq.log              WHERE status = 'canceled' ORDER BY entrypoint",
+            &[],
+        )
+        .await
+        .expect("log")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(outcomes, ["a lease_expired", "b lease_expired"]);
 }
 
 #[tokio::test]

@@ -102,7 +102,7 @@ async fn deferred_jobs_are_not_claimed_before_they_are_due() {
 }
 
 #[tokio::test]
-async fn a_stale_job_is_re_picked_by_another_worker_never_by_its_holder() {
+async fn a_stale_job_is_re_picked_in_a_new_claim_even_by_its_holder() {
     let db = TestDb::with_extension().await;
     let c = db.connect().await;
     let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
@@ -112,38 +112,53 @@ async fn a_stale_job_is_re_picked_by_another_worker_never_by_its_holder() {
     .await
     .expect("setup");
     let claimed = c
-        .query("SELECT id FROM pgq.dequeue(ARRAY['a'], 1, $1)", &[&first])
+        .query(
+            "SELECT id, claim_token FROM pgq.dequeue(ARRAY['a'], 1, $1)",
+            &[&first],
+        )
         .await
         .expect("first claim");
     assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].get::<_, i32>("claim_token"), 1);
     assert!(
         c.query("SELECT id FROM pgq.dequeue(ARRAY['a'], 1, $1)", &[&second])
             .await
             .expect("a fresh heartbeat is not stale")
             .is_empty()
     );
-    c.execute(
-        "UPDATE pgq.jobs SET heartbeat = now() - interval '1 minute'",
-        &[],
-    )
-    .await
-    .expect("age the heartbeat");
-    assert!(
-        c.query("SELECT id FROM pgq.dequeue(ARRAY['a'], 1, $1)", &[&first])
-            .await
-            .expect("its holder")
-            .is_empty(),
-        "a worker never re-picks a job it holds"
-    );
+    let age = "UPDATE pgq.jobs SET heartbeat = now() - interval '1 minute'";
+    c.execute(age, &[]).await.expect("age the heartbeat");
     let repicked = c
         .query(
-            "SELECT id, worker_id FROM pgq.dequeue(ARRAY['a'], 1, $1)",
+            "SELECT worker_id, claim_token FROM pgq.dequeue(ARRAY['a'], 1, $1)",
             &[&second],
         )
         .await
         .expect("another worker");
-    assert_eq!(repicked.len(), 1);
-    assert_eq!(repicked[0].get::<_, Uuid>("worker_id"), second);
+    assert_eq!(
+        (
+            repicked[0].get::<_, Uuid>("worker_id"),
+            repicked[0].get::<_, i32>("claim_token")
+        ),
+        (second, 2)
+    );
+    // Its holder re-picks it too once it is stale (a worker that lost track of its claim
+    // would strand it otherwise), in a claim of its own.
+    c.execute(age, &[]).await.expect("age the heartbeat");
+    let again = c
+        .query(
+            "SELECT worker_id, claim_token FROM pgq.dequeue(ARRAY['a'], 1, $1)",
+            &[&second],
+        )
+        .await
+        .expect("its holder");
+    assert_eq!(
+        (
+            again[0].get::<_, Uuid>("worker_id"),
+            again[0].get::<_, i32>("claim_token")
+        ),
+        (second, 3)
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pgqueuer::{Ack, EntrypointSettings, Error, JobStatus, NewJob, OnConflict, Queries};
+use pgqueuer::{Ack, Claim, EntrypointSettings, Error, JobStatus, NewJob, OnConflict, Queries};
 use pgqueuer_tests::TestDb;
 use serde_json::json;
 use uuid::Uuid;
@@ -35,7 +35,7 @@ async fn the_quick_start_round_trip() {
         (JobStatus::Picked, Some(worker))
     );
     assert_eq!(
-        q.heartbeat(&[job.id], Some(worker))
+        q.heartbeat(&[Claim::of(job)], Some(worker))
             .await
             .expect("heartbeat"),
         1
@@ -43,7 +43,7 @@ async fn the_quick_start_round_trip() {
     let acked = q
         .ack(
             &[Ack {
-                id: job.id,
+                claim: Claim::of(job),
                 status: JobStatus::Successful,
                 detail: Some(json!({"ok": 1})),
             }],
@@ -124,7 +124,7 @@ async fn settings_retries_holds_and_operations() {
     .expect("configure");
     let id = q.enqueue(["h"], [Vec::new()], [0]).await.expect("enqueue")[0];
     let fail = [Ack {
-        id,
+        claim: Claim::any(id),
         status: JobStatus::Exception,
         detail: Some(json!({"message": "boom"})),
     }];
@@ -148,12 +148,17 @@ async fn settings_retries_holds_and_operations() {
         1
     );
     assert!(
-        q.retry(id, Duration::from_secs(60), Some("later"), Some(worker))
-            .await
-            .expect("retry")
+        q.retry(
+            Claim::any(id),
+            Duration::from_secs(60),
+            Some("later"),
+            Some(worker)
+        )
+        .await
+        .expect("retry")
     );
     assert!(
-        !q.retry(id, Duration::ZERO, None, Some(worker))
+        !q.retry(Claim::any(id), Duration::ZERO, None, Some(worker))
             .await
             .expect("not picked")
     );
@@ -208,7 +213,7 @@ async fn wait_for_returns_once_every_job_has_ended() {
     let jobs = q.dequeue(&["a"], 1, None).await.expect("dequeue");
     q.ack(
         &[Ack {
-            id: jobs[0].id,
+            claim: Claim::of(&jobs[0]),
             status: JobStatus::Successful,
             detail: Some(json!(42)),
         }],

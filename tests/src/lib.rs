@@ -222,7 +222,7 @@ pub async fn scalar<T: for<'a> FromSql<'a>>(
         Ok(row) => row
             .try_get(0)
             .unwrap_or_else(|error| panic!("{sql}: unexpected type: {error}")),
-        Err(error) => panic!("{sql}: {error}"),
+        Err(error) => panic!("{sql}: {}", describe(&error)),
     }
 }
 
@@ -238,6 +238,20 @@ pub async fn rows_json(client: &Client, table: &str, order_by: &str) -> String {
         &[],
     )
     .await
+}
+
+/// An error with its SQLSTATE, message and context, for a failed test's message
+/// (tokio-postgres's own display says only "db error").
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!(
+            "{} {}{}",
+            db.code().code(),
+            db.message(),
+            db.where_().map(|w| format!(" ({w})")).unwrap_or_default()
+        ),
+        None => error.to_string(),
+    }
 }
 
 /// `SELECT count(*)` of a query's rows, for "nothing changed" checks.

@@ -5,6 +5,7 @@ mod ack;
 mod backup;
 mod cancel;
 mod catalog;
+mod claims;
 mod configure;
 mod dequeue;
 mod enqueue;

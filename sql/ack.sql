@@ -29,6 +29,7 @@ CREATE FUNCTION pgq.ack(
 -- Rows are found by index; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -151,6 +152,7 @@ CREATE FUNCTION pgq.retry(
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -217,6 +219,7 @@ CREATE FUNCTION pgq.release(
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -248,6 +251,7 @@ CREATE FUNCTION pgq.release_lost(
 ) RETURNS bigint
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column

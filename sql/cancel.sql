@@ -11,6 +11,7 @@ CREATE FUNCTION pgq.cancel(job_ids bigint[]) RETURNS bigint
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -54,6 +55,7 @@ CREATE FUNCTION pgq.cancel_requested(job_ids bigint[])
 RETURNS TABLE (job_id bigint, claim_token int)
 LANGUAGE plpgsql STABLE
 SET enable_seqscan = off
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -121,6 +123,7 @@ CREATE FUNCTION pgq.requeue(job_ids bigint[]) RETURNS bigint
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -175,6 +178,7 @@ $$;
 -- log row. Picked jobs are running: cancel them with pgq.cancel. Held jobs stay.
 CREATE FUNCTION pgq.clear(entrypoint text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column

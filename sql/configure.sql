@@ -15,6 +15,7 @@ CREATE FUNCTION pgq.configure(
     on_failure        text DEFAULT NULL
 ) RETURNS pgq.entrypoints
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column

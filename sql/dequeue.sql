@@ -31,6 +31,7 @@ LANGUAGE plpgsql
 SET jit = off
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column

@@ -16,6 +16,7 @@ CREATE FUNCTION pgq.enqueue_many(
     on_conflict   text DEFAULT 'raise'
 ) RETURNS bigint[]
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -114,6 +115,7 @@ CREATE FUNCTION pgq.enqueue(
     headers       jsonb DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column

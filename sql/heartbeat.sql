@@ -9,6 +9,7 @@ CREATE FUNCTION pgq.heartbeat(
 -- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -35,6 +36,7 @@ $$;
 -- (or none) are 22023.
 CREATE FUNCTION pgq.lease(entrypoints text[]) RETURNS interval
 LANGUAGE plpgsql STABLE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column

@@ -29,6 +29,7 @@ SELECT pg_catalog.pg_extension_config_dump('pgq.schedules_id_seq', '');
 CREATE FUNCTION pgq.schedule(entrypoint text, expression text, timezone text DEFAULT 'UTC')
 RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -68,6 +69,7 @@ $$;
 -- Returns the count removed. Jobs already enqueued by them stay.
 CREATE FUNCTION pgq.unschedule(entrypoint text, expression text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -87,6 +89,26 @@ BEGIN
 END
 $$;
 
+-- pgq.unschedule_id: removes one schedule by its id (pgq.schedules.id). Returns the count
+-- removed (0 or 1).
+CREATE FUNCTION pgq.unschedule_id(schedule_id bigint) RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    n bigint;
+BEGIN
+    IF schedule_id IS NULL THEN
+        PERFORM pgq._invalid('schedule_id must be a schedule''s id, not NULL');
+    END IF;
+    DELETE FROM pgq.schedules s WHERE s.id = unschedule_id.schedule_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
 -- pgq.tick: fires every enabled schedule whose next_run has passed, in this transaction:
 -- one job of its entrypoint each (headers: schedule_id, expression, scheduled_for), last_run
 -- set, next_run advanced past now. Missed fires are coalesced into that one job, whose
@@ -97,6 +119,7 @@ $$;
 -- and whose lease has expired.
 CREATE FUNCTION pgq.tick() RETURNS timestamptz
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -146,6 +169,7 @@ $$;
 -- or retried jobs that fell due since the previous round. Returns the next due time.
 CREATE FUNCTION pgq._worker_round(since timestamptz) RETURNS timestamptz
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -6,6 +6,7 @@
 CREATE FUNCTION pgq.job_status(job_ids bigint[])
 RETURNS TABLE (job_id bigint, status pgq.job_state, detail jsonb)
 LANGUAGE plpgsql STABLE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -32,6 +33,7 @@ $$;
 -- pgq.purge_log: deletes log rows older than older_than. Returns the count deleted.
 CREATE FUNCTION pgq.purge_log(older_than interval) RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column

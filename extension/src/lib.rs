@@ -62,6 +62,9 @@ extension_sql_file!(
     requires = ["enqueue", cron::_cron_check]
 );
 
+// Last: roles, owners and grants over everything above.
+extension_sql_file!("../../sql/privileges.sql", name = "privileges", finalize);
+
 // pgrx's #[pg_schema] needs an inline module; the tests themselves are in tests.rs.
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

@@ -41,6 +41,8 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 static DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
 static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// The role the worker connects as; unset: the bootstrap superuser.
+static ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// The worker's process id, 0 when it is not running.
 static WORKER_PID: PgAtomic<AtomicI32> = unsafe { PgAtomic::new(c"pgqueuer_worker_pid") };
@@ -78,6 +80,15 @@ pub fn init() {
         GucContext::Postmaster,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"pgqueuer.role",
+        c"The role the pgqueuer scheduler connects as (unset: the bootstrap superuser).",
+        c"A login role granted pgq_worker is enough: CREATE ROLE pgq_scheduler LOGIN; \
+          GRANT pgq_worker TO pgq_scheduler;",
+        &ROLE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
     pg_shmem_init!(WORKER_PID);
     pg_shmem_init!(SLEEP_UNTIL);
     PRELOADED.store(true, Ordering::Relaxed);
@@ -100,7 +111,11 @@ pub extern "C-unwind" fn pgqueuer_worker_main(_arg: pg_sys::Datum) {
         .get()
         .and_then(|name| name.into_string().ok())
         .unwrap_or_else(|| "postgres".into());
-    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    let role = ROLE
+        .get()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty());
+    BackgroundWorker::connect_worker_to_spi(Some(&database), role.as_deref());
     // Nothing this session runs may resolve a name through a schema that a database user can
     // create objects in (public): every statement it runs names pgq's objects in full.
     // SAFETY: both strings are NUL-terminated; setting a GUC in a connected background worker
@@ -117,7 +132,10 @@ pub extern "C-unwind" fn pgqueuer_worker_main(_arg: pg_sys::Datum) {
     WORKER_PID
         .get()
         .store(unsafe { pg_sys::MyProcPid }, Ordering::SeqCst);
-    log!("pgqueuer scheduler started for database {database}");
+    log!(
+        "pgqueuer scheduler started for database {database} as {}",
+        role.as_deref().unwrap_or("the bootstrap superuser")
+    );
 
     // Deferred jobs due before the worker started are announced in the first round.
     let mut since: f64 = 0.0;

@@ -28,12 +28,12 @@ async fn the_snapshot_sees_each_kind_of_schema_difference() {
         ),
         (
             "SECURITY DEFINER",
-            "ALTER FUNCTION pgq.tick() SECURITY DEFINER",
+            "ALTER FUNCTION pgq.tick() SECURITY INVOKER",
         ),
         ("a grant", "GRANT SELECT ON pgq.jobs TO PUBLIC"),
         (
             "a grant on a function",
-            "REVOKE EXECUTE ON FUNCTION pgq.tick() FROM PUBLIC",
+            "GRANT EXECUTE ON FUNCTION pgq.tick() TO PUBLIC",
         ),
         ("persistence", "ALTER TABLE pgq.log SET UNLOGGED"),
         (

@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
-use pgqueuer_tests::{Cluster, Listener, TestDb, scalar};
+use pgqueuer_tests::{Cluster, Listener, TestDb, expect_sqlstate, scalar};
 use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 
 /// The planted objects. Each one inserts a row into `public.ran` when called, then behaves.
 const PLANT: &str = r#"
@@ -222,5 +223,240 @@ async fn the_background_worker_runs_no_planted_code() {
         Vec::<String>::new(),
         "attacker code ran in the background worker"
     );
+    drop(cluster);
+}
+
+/// Who may run each statement: the pgq roles granted to a login, or none (the owner only).
+const PRODUCER: &[&str] = &["producer", "worker", "admin"];
+const WORKER: &[&str] = &["worker", "admin"];
+const ADMIN: &[&str] = &["admin"];
+const MONITOR: &[&str] = &["monitor", "admin"];
+const READER: &[&str] = &["producer", "worker", "admin", "monitor"];
+const EVERYONE: &[&str] = &["producer", "worker", "admin", "monitor", "none"];
+const OWNER_ONLY: &[&str] = &[];
+
+const MATRIX: &[(&[&str], &str)] = &[
+    (PRODUCER, "SELECT pgq.enqueue('r')"),
+    (PRODUCER, "SELECT pgq.enqueue_many(ARRAY['r'])"),
+    (
+        READER,
+        "SELECT count(*) FROM pgq.job_status(ARRAY[1::bigint])",
+    ),
+    (READER, "SELECT pgq.version()"),
+    (WORKER, "SELECT count(*) FROM pgq.dequeue(ARRAY['r'])"),
+    (WORKER, "SELECT pgq.heartbeat(ARRAY[1::bigint])"),
+    (WORKER, "SELECT pgq.ack(ARRAY[1::bigint])"),
+    (WORKER, "SELECT pgq.retry(1)"),
+    (WORKER, "SELECT pgq.release(ARRAY[1::bigint])"),
+    (WORKER, "SELECT pgq.release_lost(gen_random_uuid())"),
+    (
+        WORKER,
+        "SELECT count(*) FROM pgq.cancel_requested(ARRAY[1::bigint])",
+    ),
+    (WORKER, "SELECT pgq.lease(ARRAY['r'])"),
+    (WORKER, "SELECT pgq.tick()"),
+    (WORKER, "SELECT pgq._worker_round(now())"),
+    (ADMIN, "SELECT pgq.configure('r', max_attempts => 2)"),
+    (ADMIN, "SELECT pgq.schedule('r', '0 0 1 1 *')"),
+    (ADMIN, "SELECT pgq.unschedule('r')"),
+    (ADMIN, "SELECT pgq.unschedule_id(1)"),
+    (ADMIN, "SELECT pgq.cancel(ARRAY[1::bigint])"),
+    (ADMIN, "SELECT pgq.requeue(ARRAY[1::bigint])"),
+    (ADMIN, "SELECT pgq.clear('r')"),
+    (ADMIN, "SELECT pgq.purge_log('1 day')"),
+    (MONITOR, "SELECT count(*) FROM pgq.queue_summary"),
+    (MONITOR, "SELECT count(*) FROM pgq.throughput"),
+    (MONITOR, "SELECT count(*) FROM pgq.log"),
+    (MONITOR, "SELECT count(*) FROM pgq.entrypoints"),
+    (MONITOR, "SELECT count(*) FROM pgq.schedules"),
+    (MONITOR, "SELECT count(id), count(detail) FROM pgq.jobs"),
+    (ADMIN, "SELECT count(payload) FROM pgq.jobs"),
+    (EVERYONE, "LISTEN pgq"),
+    // Nobody but the owner writes the tables, adds a trigger, or calls an internal function.
+    (OWNER_ONLY, "INSERT INTO pgq.jobs (entrypoint) VALUES ('x')"),
+    (OWNER_ONLY, "UPDATE pgq.jobs SET priority = 1"),
+    (OWNER_ONLY, "DELETE FROM pgq.log"),
+    (OWNER_ONLY, "TRUNCATE pgq.log"),
+    (
+        OWNER_ONLY,
+        "INSERT INTO pgq.entrypoints (name) VALUES ('x')",
+    ),
+    (
+        OWNER_ONLY,
+        "INSERT INTO pgq.schedules (entrypoint, expression) VALUES ('x', '@daily')",
+    ),
+    (
+        OWNER_ONLY,
+        "CREATE TRIGGER t BEFORE INSERT ON pgq.jobs FOR EACH ROW \
+         EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+    ),
+    (OWNER_ONLY, "SELECT pgq._wake_scheduler(now())"),
+    (OWNER_ONLY, "SELECT pgq._notify_enqueued(ARRAY['x'])"),
+    (
+        OWNER_ONLY,
+        "SELECT pgq._cron_next('* * * * *', 'UTC', now())",
+    ),
+];
+
+/// Every role against every function and table, with real logins that are not superusers:
+/// what a role may do works, the rest is 42501 (insufficient_privilege).
+#[tokio::test]
+async fn each_role_may_do_what_it_is_for_and_nothing_else() {
+    let db = TestDb::with_extension().await;
+    let superuser = db.connect().await;
+    let kinds = ["producer", "worker", "admin", "monitor", "none"];
+    let mut logins = Vec::new();
+    for kind in kinds {
+        let login = format!("app_{kind}_{}", db.name);
+        let grant = match kind {
+            "none" => String::new(),
+            kind => format!("GRANT pgq_{kind} TO {login};"),
+        };
+        superuser
+            .batch_execute(&format!("CREATE ROLE {login} LOGIN; {grant}"))
+            .await
+            .expect("a login");
+        let client = pgqueuer::connect(&format!("{} user={login}", db.dsn))
+            .await
+            .expect("connect");
+        logins.push((kind, client));
+    }
+    let mut wrong = Vec::new();
+    for (allowed, sql) in MATRIX {
+        for (kind, client) in &logins {
+            client.batch_execute("BEGIN").await.expect("BEGIN");
+            let result = client.batch_execute(sql).await;
+            client.batch_execute("ROLLBACK").await.expect("ROLLBACK");
+            let may = allowed.contains(kind);
+            match (may, &result) {
+                (true, Ok(())) => {}
+                (false, Err(error)) if error.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {}
+                _ => wrong.push(format!(
+                    "{kind}: {sql}: {}",
+                    match &result {
+                        Ok(()) => "allowed".to_string(),
+                        Err(error) => pgqueuer_tests::describe(error),
+                    }
+                )),
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "unexpected results:\n{}",
+        wrong.join("\n")
+    );
+
+    // PUBLIC holds nothing in schema pgq (a NULL ACL of a function or type means PUBLIC may
+    // use it).
+    let public: Vec<String> = superuser
+        .query(
+            "SELECT 'schema' FROM pg_namespace n, aclexplode(n.nspacl) a
+              WHERE n.nspname = 'pgq' AND a.grantee = 0
+             UNION ALL
+             SELECT p.oid::regprocedure::text FROM pg_proc p
+              WHERE p.pronamespace = 'pgq'::regnamespace
+                AND (p.proacl IS NULL OR EXISTS (SELECT FROM aclexplode(p.proacl) a
+                                                 WHERE a.grantee = 0))
+             UNION ALL
+             SELECT c.oid::regclass::text FROM pg_class c, aclexplode(c.relacl) a
+              WHERE c.relnamespace = 'pgq'::regnamespace AND a.grantee = 0
+             UNION ALL
+             SELECT t.typname::text FROM pg_type t
+              WHERE t.typnamespace = 'pgq'::regnamespace AND t.typtype = 'e'
+                AND (t.typacl IS NULL OR EXISTS (SELECT FROM aclexplode(t.typacl) a
+                                                 WHERE a.grantee = 0))",
+            &[],
+        )
+        .await
+        .expect("ACLs")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(public, Vec::<String>::new(), "PUBLIC may use these");
+}
+
+/// A role of that name made by someone else, with powers pgqueuer's role must not have,
+/// stops the install with a message saying what differs; nothing is installed.
+#[tokio::test]
+async fn an_existing_role_that_is_not_what_pgqueuer_makes_stops_the_install() {
+    let cluster = tokio::task::spawn_blocking(Cluster::start)
+        .await
+        .expect("the cluster task")
+        .expect("a cluster");
+    let c = pgqueuer::connect(&cluster.dsn("postgres"))
+        .await
+        .expect("connect");
+    for (setup, expected) in [
+        (
+            "CREATE ROLE pgq_worker LOGIN CREATEDB",
+            "role pgq_worker exists with LOGIN CREATEDB, which pgqueuer's role must not have",
+        ),
+        (
+            "DROP ROLE pgq_worker; CREATE ROLE pgq_monitor; GRANT pg_read_all_data TO pgq_monitor",
+            "role pgq_monitor exists and is a member of pg_read_all_data, but pgqueuer's role \
+             is a member of no role",
+        ),
+    ] {
+        c.batch_execute(setup).await.expect("a role of that name");
+        let message = expect_sqlstate(
+            c.query("CREATE EXTENSION pgqueuer", &[]).await,
+            &SqlState::DUPLICATE_OBJECT,
+        );
+        assert_eq!(message, expected);
+        let installed: i64 = scalar(
+            &c,
+            "SELECT count(*) FROM pg_extension WHERE extname = 'pgqueuer'",
+            &[],
+        )
+        .await;
+        assert_eq!(installed, 0, "nothing is installed");
+    }
+    // Fixed, the install goes through.
+    c.batch_execute("REVOKE pg_read_all_data FROM pgq_monitor; CREATE EXTENSION pgqueuer")
+        .await
+        .expect("the install with the role fixed");
+    drop(cluster);
+}
+
+/// A DBA chooses the role the background worker runs as: a login granted pgq_worker does.
+#[tokio::test]
+async fn the_background_worker_runs_as_the_role_a_dba_chooses() {
+    let cluster = tokio::task::spawn_blocking(|| {
+        Cluster::start_with(pgqueuer_cluster::Options {
+            settings: vec!["pgqueuer.role = 'pgq_scheduler'".into()],
+            ..pgqueuer_cluster::Options::default()
+        })
+    })
+    .await
+    .expect("the cluster task")
+    .expect("a cluster whose worker connects as pgq_scheduler");
+    let dsn = cluster.dsn("postgres");
+    let c = pgqueuer::connect(&dsn).await.expect("connect");
+    c.batch_execute(
+        "CREATE EXTENSION pgqueuer;
+         CREATE ROLE pgq_scheduler LOGIN;
+         GRANT pgq_worker TO pgq_scheduler;",
+    )
+    .await
+    .expect("the extension and the worker's role");
+    let mut listener = Listener::connect(&dsn).await;
+    c.batch_execute(
+        "SELECT pgq.schedule('tick', '0 0 1 1 *');
+         UPDATE pgq.schedules SET next_run = now() - interval '1 minute';",
+    )
+    .await
+    .expect("a due schedule");
+    let (payload, sender) = tokio::time::timeout(Duration::from_secs(60), listener.next())
+        .await
+        .expect("the worker fires the schedule");
+    assert!(payload.contains("tick"), "{payload}");
+    let user: String = scalar(
+        &c,
+        "SELECT usename::text FROM pg_stat_activity WHERE pid = $1",
+        &[&sender],
+    )
+    .await;
+    assert_eq!(user, "pgq_scheduler");
     drop(cluster);
 }

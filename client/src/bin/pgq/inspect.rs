@@ -139,8 +139,7 @@ pub async fn schedules(client: &Client, args: SchedulesArgs) -> Result<(), Failu
     if let Some(target) = args.remove {
         let removed: i64 = match target.parse::<i64>() {
             Ok(id) => {
-                let sql = "WITH d AS (DELETE FROM pgq.schedules WHERE id = $1 RETURNING 1) \
-                           SELECT count(*) FROM d";
+                let sql = "SELECT pgq.unschedule_id($1)";
                 client.query_one(sql, &[&id]).await?.try_get(0)?
             }
             Err(_) => {

@@ -49,7 +49,9 @@ BEGIN
             coalesce(cardinality(details)::text, 'NULL')),
             'pass NULL statuses to ack every job as successful');
     END IF;
-    PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    IF claim_tokens IS NOT NULL THEN
+        PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    END IF;
     SELECT i, s INTO bad FROM unnest(statuses) WITH ORDINALITY AS u(s, i)
     WHERE s IS NULL OR s NOT IN ('successful', 'exception', 'canceled')
     LIMIT 1;
@@ -133,7 +135,9 @@ BEGIN
     SELECT count(*), min(now() + d.backoff) FILTER (WHERE d.action = 'retry')
     INTO n, retry_at
     FROM decided d;
-    PERFORM pgq._wake_scheduler(retry_at);
+    IF retry_at IS NOT NULL THEN
+        PERFORM pgq._wake_scheduler(retry_at);
+    END IF;
     RETURN n;
 END
 $$;
@@ -229,7 +233,9 @@ BEGIN
     IF job_ids IS NULL THEN
         PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
     END IF;
-    PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    IF claim_tokens IS NOT NULL THEN
+        PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    END IF;
     ids := ARRAY(
         SELECT j.id FROM pgq.jobs j
         JOIN unnest(job_ids, claim_tokens) AS u(id, token) ON j.id = u.id

@@ -103,17 +103,27 @@ $$;
 -- Ends, as canceled, the running jobs of these entrypoints (NULL: of all) whose cancel was
 -- requested and whose lease has expired: their worker is gone, and they never run again.
 CREATE FUNCTION pgq._end_expired_cancels(entrypoints text[]) RETURNS bigint
-LANGUAGE sql
+-- Called by every claim: the lookup reads jobs_canceling_idx, which is empty but for running
+-- jobs whose cancel was requested, so it costs next to nothing when there is none.
+LANGUAGE plpgsql
 SET enable_seqscan = off
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pgq._end_canceled(ARRAY(
+DECLARE
+    expired bigint[];
+BEGIN
+    expired := ARRAY(
         SELECT j.id FROM pgq.jobs j
         LEFT JOIN pgq.entrypoints e ON e.name = j.entrypoint
         WHERE j.status = 'picked' AND j.cancel_requested IS NOT NULL
           AND (entrypoints IS NULL OR j.entrypoint = ANY (entrypoints))
           AND j.heartbeat < now() - least(coalesce(e.heartbeat_timeout, '30 seconds'), '7 days')
-        FOR UPDATE OF j SKIP LOCKED), 'lease_expired', NULL)
+        FOR UPDATE OF j SKIP LOCKED);
+    IF cardinality(expired) = 0 THEN
+        RETURN 0;
+    END IF;
+    RETURN pgq._end_canceled(expired, 'lease_expired', NULL);
+END
 $$;
 
 -- pgq.requeue: held (failed) jobs go back to queued with attempts 0. Other ids are ignored.

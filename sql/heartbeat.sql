@@ -20,7 +20,9 @@ BEGIN
     IF job_ids IS NULL THEN
         PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
     END IF;
-    PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    IF claim_tokens IS NOT NULL THEN
+        PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    END IF;
     UPDATE pgq.jobs j SET heartbeat = now()
     FROM unnest(job_ids, claim_tokens) AS u(id, token)
     WHERE j.id = u.id AND j.status = 'picked'

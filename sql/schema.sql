@@ -152,12 +152,12 @@ CREATE FUNCTION pgq._check_entrypoint(entrypoint text, argument text DEFAULT 'en
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    problem text := pgq._name_problem(entrypoint);
 BEGIN
-    IF problem IS NOT NULL THEN
+    -- The test is inline; pgq._name_problem (a SQL function, planned at every call) only
+    -- words the error.
+    IF entrypoint IS NULL OR entrypoint = '' OR octet_length(entrypoint) > 255 THEN
         PERFORM pgq._invalid(format('%s must be a non-empty name of at most 255 bytes, not %s',
-            argument, problem));
+            argument, pgq._name_problem(entrypoint)));
     END IF;
 END
 $$;
@@ -168,27 +168,38 @@ $$;
 -- is at most 1532 bytes (255 bytes, each escaped to at most 6), so starting a new notification
 -- once 6000 bytes of names are in one keeps each under 7600.
 CREATE FUNCTION pgq._notify_enqueued(entrypoints text[]) RETURNS void
-LANGUAGE sql
+-- PL/pgSQL rather than SQL: a SQL function's statement is planned anew at every call.
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_notify('pgq', jsonb_build_object('type', 'enqueued',
-                                               'entrypoints', jsonb_agg(n.name ORDER BY n.name))::text)
+BEGIN
+    IF entrypoints IS NULL OR cardinality(entrypoints) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM pg_notify('pgq', jsonb_build_object('type', 'enqueued',
+                                                'entrypoints', jsonb_agg(n.name ORDER BY n.name))::text)
     FROM (SELECT d.name,
                  (sum(octet_length(to_jsonb(d.name)::text) + 2) OVER (ORDER BY d.name)
                   - octet_length(to_jsonb(d.name)::text) - 2) / 6000 AS part
           FROM (SELECT DISTINCT e AS name FROM unnest(entrypoints) AS e WHERE e IS NOT NULL) d) n
-    GROUP BY n.part
+    GROUP BY n.part;
+END
 $$;
 
 -- Sends 'cancel' notifications on channel pgq for these job ids (none if empty):
 -- {"type": "cancel", "ids": [...]}, ids ascending, 300 to a notification (under 6500 bytes).
 CREATE FUNCTION pgq._notify_cancel(ids bigint[]) RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_notify('pgq', jsonb_build_object('type', 'cancel',
-                                               'ids', jsonb_agg(c.id ORDER BY c.id))::text)
+BEGIN
+    IF ids IS NULL OR cardinality(ids) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM pg_notify('pgq', jsonb_build_object('type', 'cancel',
+                                                'ids', jsonb_agg(c.id ORDER BY c.id))::text)
     FROM (SELECT i.id, (row_number() OVER (ORDER BY i.id) - 1) / 300 AS part
           FROM (SELECT DISTINCT u AS id FROM unnest(ids) AS u WHERE u IS NOT NULL) i) c
-    GROUP BY c.part
+    GROUP BY c.part;
+END
 $$;

@@ -55,18 +55,40 @@ pub async fn connect_from_env() -> Result<Client, Error> {
 }
 
 /// Connects with a resolved [`Config`]. The connection is driven by a spawned tokio task,
-/// which ends when the returned [`Client`] is dropped.
+/// which ends when the returned [`Client`] is dropped. The server's notices and warnings go to
+/// `tracing` (level info).
 pub async fn connect_with(config: &Config) -> Result<Client, Error> {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|source| Error::Connect {
-            target: describe(config),
-            source,
-        })?;
+    connect_with_notices(config, |notice| {
+        tracing::info!(severity = notice.severity(), "{}", notice.message());
+    })
+    .await
+}
+
+/// [`connect_with`], handing every notice or warning the server sends (`RAISE NOTICE`, an
+/// upgrade script's report) to `on_notice`.
+pub async fn connect_with_notices(
+    config: &Config,
+    on_notice: impl Fn(&tokio_postgres::error::DbError) + Send + 'static,
+) -> Result<Client, Error> {
+    let (client, mut connection) =
+        config
+            .connect(NoTls)
+            .await
+            .map_err(|source| Error::Connect {
+                target: describe(config),
+                source,
+            })?;
     tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "PostgreSQL connection ended with an error");
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notice(notice))) => on_notice(&notice),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "PostgreSQL connection ended with an error");
+                    break;
+                }
+                None => break,
+            }
         }
     });
     Ok(client)

@@ -17,7 +17,9 @@ mod connect;
 mod queries;
 mod worker;
 
-pub use connect::{Error, config, config_from_env, connect, connect_from_env, connect_with};
+pub use connect::{
+    Error, config, config_from_env, connect, connect_from_env, connect_with, connect_with_notices,
+};
 pub use queries::{
     Ack, Claim, EntrypointSettings, Job, JobStatus, LogRow, NewJob, OnConflict, Queries,
     SCHEMA_VERSIONS, SummaryRow,

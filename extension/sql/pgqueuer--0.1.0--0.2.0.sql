@@ -14,7 +14,8 @@ ALTER FUNCTION pgq._cron_latest(text, text, timestamptz) SET search_path = pg_ca
 ALTER FUNCTION pgq._wake_scheduler(timestamptz) SET search_path = pg_catalog, pg_temp;
 
 -- Entrypoint names are at most 255 bytes (NOTIFY payloads and index rows must hold them). The
--- rule holds for new writes at once; rows written before are reported, not refused.
+-- rule holds for new writes at once; rows written before are reported, not refused (as
+-- WARNINGs: PostgreSQL hides an extension script's NOTICEs).
 ALTER TABLE pgq.entrypoints DROP CONSTRAINT entrypoints_name_check,
     ADD CONSTRAINT entrypoints_name_check CHECK (name <> '' AND octet_length(name) <= 255) NOT VALID;
 ALTER TABLE pgq.jobs DROP CONSTRAINT jobs_entrypoint_check,
@@ -32,7 +33,7 @@ BEGIN
          + (SELECT count(*) FROM pgq.schedules WHERE octet_length(entrypoint) > 255)
     INTO n;
     IF n > 0 THEN
-        RAISE NOTICE 'pgqueuer 0.2.0: % rows of pgq.entrypoints, pgq.jobs and pgq.schedules have '
+        RAISE WARNING 'pgqueuer 0.2.0: % rows of pgq.entrypoints, pgq.jobs and pgq.schedules have '
                      'an entrypoint name over 255 bytes; they stay, but no new one can be written '
                      '(find them with octet_length(entrypoint) > 255)', n;
     END IF;
@@ -71,7 +72,7 @@ BEGIN
        OR heartbeat_timeout NOT BETWEEN '1 second' AND '7 days' OR max_attempts > 1000000
        OR retry_delay > '7 days' OR retry_delay_max > '30 days';
     IF names IS NOT NULL THEN
-        RAISE NOTICE 'pgqueuer 0.2.0: settings of entrypoints % are out of the allowed ranges '
+        RAISE WARNING 'pgqueuer 0.2.0: settings of entrypoints % are out of the allowed ranges '
                      '(docs/sql-api.md, pgq.configure); set them again with pgq.configure', names;
     END IF;
 END
@@ -140,40 +141,51 @@ CREATE OR REPLACE FUNCTION pgq._check_entrypoint(entrypoint text, argument text 
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    problem text := pgq._name_problem(entrypoint);
 BEGIN
-    IF problem IS NOT NULL THEN
+    -- The test is inline; pgq._name_problem (a SQL function, planned at every call) only
+    -- words the error.
+    IF entrypoint IS NULL OR entrypoint = '' OR octet_length(entrypoint) > 255 THEN
         PERFORM pgq._invalid(format('%s must be a non-empty name of at most 255 bytes, not %s',
-            argument, problem));
+            argument, pgq._name_problem(entrypoint)));
     END IF;
 END
 $$;
 
 -- sql/schema.sql
 CREATE OR REPLACE FUNCTION pgq._notify_enqueued(entrypoints text[]) RETURNS void
-LANGUAGE sql
+-- PL/pgSQL rather than SQL: a SQL function's statement is planned anew at every call.
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_notify('pgq', jsonb_build_object('type', 'enqueued',
-                                               'entrypoints', jsonb_agg(n.name ORDER BY n.name))::text)
+BEGIN
+    IF entrypoints IS NULL OR cardinality(entrypoints) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM pg_notify('pgq', jsonb_build_object('type', 'enqueued',
+                                                'entrypoints', jsonb_agg(n.name ORDER BY n.name))::text)
     FROM (SELECT d.name,
                  (sum(octet_length(to_jsonb(d.name)::text) + 2) OVER (ORDER BY d.name)
                   - octet_length(to_jsonb(d.name)::text) - 2) / 6000 AS part
           FROM (SELECT DISTINCT e AS name FROM unnest(entrypoints) AS e WHERE e IS NOT NULL) d) n
-    GROUP BY n.part
+    GROUP BY n.part;
+END
 $$;
 
 -- sql/schema.sql
 CREATE OR REPLACE FUNCTION pgq._notify_cancel(ids bigint[]) RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_notify('pgq', jsonb_build_object('type', 'cancel',
-                                               'ids', jsonb_agg(c.id ORDER BY c.id))::text)
+BEGIN
+    IF ids IS NULL OR cardinality(ids) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM pg_notify('pgq', jsonb_build_object('type', 'cancel',
+                                                'ids', jsonb_agg(c.id ORDER BY c.id))::text)
     FROM (SELECT i.id, (row_number() OVER (ORDER BY i.id) - 1) / 300 AS part
           FROM (SELECT DISTINCT u AS id FROM unnest(ids) AS u WHERE u IS NOT NULL) i) c
-    GROUP BY c.part
+    GROUP BY c.part;
+END
 $$;
 
 -- sql/version.sql
@@ -571,7 +583,9 @@ BEGIN
     IF job_ids IS NULL THEN
         PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
     END IF;
-    PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    IF claim_tokens IS NOT NULL THEN
+        PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    END IF;
     UPDATE pgq.jobs j SET heartbeat = now()
     FROM unnest(job_ids, claim_tokens) AS u(id, token)
     WHERE j.id = u.id AND j.status = 'picked'
@@ -633,7 +647,9 @@ BEGIN
             coalesce(cardinality(details)::text, 'NULL')),
             'pass NULL statuses to ack every job as successful');
     END IF;
-    PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    IF claim_tokens IS NOT NULL THEN
+        PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    END IF;
     SELECT i, s INTO bad FROM unnest(statuses) WITH ORDINALITY AS u(s, i)
     WHERE s IS NULL OR s NOT IN ('successful', 'exception', 'canceled')
     LIMIT 1;
@@ -717,7 +733,9 @@ BEGIN
     SELECT count(*), min(now() + d.backoff) FILTER (WHERE d.action = 'retry')
     INTO n, retry_at
     FROM decided d;
-    PERFORM pgq._wake_scheduler(retry_at);
+    IF retry_at IS NOT NULL THEN
+        PERFORM pgq._wake_scheduler(retry_at);
+    END IF;
     RETURN n;
 END
 $$;
@@ -807,7 +825,9 @@ BEGIN
     IF job_ids IS NULL THEN
         PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
     END IF;
-    PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    IF claim_tokens IS NOT NULL THEN
+        PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    END IF;
     ids := ARRAY(
         SELECT j.id FROM pgq.jobs j
         JOIN unnest(job_ids, claim_tokens) AS u(id, token) ON j.id = u.id
@@ -971,17 +991,27 @@ $$;
 
 -- sql/cancel.sql
 CREATE OR REPLACE FUNCTION pgq._end_expired_cancels(entrypoints text[]) RETURNS bigint
-LANGUAGE sql
+-- Called by every claim: the lookup reads jobs_canceling_idx, which is empty but for running
+-- jobs whose cancel was requested, so it costs next to nothing when there is none.
+LANGUAGE plpgsql
 SET enable_seqscan = off
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pgq._end_canceled(ARRAY(
+DECLARE
+    expired bigint[];
+BEGIN
+    expired := ARRAY(
         SELECT j.id FROM pgq.jobs j
         LEFT JOIN pgq.entrypoints e ON e.name = j.entrypoint
         WHERE j.status = 'picked' AND j.cancel_requested IS NOT NULL
           AND (entrypoints IS NULL OR j.entrypoint = ANY (entrypoints))
           AND j.heartbeat < now() - least(coalesce(e.heartbeat_timeout, '30 seconds'), '7 days')
-        FOR UPDATE OF j SKIP LOCKED), 'lease_expired', NULL)
+        FOR UPDATE OF j SKIP LOCKED);
+    IF cardinality(expired) = 0 THEN
+        RETURN 0;
+    END IF;
+    RETURN pgq._end_canceled(expired, 'lease_expired', NULL);
+END
 $$;
 
 -- sql/cancel.sql

@@ -11,6 +11,8 @@ SELECT pgq.configure('limited', concurrency_limit => 2, rate_limit => 50,
 SELECT pgq.configure('held', max_attempts => 1, on_failure => 'hold');
 SELECT pgq.configure('retried', max_attempts => 5, retry_delay => '1 hour',
                      retry_delay_max => '2 hours');
+-- A setting 0.1.0 allowed and later releases bound (a rate no claim could compute with).
+SELECT pgq.configure('unbounded', rate_limit => 3e9);
 
 -- Queued: with a payload, priority and headers; two more in one batch.
 SELECT pgq.enqueue('queued', '\x01'::bytea, priority => 5, headers => '{"k": "v"}');

@@ -8,6 +8,7 @@
 //! cargo xtask install   setup, then install the extension into the system PostgreSQL 15
 //!                       [--release] [--pg-config PATH]
 //! cargo xtask freeze    make the current version a release: freeze its install script
+//! cargo xtask sync-upgrade  refresh the sections of the next upgrade script copied from sql/
 //! ```
 //!
 //! Installing never writes a file that PostgreSQL has open: each file is written beside its
@@ -20,17 +21,19 @@
 mod install;
 mod setup;
 mod steps;
+mod upgrade;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|bench|setup|install|freeze>
+const USAGE: &str = "usage: cargo xtask <demo|test|bench|setup|install|freeze|sync-upgrade>
   demo     set up, install the extension, start a throwaway cluster and run the quick start
   test     set up and run every check: fmt, clippy, #[pg_test]s, doc tests, end-to-end tests
   bench    set up, install a release build, run pgq-bench (cargo xtask bench -- --help)
   setup    install what a fresh Debian 12 machine lacks (apt packages, cargo-pgrx)
   install  set up, then build and install the extension into the system PostgreSQL 15
            [--release] [--pg-config PATH: another PostgreSQL installation]
-  freeze   make the current version a release: write extension/sql/pgqueuer--VERSION.sql";
+  freeze   make the current version a release: write extension/sql/pgqueuer--VERSION.sql
+  sync-upgrade  refresh the functions and privileges in the upgrade script to this version";
 
 /// `install [--release] [--pg-config PATH]`.
 fn install_args(args: &[String]) -> Result<(bool, Option<String>), String> {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
             })
         }
         "freeze" => setup::ensure().and_then(|()| install::freeze()),
+        "sync-upgrade" => upgrade::sync(),
         // Not for people: the pgrx test framework runs `$CARGO_PGRX pgrx install ...`.
         "pgrx" => {
             let args: Vec<String> = std::env::args().skip(2).collect();

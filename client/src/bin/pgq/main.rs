@@ -119,9 +119,19 @@ async fn main() -> ExitCode {
     if let Command::Listen = cli.command {
         return finish(listen::listen(cli.dsn.as_deref()).await);
     }
-    let client = match cli.dsn.as_deref() {
-        Some(dsn) => pgqueuer::connect(dsn).await,
-        None => pgqueuer::connect_from_env().await,
+    let config = match cli.dsn.as_deref() {
+        Some(dsn) => pgqueuer::config(dsn),
+        None => pgqueuer::config_from_env(),
+    };
+    // The server's notices and warnings (an upgrade's report, say) are printed, as psql does.
+    let client = match config {
+        Ok(config) => {
+            pgqueuer::connect_with_notices(&config, |notice| {
+                eprintln!("pgq: server {}: {}", notice.severity(), notice.message());
+            })
+            .await
+        }
+        Err(error) => Err(error),
     };
     let client = match client {
         Ok(client) => client,

@@ -615,3 +615,68 @@ async fn metrics_are_served_in_prometheus_text_format() {
     let rest = later.join().expect("stderr read to the end");
     assert!(exited.success(), "{exited}: {rest}");
 }
+
+/// Each command works for a login granted just the pgq role its docs name: a producer queues,
+/// a monitor reads every report, an admin operates; a monitor cannot operate.
+#[tokio::test]
+async fn commands_run_with_the_least_role_they_need() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    for kind in ["producer", "monitor", "admin"] {
+        c.batch_execute(&format!(
+            "CREATE ROLE {kind}_{db} LOGIN; GRANT pgq_{kind} TO {kind}_{db};",
+            db = db.name
+        ))
+        .await
+        .expect("a login with one pgq role");
+    }
+    let as_role = |kind: &str| format!("{} user={kind}_{}", db.dsn, db.name);
+
+    let queued = pgq(&as_role("producer"), &["queue", "mail", "hi"]);
+    assert_eq!(queued.status.code(), Some(0), "{}", stderr(&queued));
+    let id = stdout(&queued);
+    c.batch_execute("SELECT pgq.schedule('report', '@daily')")
+        .await
+        .expect("a schedule");
+
+    for report in [
+        &["backlog"][..],
+        &["failed"],
+        &["workers"],
+        &["stale"],
+        &["stats"],
+        &["schedules"],
+        &["dashboard", "--once"],
+        &["version"],
+    ] {
+        let output = pgq(&as_role("monitor"), report);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "pgq {report:?} as a monitor: {}",
+            stderr(&output)
+        );
+    }
+    let refused = pgq(&as_role("monitor"), &["cancel", &id]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("permission denied"),
+        "{}",
+        stderr(&refused)
+    );
+
+    for operation in [
+        &["cancel", id.as_str()][..],
+        &["schedules", "--remove", "report"],
+    ] {
+        let output = pgq(&as_role("admin"), operation);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "pgq {operation:?} as an admin: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(count(&c, "pgq.jobs").await, 0);
+    assert_eq!(count(&c, "pgq.schedules").await, 0);
+}

@@ -126,9 +126,12 @@ async fn upgrade_from(version: &str) {
         .unwrap_or_else(|error| panic!("CREATE EXTENSION pgqueuer VERSION '{version}': {error}"));
     let installed: String = scalar(&c, "SELECT pgq.version()", &[]).await;
     assert_eq!(installed, version);
-    c.batch_execute(&fixture)
-        .await
-        .unwrap_or_else(|error| panic!("fixture-{version}.sql: {error}"));
+    c.batch_execute(&fixture).await.unwrap_or_else(|error| {
+        panic!(
+            "fixture-{version}.sql: {}",
+            pgqueuer_tests::describe(&error)
+        )
+    });
 
     // Until a database is updated, the current library's worker serves the old schema.
     let mut listener = Listener::connect(&dsn).await;

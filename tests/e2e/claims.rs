@@ -16,6 +16,27 @@ fn runtime(db: &TestDb) -> PgQueuer {
     PgQueuer::new(pgqueuer::config(&db.dsn).expect("settings"))
 }
 
+/// Runs `pgq` in drain mode (with `options` otherwise) on a task of its own.
+fn start(
+    pgq: PgQueuer,
+    options: RunOptions,
+) -> tokio::task::JoinHandle<Result<(), pgqueuer::Error>> {
+    let options = RunOptions {
+        mode: Mode::Drain,
+        ..options
+    };
+    tokio::spawn(async move { pgq.run_until(options, std::future::pending()).await })
+}
+
+/// Waits for a run started by [`start`] to end well.
+async fn finished(worker: tokio::task::JoinHandle<Result<(), pgqueuer::Error>>) {
+    tokio::time::timeout(PATIENCE, worker)
+        .await
+        .expect("the run ends")
+        .expect("the worker task")
+        .expect("the run");
+}
+
 async fn outcomes(c: &tokio_postgres::Client, id: i64) -> Vec<String> {
     c.query(
         "SELECT status::text FROM pgq.log WHERE job_id = $1 ORDER BY id",
@@ -59,13 +80,7 @@ async fn a_spoofed_cancel_notification_cancels_nothing() {
             }
         });
     }
-    let worker = tokio::spawn(async move {
-        let options = RunOptions {
-            mode: Mode::Drain,
-            ..RunOptions::default()
-        };
-        pgq.run_until(options, std::future::pending()).await
-    });
+    let worker = start(pgq, RunOptions::default());
     for _ in 0..2 {
         seen.recv().await.expect("a handler started");
     }
@@ -93,11 +108,7 @@ async fn a_spoofed_cancel_notification_cancels_nothing() {
     );
 
     finish.notify_waiters();
-    tokio::time::timeout(PATIENCE, worker)
-        .await
-        .expect("the run ends")
-        .expect("the worker task")
-        .expect("the run");
+    finished(worker).await;
     assert_eq!(outcomes(&c, victim).await, ["successful"]);
     assert_eq!(outcomes(&c, real).await, ["canceled"]);
 }
@@ -131,16 +142,15 @@ async fn a_late_report_of_an_earlier_claim_is_fenced_off_through_the_runtime() {
             }
         });
     }
-    let worker = tokio::spawn(async move {
-        let options = RunOptions {
-            mode: Mode::Drain,
+    let worker = start(
+        pgq,
+        RunOptions {
             dequeue_timeout: Duration::from_millis(50),
             // No heartbeat while the test ages the first claim.
             heartbeat_interval: Duration::from_secs(3600),
             ..RunOptions::default()
-        };
-        pgq.run_until(options, std::future::pending()).await
-    });
+        },
+    );
     assert_eq!(seen.recv().await, Some(1), "the first claim runs");
 
     // The first claim goes stale; another worker re-picks the job and fails it: retried.
@@ -158,11 +168,7 @@ async fn a_late_report_of_an_earlier_claim_is_fenced_off_through_the_runtime() {
     assert_eq!(second, Some(3), "a run of its own, in the third claim");
 
     finish_first.notify_one();
-    tokio::time::timeout(PATIENCE, worker)
-        .await
-        .expect("the run ends")
-        .expect("the worker task")
-        .expect("the run");
+    finished(worker).await;
     assert_eq!(
         outcomes(&c, id).await,
         ["queued", "successful"],
@@ -202,13 +208,7 @@ async fn a_claim_whose_reply_was_lost_is_given_back_after_reconnecting() {
             }
         });
     }
-    let worker = tokio::spawn(async move {
-        let options = RunOptions {
-            mode: Mode::Drain,
-            ..RunOptions::default()
-        };
-        pgq.run_until(options, std::future::pending()).await
-    });
+    let worker = start(pgq, RunOptions::default());
     assert_eq!(seen.recv().await, Some(first));
 
     // Exactly the state a lost reply leaves: a job claimed under the runtime's worker id in
@@ -236,11 +236,7 @@ async fn a_claim_whose_reply_was_lost_is_given_back_after_reconnecting() {
         .expect("the lost claim's job runs after the reconnect");
     assert_eq!(ran, Some(lost));
     finish.notify_one();
-    tokio::time::timeout(PATIENCE, worker)
-        .await
-        .expect("the run ends")
-        .expect("the worker task")
-        .expect("the run");
+    finished(worker).await;
     assert_eq!(count(&c, "pgq.jobs").await, 0, "nothing stranded");
     assert_eq!(outcomes(&c, first).await, ["successful"]);
     assert_eq!(outcomes(&c, lost).await, ["successful"]);
@@ -276,13 +272,7 @@ async fn heartbeats_follow_a_lease_shortened_while_a_long_job_runs() {
             }
         });
     }
-    let worker = tokio::spawn(async move {
-        let options = RunOptions {
-            mode: Mode::Drain,
-            ..RunOptions::default()
-        };
-        pgq.run_until(options, std::future::pending()).await
-    });
+    let worker = start(pgq, RunOptions::default());
     assert_eq!(seen.recv().await, Some(id));
 
     c.batch_execute("SELECT pgq.configure('long', heartbeat_timeout => '6 seconds')")
@@ -302,10 +292,6 @@ async fn heartbeats_follow_a_lease_shortened_while_a_long_job_runs() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     finish.notify_one();
-    tokio::time::timeout(PATIENCE, worker)
-        .await
-        .expect("the run ends")
-        .expect("the worker task")
-        .expect("the run");
+    finished(worker).await;
     assert_eq!(outcomes(&c, id).await, ["successful"]);
 }

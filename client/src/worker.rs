@@ -356,7 +356,13 @@ impl Run<'_> {
                     self.link = link;
                     tracing::info!(pending = self.pending.acks.len(), "reconnected");
                     // A cancel notified while the connection was down was missed.
-                    return self.confirm_cancels(self.running_ids()).await;
+                    match self.confirm_cancels(self.running_ids()).await {
+                        Err(error) if connection_lost(&error) => {
+                            tracing::warn!(%error, "lost the connection again");
+                            continue;
+                        }
+                        result => return result,
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(%error, ?wait, "reconnecting failed");

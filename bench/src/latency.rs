@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgqueuer::tokio_postgres::{AsyncMessage, NoTls};
+use pgqueuer::Listener;
 use pgqueuer::{Mode, NewJob, OnConflict, PgQueuer, Queries, RunOptions};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -165,28 +165,23 @@ async fn raw_latencies(target: &Target, params: &Params) -> Result<Vec<f64>, Str
     let (sender, mut samples) = mpsc::unbounded_channel();
 
     // The listener: one connection that LISTENs and claims on each notification.
-    let (listener, mut connection) = target.config.connect(NoTls).await.map_err(db)?;
-    let (wake, mut woken) = mpsc::unbounded_channel();
-    let pump = tokio::spawn(async move {
-        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            if let AsyncMessage::Notification(_) = message {
-                let _ = wake.send(());
-            }
-        }
-    });
-    listener
-        .batch_execute("LISTEN bench_latency_raw")
+    let mut listener = Listener::connect_to(&target.config, "bench_latency_raw")
         .await
-        .map_err(db)?;
+        .map_err(|e| e.to_string())?;
     let claimer = {
         let (entrypoint, batch) = (entrypoint.clone(), i64::from(params.batch));
         tokio::spawn(async move {
-            listener.batch_execute(RAW_SESSION).await.map_err(db)?;
-            let claim = listener.prepare(RAW_CLAIM).await.map_err(db)?;
-            let ack = listener.prepare(RAW_ACK).await.map_err(db)?;
+            listener
+                .client()
+                .batch_execute(RAW_SESSION)
+                .await
+                .map_err(db)?;
+            let claim = listener.client().prepare(RAW_CLAIM).await.map_err(db)?;
+            let ack = listener.client().prepare(RAW_ACK).await.map_err(db)?;
             let worker = uuid::Uuid::new_v4();
-            while woken.recv().await.is_some() {
+            while listener.next().await.is_some() {
                 let rows = listener
+                    .client()
                     .query(&claim, &[&entrypoint, &batch, &worker])
                     .await
                     .map_err(db)?;
@@ -198,7 +193,7 @@ async fn raw_latencies(target: &Target, params: &Params) -> Result<Vec<f64>, Str
                     }
                     ids.push(row.try_get::<_, i64>(0).map_err(db)?);
                 }
-                listener.execute(&ack, &[&ids]).await.map_err(db)?;
+                listener.client().execute(&ack, &[&ids]).await.map_err(db)?;
             }
             Ok::<(), String>(())
         })
@@ -228,6 +223,5 @@ async fn raw_latencies(target: &Target, params: &Params) -> Result<Vec<f64>, Str
         .map_err(|_| "the raw listener never claimed the first job".to_string())?;
     let result = measure("latency raw SQL", params, base, samples, send).await;
     claimer.abort();
-    pump.abort();
     result
 }

@@ -14,6 +14,7 @@ mod throughput;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
+use pgqueuer::RunOptions;
 use serde_json::{Value, json};
 
 use report::Measure;
@@ -37,20 +38,22 @@ struct Args {
     /// Jobs in the enqueue and drain scenarios.
     #[arg(long, default_value_t = 100_000)]
     jobs: u64,
-    /// Jobs a claim asks for (the runtime's batch_size, the raw claim's LIMIT).
-    #[arg(long, default_value_t = 100)]
+    /// Jobs a claim asks for (the runtime's batch_size, the raw claim's LIMIT); the runtime's
+    /// default.
+    #[arg(long, default_value_t = RunOptions::default().batch_size)]
     batch: i32,
     /// Jobs an enqueue call carries.
     #[arg(long, default_value_t = 1000)]
     enqueue_batch: usize,
-    /// The runtime's max_concurrent_tasks.
-    #[arg(long, default_value_t = 100)]
+    /// The runtime's max_concurrent_tasks; the runtime's default.
+    #[arg(long, default_value_t = RunOptions::default().max_concurrent_tasks)]
     concurrency: usize,
     /// The runtime's connections (RunOptions::connections) in the drain and throughput
-    /// scenarios: how many batches PostgreSQL works on at once.
-    #[arg(long, default_value_t = 1)]
+    /// scenarios, and the raw-SQL workers beside them (the same number); the runtime's
+    /// default.
+    #[arg(long, default_value_t = RunOptions::default().connections)]
     connections: usize,
-    /// Connections that enqueue (enqueue scenario) and raw-SQL clients that drain.
+    /// Connections that enqueue in the enqueue scenario.
     #[arg(long, default_value_t = 2)]
     clients: usize,
     /// Connections that enqueue, as fast as they can, in the throughput scenario.

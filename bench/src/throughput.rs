@@ -1,7 +1,7 @@
 //! Scenario 3, throughput: producers (batches through `Queries`, as fast as they can) and
 //! workers together for T seconds, starting from an empty queue. Reports the jobs finished per
 //! second and the backlog left. The baseline is the same mixed load with raw-SQL workers: the
-//! drain baseline's claim+ack loop on `--clients` connections.
+//! drain baseline's claim+ack loop on as many connections as the runtime has (`--connections`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -70,7 +70,7 @@ async fn mixed(
         });
     }
     if workers == Workers::Raw {
-        for _ in 0..params.clients {
+        for _ in 0..params.connections {
             let client = target.connect().await?;
             let (stop, entrypoint, batch) = (
                 Arc::clone(&stop),

@@ -105,7 +105,7 @@ pub fn config_from_env() -> Result<Config, Error> {
 }
 
 /// Where a connection goes, for messages: every setting but the password.
-fn describe(config: &Config) -> String {
+pub(crate) fn describe(config: &Config) -> String {
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()

@@ -12,17 +12,25 @@
 //! let version: String = client.query_one("SELECT pgq.version()", &[]).await?.get(0);
 //! # Ok(()) }
 //! ```
+//!
+//! - [`PgQueuer`] (module `runtime`): the worker runtime that runs handlers;
+//! - [`Listener`] and [`Notification`] (module `notify`): the queue's notifications;
+//! - [`shutdown_signal`]: SIGINT or SIGTERM, as the runtime and `pgq` wait for them.
 
 mod connect;
+mod notify;
 mod queries;
-mod worker;
+mod runtime;
+mod shutdown;
 
 pub use connect::{
     Error, config, config_from_env, connect, connect_from_env, connect_with, connect_with_notices,
 };
+pub use notify::{CHANNEL, Event, Listener, Notification};
 pub use queries::{
     Ack, Claim, EntrypointSettings, Job, JobStatus, LogRow, NewJob, OnConflict, Queries,
     SCHEMA_VERSIONS, SummaryRow,
 };
+pub use runtime::{HandlerResult, Mode, PgQueuer, RetryRequested, RunOptions, ScheduledRun};
+pub use shutdown::shutdown_signal;
 pub use tokio_postgres;
-pub use worker::{HandlerResult, Mode, PgQueuer, RetryRequested, RunOptions, ScheduledRun};

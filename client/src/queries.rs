@@ -303,6 +303,8 @@ mod sql {
     pub const LOG: &str = "SELECT id, job_id, entrypoint, status, attempts, detail, created \
         FROM pgq.log WHERE $1::text IS NULL OR entrypoint = $1 ORDER BY id DESC LIMIT $2::bigint";
     pub const PURGE_LOG: &str = "SELECT pgq.purge_log(make_interval(secs => $1::float8))";
+    pub const BEGIN: &str = "BEGIN";
+    pub const COMMIT: &str = "COMMIT";
 }
 
 /// Typed calls of the extension's SQL API over one connection.
@@ -318,7 +320,7 @@ mod sql {
 /// ```
 pub struct Queries {
     client: Client,
-    prepared: [OnceCell<Statement>; 20],
+    prepared: [OnceCell<Statement>; 22],
 }
 
 /// The index of each statement in `Queries::prepared`.
@@ -344,10 +346,12 @@ enum Call {
     ReleaseLost,
     CancelRequested,
     Lease,
+    Begin,
+    Commit,
 }
 
 impl Call {
-    const ALL: [Call; 20] = [
+    const ALL: [Call; 22] = [
         Call::EnqueueMany,
         Call::Dequeue,
         Call::Heartbeat,
@@ -368,6 +372,8 @@ impl Call {
         Call::ReleaseLost,
         Call::CancelRequested,
         Call::Lease,
+        Call::Begin,
+        Call::Commit,
     ];
 
     fn sql(self) -> &'static str {
@@ -392,6 +398,8 @@ impl Call {
             Call::ReleaseLost => sql::RELEASE_LOST,
             Call::CancelRequested => sql::CANCEL_REQUESTED,
             Call::Lease => sql::LEASE,
+            Call::Begin => sql::BEGIN,
+            Call::Commit => sql::COMMIT,
         }
     }
 }
@@ -556,6 +564,60 @@ impl Queries {
             .iter()
             .map(Job::from_row)
             .collect()
+    }
+
+    /// Reports how claimed jobs ended and claims up to `batch_size` more, in one transaction
+    /// and one round trip: `BEGIN`, `pgq.ack`, `pgq.dequeue` and `COMMIT` are sent together
+    /// (pipelined). The claim runs after the ack in the same transaction, so it counts the
+    /// seats the ack freed and sees the jobs it put back; one commit (one WAL flush) covers
+    /// both. If anything fails, nothing of it happened. Returns (how many acks changed a job,
+    /// the claimed jobs). With no acks it is a plain `dequeue`; with `batch_size` 0 a plain
+    /// `ack`.
+    pub async fn ack_and_dequeue(
+        &self,
+        acks: &[Ack],
+        entrypoints: &[&str],
+        batch_size: i32,
+        worker_id: Option<Uuid>,
+    ) -> Result<(u64, Vec<Job>), Error> {
+        if acks.is_empty() && batch_size == 0 {
+            return Ok((0, Vec::new()));
+        }
+        if acks.is_empty() {
+            return Ok((0, self.dequeue(entrypoints, batch_size, worker_id).await?));
+        }
+        if batch_size == 0 {
+            return Ok((self.ack(acks, worker_id).await?, Vec::new()));
+        }
+        // Prepared before anything is sent, so that the four go out in this order.
+        let begin = self.statement(Call::Begin).await?;
+        let ack = self.statement(Call::Ack).await?;
+        let dequeue = self.statement(Call::Dequeue).await?;
+        let commit = self.statement(Call::Commit).await?;
+        let claims: Vec<Claim> = acks.iter().map(|ack| ack.claim).collect();
+        let (ids, tokens) = claim_arrays(&claims);
+        let statuses: Vec<JobStatus> = acks.iter().map(|ack| ack.status).collect();
+        let details: Vec<Option<&Value>> = acks.iter().map(|ack| ack.detail.as_ref()).collect();
+        let client = &self.client;
+        let ack_params: [&(dyn ToSql + Sync); 5] = [&ids, &statuses, &details, &worker_id, &tokens];
+        let dequeue_params: [&(dyn ToSql + Sync); 3] = [&entrypoints, &batch_size, &worker_id];
+        let (began, acked, claimed, committed) = tokio::join!(
+            client.execute(begin, &[]),
+            client.query_one(ack, &ack_params),
+            client.query(dequeue, &dequeue_params),
+            client.execute(commit, &[]),
+        );
+        // The first failure is the cause; the later statements failed because of it (a
+        // COMMIT of a failed transaction rolls back without an error of its own).
+        began.map_err(Error::from_db)?;
+        let acked: i64 = acked.map_err(Error::from_db)?.try_get(0)?;
+        let claimed = claimed.map_err(Error::from_db)?;
+        committed.map_err(Error::from_db)?;
+        let jobs = claimed
+            .iter()
+            .map(Job::from_row)
+            .collect::<Result<_, _>>()?;
+        Ok((u64::try_from(acked).unwrap_or(0), jobs))
     }
 
     /// Refreshes the heartbeat of picked jobs: of these claims (and only jobs `worker_id`

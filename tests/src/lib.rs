@@ -15,7 +15,7 @@ pub use pgqueuer_cluster::Cluster;
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql};
-use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 /// The cluster of this test process, started on first use.
 pub fn cluster() -> &'static Cluster {
@@ -115,52 +115,30 @@ impl TestDb {
 impl Listener {
     /// Connects to `dsn` and LISTENs on channel `pgq`.
     pub async fn connect(dsn: &str) -> Listener {
-        let (client, mut connection) = tokio_postgres::connect(dsn, NoTls)
+        let config = pgqueuer::config(dsn).unwrap_or_else(|error| panic!("{dsn}: {error}"));
+        let inner = pgqueuer::Listener::connect(&config)
             .await
-            .unwrap_or_else(|error| panic!("cannot connect to {dsn}: {error}"));
-        let (sender, notifications) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Some(Ok(message)) =
-                std::future::poll_fn(|cx| connection.poll_message(cx)).await
-            {
-                if let AsyncMessage::Notification(notification) = message
-                    && sender.send(notification).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        client
-            .batch_execute("LISTEN pgq")
-            .await
-            .expect("LISTEN pgq");
-        Listener {
-            client,
-            notifications,
-        }
+            .unwrap_or_else(|error| panic!("cannot LISTEN at {dsn}: {error}"));
+        Listener { inner }
     }
 }
 
-/// A session listening on channel `pgq`.
+/// A session listening on channel `pgq` (the client library's [`pgqueuer::Listener`]), with
+/// what tests ask of it.
 #[derive(Debug)]
 pub struct Listener {
-    /// The listening session (usable for queries too).
-    pub client: Client,
-    notifications: mpsc::UnboundedReceiver<Notification>,
+    inner: pgqueuer::Listener,
 }
 
 impl Listener {
     /// The next notification's payload and the process id that sent it.
     pub async fn next(&mut self) -> (String, i32) {
         let notification = self
-            .notifications
-            .recv()
+            .inner
+            .next()
             .await
             .expect("the listening connection ended");
-        (
-            notification.payload().to_string(),
-            notification.process_id(),
-        )
+        (notification.payload, notification.process_id)
     }
 
     /// The payloads of the notifications that arrive before `sentinel`, which the caller
@@ -170,15 +148,11 @@ impl Listener {
     pub async fn until(&mut self, sentinel: &str) -> Vec<String> {
         let mut payloads = Vec::new();
         loop {
-            let notification = self
-                .notifications
-                .recv()
-                .await
-                .expect("the listening connection ended");
-            if notification.payload() == sentinel {
+            let (payload, _) = self.next().await;
+            if payload == sentinel {
                 return payloads;
             }
-            payloads.push(notification.payload().to_string());
+            payloads.push(payload);
         }
     }
 }

@@ -17,7 +17,6 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Table};
 use ratatui::{DefaultTerminal, Frame};
 use serde_json::Value;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
@@ -214,8 +213,7 @@ async fn interact(
     window: f64,
 ) -> Result<(), Failure> {
     let io = |e: std::io::Error| Failure::new(format!("terminal: {e}"));
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(io)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(io)?;
+    let mut shutdown = std::pin::pin!(pgqueuer::shutdown_signal().map_err(io)?);
     let mut events = EventStream::new();
     let footer = format!("q quit · refresh every {interval} s · window {window} s");
     loop {
@@ -235,8 +233,7 @@ async fn interact(
                 Some(Err(error)) => return Err(io(error)),
                 None => return Ok(()),
             },
-            _ = interrupt.recv() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
+            () = &mut shutdown => return Ok(()),
         }
     }
 }

@@ -3,8 +3,7 @@
 
 use std::io::Write;
 
-use tokio::signal::unix::{SignalKind, signal};
-use tokio_postgres::{AsyncMessage, NoTls};
+use pgqueuer::Listener;
 
 use crate::Failure;
 
@@ -13,36 +12,24 @@ pub async fn listen(dsn: Option<&str>) -> Result<(), Failure> {
         Some(dsn) => pgqueuer::config(dsn),
         None => pgqueuer::config_from_env(),
     }?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Failure::new(e.to_string()))?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| Failure::new(e.to_string()))?;
-    let (client, mut connection) = config.connect(NoTls).await.map_err(|error| Failure {
-        message: format!("could not connect to PostgreSQL for LISTEN: {error}"),
+    let shutdown = pgqueuer::shutdown_signal().map_err(|e| Failure::new(e.to_string()))?;
+    let mut listener = Listener::connect(&config).await.map_err(|error| Failure {
+        message: error.to_string(),
         code: crate::exit::CONNECTION,
     })?;
-    let (sender, mut payloads) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            if let AsyncMessage::Notification(notification) = message
-                && sender.send(notification.payload().to_string()).is_err()
-            {
-                break;
-            }
-        }
-    });
-    client.batch_execute("LISTEN pgq").await?;
     eprintln!("pgq: listening on channel pgq (Ctrl-C to stop)");
+    let mut shutdown = std::pin::pin!(shutdown);
     let mut out = std::io::stdout();
     loop {
         tokio::select! {
-            payload = payloads.recv() => match payload {
-                Some(payload) => {
-                    let _ = writeln!(out, "{payload}");
+            notification = listener.next() => match notification {
+                Some(notification) => {
+                    let _ = writeln!(out, "{}", notification.payload);
                     let _ = out.flush();
                 }
                 None => return Err(Failure::new("the connection ended")),
             },
-            _ = interrupt.recv() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
+            () = &mut shutdown => return Ok(()),
         }
     }
 }

@@ -12,7 +12,6 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_postgres::Client;
 
 use crate::Failure;
@@ -43,13 +42,12 @@ pub async fn metrics(client: &Client, args: MetricsArgs) -> Result<(), Failure> 
         .local_addr()
         .map_err(|error| Failure::new(error.to_string()))?;
     eprintln!("pgq: serving Prometheus metrics on http://{address}/metrics (Ctrl-C to stop)");
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Failure::new(e.to_string()))?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| Failure::new(e.to_string()))?;
+    let shutdown = pgqueuer::shutdown_signal().map_err(|e| Failure::new(e.to_string()))?;
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (mut stream, _) = tokio::select! {
             accepted = listener.accept() => accepted.map_err(|e| Failure::new(e.to_string()))?,
-            _ = interrupt.recv() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
+            () = &mut shutdown => return Ok(()),
         };
         let request = read_head(&mut stream).await;
         let request = String::from_utf8_lossy(&request);

@@ -1,0 +1,488 @@
+//! One lane: a connection that claims jobs for the handler slots and writes their outcomes.
+//!
+//! ```text
+//!   ┌─► round trip: BEGIN; ack(finished); dequeue(room); COMMIT ─► claimed jobs wait in the
+//!   │                                                              slots' queue (dispatch.rs)
+//!   └── when: room for half a batch (or idle slots) and jobs may be there; or outcomes worth
+//!       a batch, or the oldest older than ack_delay. Meanwhile: outcomes, notifications,
+//!       heartbeats, schedule ticks, the poll timeout, shutdown.
+//! ```
+//!
+//! The lane claims ahead: while the handlers run one batch, the next one is claimed. It never
+//! holds more than the slots plus what they can start within one heartbeat period. Every claim
+//! it holds, waiting or running, gets heartbeats and is given back on shutdown and after a lost
+//! connection (`pgq.release_lost`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_postgres::error::SqlState;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::dispatch::{ClaimKey, Dispatch, Outcome};
+use super::outcome::{Pending, claim_of};
+use super::{Mode, PgQueuer, RunOptions};
+use crate::{Claim, Error, Event, Listener, Queries};
+
+/// A lane's connections, replaced whole after a lost connection.
+pub(super) struct Link {
+    pub queries: Queries,
+    pub listener: Listener,
+}
+
+/// How often to heartbeat: the configured interval, but at least three times per lease.
+pub(super) fn heartbeat_every(configured: Duration, lease: Duration) -> Duration {
+    configured.min(lease / 3).max(Duration::from_millis(10))
+}
+
+/// A heartbeat timer whose first tick is one period away.
+pub(super) fn heartbeat_timer(every: Duration) -> tokio::time::Interval {
+    let mut timer = tokio::time::interval_at(Instant::now() + every, every);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
+}
+
+pub(super) struct Lane<'a> {
+    pub pgq: &'a PgQueuer,
+    pub index: usize,
+    /// This lane's worker id.
+    pub worker_id: Uuid,
+    pub names: Vec<&'a str>,
+    pub options: RunOptions,
+    pub link: Link,
+    pub dispatch: Arc<Dispatch>,
+    pub outcomes: mpsc::UnboundedReceiver<Outcome>,
+    /// The claims this lane holds and has no outcome of yet (waiting or running), with their
+    /// cancellation tokens. A job claimed again while an earlier claim's handler still runs
+    /// (a stale re-pick) runs again: each claim is a run of its own, and the earlier one's
+    /// report is fenced off by its claim token.
+    pub held: HashMap<ClaimKey, CancellationToken>,
+    pub pending: Pending,
+    /// Whether a claim may find jobs: false after a claim came back short, until a
+    /// notification, the poll timeout or an ack says otherwise.
+    pub more: bool,
+    pub next_tick: Option<Instant>,
+    /// The heartbeat period in use, and its timer.
+    pub heartbeat_every: Duration,
+    pub heartbeat: tokio::time::Interval,
+}
+
+/// What one round trip did.
+struct Trip {
+    asked: usize,
+    claimed: usize,
+}
+
+impl Lane<'_> {
+    /// One lane's loop, until `shutdown` (or, in drain mode, until nothing is left).
+    pub async fn work(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            self.collect_outcomes();
+            if self.options.mode == Mode::Drain && !self.more && self.held.is_empty() {
+                self.more = true; // the confirming claim
+            }
+            let want = self.want();
+            let claim = want > 0 && self.more;
+            if claim || self.flush_due() {
+                let ask = if claim || !self.pending.acks.is_empty() {
+                    want
+                } else {
+                    0
+                };
+                match self.round_trip(ask).await {
+                    Ok(trip) => {
+                        if trip.claimed < trip.asked {
+                            self.more = false;
+                            if self.options.mode == Mode::Drain
+                                && self.held.is_empty()
+                                && self.pending.is_empty()
+                            {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    Err(error) => self.recover(error).await?,
+                }
+                if (&mut shutdown).now_or_never().is_some() {
+                    break;
+                }
+                continue;
+            }
+            let flush_at = self
+                .pending
+                .since
+                .map(|since| since + self.options.ack_delay);
+            let result = tokio::select! {
+                Some(outcome) = self.outcomes.recv() => {
+                    self.held.remove(&outcome.claim);
+                    self.pending.record(outcome);
+                    Ok(())
+                }
+                // Another lane's handler freed a slot this lane may claim for.
+                () = self.dispatch.freed(self.index), if self.more => Ok(()),
+                notification = self.link.listener.next() => match notification {
+                    Some(notification) => self.wake(notification.event()).await,
+                    // The LISTEN connection ended on its own: LISTEN again (a failure to
+                    // connect goes through recover, like any lost connection).
+                    None => self.relisten().await,
+                },
+                _ = self.heartbeat.tick() => self.send_heartbeat().await,
+                _ = tokio::time::sleep_until(self.next_tick.unwrap_or_else(Instant::now)),
+                    if self.next_tick.is_some() => self.tick().await,
+                _ = tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now)),
+                    if flush_at.is_some() => Ok(()),
+                _ = tokio::time::sleep(self.options.dequeue_timeout) => {
+                    self.more = true; // the poll fallback
+                    Ok(())
+                }
+                () = &mut shutdown => break,
+            };
+            if let Err(error) = result {
+                self.recover(error).await?;
+            }
+        }
+        self.wind_down().await
+    }
+
+    /// Records every outcome already reported.
+    fn collect_outcomes(&mut self) {
+        while let Ok(outcome) = self.outcomes.try_recv() {
+            self.held.remove(&outcome.claim);
+            self.pending.record(outcome);
+        }
+    }
+
+    /// How many jobs to claim now: at most a batch, within the room the slots have (free
+    /// slots plus what they can start within a heartbeat period). Zero until there is room
+    /// for half a batch, unless the slots have nothing waiting.
+    fn want(&self) -> usize {
+        let batch = usize::try_from(self.options.batch_size.max(1)).unwrap_or(1);
+        let most_ahead = batch * self.options.connections.max(1);
+        let ahead = self
+            .dispatch
+            .startable_within(self.heartbeat_every, most_ahead);
+        let room = self.dispatch.room(ahead).min(batch);
+        let enough = (self.options.max_concurrent_tasks + ahead)
+            .min(batch)
+            .div_ceil(2);
+        if room >= enough || (room > 0 && self.dispatch.waiting_count() == 0) {
+            room
+        } else {
+            0
+        }
+    }
+
+    /// Whether outcomes should be written now: a batch's worth, or the oldest waited long
+    /// enough.
+    fn flush_due(&self) -> bool {
+        let batch = usize::try_from(self.options.batch_size.max(1)).unwrap_or(1);
+        match self.pending.since {
+            None => false,
+            Some(since) => self.pending.len() >= batch || since.elapsed() >= self.options.ack_delay,
+        }
+    }
+
+    /// Writes the pending outcomes and claims `ask` jobs, in one round trip and one
+    /// transaction (requested retries, rare, go first in calls of their own). The claimed jobs
+    /// go to the slots. What fails stays pending.
+    async fn round_trip(&mut self, ask: usize) -> Result<Trip, Error> {
+        let worker = Some(self.worker_id);
+        while let Some((claim, delay, reason)) = self.pending.retries.last() {
+            self.link
+                .queries
+                .retry(*claim, *delay, Some(reason), worker)
+                .await?;
+            self.pending.retries.pop();
+        }
+        let acks = std::mem::take(&mut self.pending.acks);
+        let acked_any = !acks.is_empty();
+        let since = self.pending.since.take();
+        self.dispatch.asking(ask);
+        let result = self
+            .link
+            .queries
+            .ack_and_dequeue(&acks, &self.names, ask as i32, worker)
+            .await;
+        self.dispatch.asked(ask);
+        let jobs = match result {
+            Ok((_, jobs)) => jobs,
+            Err(error) => {
+                self.pending.acks = acks;
+                self.pending.since = since;
+                return Err(error);
+            }
+        };
+        let claimed = jobs.len();
+        for job in &jobs {
+            self.held
+                .insert((job.id, job.claim_token), job.cancel.clone());
+        }
+        self.dispatch.push(self.index, jobs);
+        if ask == 0 && acked_any {
+            // Acks without a claim may have freed seats of limited entrypoints. (A claim in
+            // the same transaction saw them already.)
+            self.more = true;
+        }
+        Ok(Trip {
+            asked: ask,
+            claimed,
+        })
+    }
+
+    /// Writes the pending outcomes alone.
+    async fn flush(&mut self) -> Result<(), Error> {
+        self.round_trip(0).await.map(|_| ())
+    }
+
+    /// Opens a new LISTEN connection in place of one that ended, then checks the claims for
+    /// a cancel that was notified meanwhile.
+    async fn relisten(&mut self) -> Result<(), Error> {
+        tracing::warn!("the LISTEN connection ended; listening again");
+        self.link.listener = Listener::connect(&self.pgq.config).await?;
+        self.confirm_cancels(self.held_ids()).await
+    }
+
+    fn held_ids(&self) -> Vec<i64> {
+        self.held.keys().map(|(id, _)| *id).collect()
+    }
+
+    fn ours(&self, entrypoints: &[String]) -> bool {
+        entrypoints
+            .iter()
+            .any(|name| self.names.contains(&name.as_str()))
+    }
+
+    async fn wake(&mut self, event: Event) -> Result<(), Error> {
+        match event {
+            Event::Enqueued { entrypoints } if self.ours(&entrypoints) => {
+                self.more = true;
+                Ok(())
+            }
+            Event::Configured { entrypoints } if self.ours(&entrypoints) => self.read_lease().await,
+            Event::Cancel { ids } => self.confirm_cancels(ids).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Cancels those of `ids` whose cancel the database confirms, in the claim this lane
+    /// holds: a waiting job is taken out of the queue and acked as canceled, a running one's
+    /// handler is cancelled. A notification is only a hint: anyone who can connect can send
+    /// one on channel pgq.
+    async fn confirm_cancels(&mut self, ids: Vec<i64>) -> Result<(), Error> {
+        let held = self.held_ids();
+        let ours: Vec<i64> = ids.into_iter().filter(|id| held.contains(id)).collect();
+        if ours.is_empty() {
+            return Ok(());
+        }
+        for claim in self.link.queries.cancel_requested(&ours).await? {
+            let Some(token) = claim.token else { continue };
+            let key = (claim.id, token);
+            let Some(cancel) = self.held.get(&key) else {
+                continue;
+            };
+            if self.dispatch.take(key).is_some() {
+                tracing::info!(id = claim.id, "cancelled before it started");
+                self.held.remove(&key);
+                self.pending.canceled(key);
+            } else {
+                tracing::info!(id = claim.id, "cancelled while running");
+                cancel.cancel();
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the lease of this lane's entrypoints and heartbeats at least three times per
+    /// lease; a changed period takes effect at once, with a heartbeat now.
+    pub async fn read_lease(&mut self) -> Result<(), Error> {
+        let lease = self.link.queries.lease(&self.names).await?;
+        let every = heartbeat_every(self.options.heartbeat_interval, lease);
+        if every != self.heartbeat_every {
+            tracing::info!(?lease, ?every, "heartbeat period changed");
+            self.heartbeat_every = every;
+            self.heartbeat = heartbeat_timer(every);
+            self.send_heartbeat().await?;
+        }
+        Ok(())
+    }
+
+    /// The claims this lane must keep after a lost connection: those it holds, and those
+    /// whose outcomes are not written yet.
+    fn kept_claims(&self) -> Vec<Claim> {
+        let held = self.held.keys().copied().map(claim_of);
+        held.chain(self.pending.claims()).collect()
+    }
+
+    async fn send_heartbeat(&mut self) -> Result<(), Error> {
+        let claims: Vec<Claim> = self.held.keys().copied().map(claim_of).collect();
+        if !claims.is_empty() {
+            self.link
+                .queries
+                .heartbeat(&claims, Some(self.worker_id))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Fires due schedules (when no background worker does) and plans the next tick.
+    async fn tick(&mut self) -> Result<(), Error> {
+        let due = self.link.queries.tick().await?;
+        let wait = due
+            .and_then(|due| due.duration_since(std::time::SystemTime::now()).ok())
+            .unwrap_or(Duration::ZERO)
+            .min(self.options.dequeue_timeout);
+        self.next_tick = Some(Instant::now() + wait.max(Duration::from_millis(1)));
+        self.more = true; // a schedule may have enqueued a job of ours
+        Ok(())
+    }
+
+    /// After a lost connection: reconnect with backoff (handlers keep running meanwhile). A
+    /// deadlock or serialization failure is tried again. Any other error is returned.
+    async fn recover(&mut self, error: Error) -> Result<(), Error> {
+        if transient(&error) {
+            tracing::warn!(%error, "trying again");
+            return Ok(());
+        }
+        if !connection_lost(&error) {
+            return Err(error);
+        }
+        tracing::warn!(%error, "lost the connection to PostgreSQL; reconnecting");
+        let mut wait = Duration::from_millis(100);
+        loop {
+            tokio::time::sleep(wait).await;
+            match self.pgq.connect_link().await {
+                Ok(link) => {
+                    if let Err(error) = link.queries.prepare_all().await {
+                        tracing::warn!(%error, "preparing statements after reconnecting failed");
+                        continue;
+                    }
+                    // A claim may have committed just before the connection went, its reply
+                    // lost: its jobs are this lane's in the database, but it never ran them.
+                    // Give them back (no attempt spent). Nothing of this lane can still be in
+                    // flight: its connection is gone.
+                    let kept = self.kept_claims();
+                    match link.queries.release_lost(self.worker_id, &kept).await {
+                        Ok(0) => {}
+                        Ok(lost) => tracing::warn!(lost, "gave back claims whose reply was lost"),
+                        Err(error) => {
+                            tracing::warn!(%error, "giving back lost claims failed");
+                            continue;
+                        }
+                    }
+                    self.link = link;
+                    tracing::info!(pending = self.pending.len(), "reconnected");
+                    // A cancel notified while the connection was down was missed.
+                    match self.confirm_cancels(self.held_ids()).await {
+                        Err(error) if connection_lost(&error) => {
+                            tracing::warn!(%error, "lost the connection again");
+                            continue;
+                        }
+                        result => return result,
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, ?wait, "reconnecting failed");
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// On shutdown: gives back the jobs that have not started at once, lets running handlers
+    /// finish until the grace is up, writes their outcomes, and gives back the rest.
+    async fn wind_down(mut self) -> Result<(), Error> {
+        let unstarted: Vec<Claim> = self
+            .dispatch
+            .take_lane(self.index)
+            .iter()
+            .map(|job| {
+                self.held.remove(&(job.id, job.claim_token));
+                Claim::of(job)
+            })
+            .collect();
+        tracing::info!(
+            running = self.held.len(),
+            unstarted = unstarted.len(),
+            "shutting down: no more claims"
+        );
+        if !unstarted.is_empty() {
+            self.release(&unstarted).await?;
+        }
+        let deadline = Instant::now() + self.options.shutdown_grace;
+        while !self.held.is_empty() {
+            tokio::select! {
+                Some(outcome) = self.outcomes.recv() => {
+                    self.held.remove(&outcome.claim);
+                    self.pending.record(outcome);
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        if !self.held.is_empty() {
+            self.dispatch.stop();
+        }
+        if let Err(error) = self.flush().await {
+            self.recover(error).await?;
+            self.flush().await?;
+        }
+        let unfinished: Vec<Claim> = self.held.drain().map(|(key, _)| claim_of(key)).collect();
+        if !unfinished.is_empty() {
+            let released = self.release(&unfinished).await?;
+            tracing::warn!(
+                released,
+                "shutdown grace over: released unfinished jobs to the queue"
+            );
+        }
+        Ok(())
+    }
+
+    /// Gives claims back to the queue, reconnecting once if the connection is gone.
+    async fn release(&mut self, claims: &[Claim]) -> Result<u64, Error> {
+        let worker = Some(self.worker_id);
+        match self.link.queries.release(claims, worker).await {
+            Ok(released) => Ok(released),
+            Err(error) => {
+                self.recover(error).await?;
+                self.link.queries.release(claims, worker).await
+            }
+        }
+    }
+}
+
+/// Whether an error means the connection is gone (so reconnecting may help).
+fn connection_lost(error: &Error) -> bool {
+    match error {
+        Error::Connect { .. } => true,
+        Error::Db(error) => {
+            let code = error.code();
+            error.is_closed()
+                || code.is_some_and(|code| {
+                    code.code().starts_with("08")
+                        || *code == SqlState::ADMIN_SHUTDOWN
+                        || *code == SqlState::CRASH_SHUTDOWN
+                        || *code == SqlState::CANNOT_CONNECT_NOW
+                })
+                || std::error::Error::source(error)
+                    .is_some_and(|source| source.is::<std::io::Error>())
+        }
+        _ => false,
+    }
+}
+
+/// Whether an error only means "try again": a deadlock or a serialization failure rolled the
+/// round trip back.
+fn transient(error: &Error) -> bool {
+    match error {
+        Error::Db(error) => error.code().is_some_and(|code| {
+            *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        }),
+        _ => false,
+    }
+}

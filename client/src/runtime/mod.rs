@@ -1,0 +1,302 @@
+//! `PgQueuer`: the worker runtime. It claims batches of jobs of its entrypoints and runs the
+//! user's handlers as tokio tasks, over the SQL API.
+//!
+//! - this file: the public face: registering handlers and schedules, starting a run;
+//! - [`options`]: [`RunOptions`] and [`Mode`];
+//! - [`handler`]: what a handler gets and returns;
+//! - `lane`: one connection's loop, claiming ahead and writing outcomes in one round trip;
+//! - `dispatch`: the handler slots and the jobs waiting for them, shared by the lanes;
+//! - `outcome`: finished handlers turned into acks and retries, until written.
+//!
+//! A handler's `Err` is acked as `exception` with `{"type", "message"}` in the detail. A panic
+//! is caught and acked the same way. A [`RetryRequested`] error calls `pgq.retry` instead.
+//!
+//! Every report (ack, heartbeat, retry, release) names the claim it is about by its claim
+//! token, so a late report about a job that has since been claimed again is fenced off. Each
+//! lane has a worker id of its own. Heartbeats go out at least three times per lease (the
+//! shortest `heartbeat_timeout` of the runtime's entrypoints, read again when `pgq.configure`
+//! changes one). A cancel notification is checked with the database before a handler is
+//! cancelled, since anyone who can connect can send one. After a lost connection, the lane
+//! gives back the jobs its worker id holds whose claim it never learned of (a claim that
+//! committed just before the connection went): `pgq.release_lost`.
+
+mod dispatch;
+pub mod handler;
+mod lane;
+pub mod options;
+mod outcome;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_postgres::Config;
+use uuid::Uuid;
+
+use crate::{EntrypointSettings, Error, Job, Listener, Queries, connect_with};
+use dispatch::Dispatch;
+use handler::Handler;
+pub use handler::{HandlerResult, RetryRequested, ScheduledRun};
+use lane::{Lane, Link, heartbeat_every, heartbeat_timer};
+pub use options::{Mode, RunOptions};
+
+struct Registered {
+    handler: Handler,
+    settings: EntrypointSettings,
+}
+
+/// The worker runtime: register entrypoints, then [`run`](PgQueuer::run).
+///
+/// ```no_run
+/// # async fn example() -> Result<(), pgqueuer::Error> {
+/// use pgqueuer::{Job, PgQueuer, RunOptions};
+/// let mut pgq = PgQueuer::from_env()?;
+/// pgq.entrypoint("fetch", |job: Job| async move {
+///     println!("Processed: {job:?}");
+///     Ok(())
+/// });
+/// pgq.run(RunOptions::default()).await?;
+/// # Ok(()) }
+/// ```
+pub struct PgQueuer {
+    config: Config,
+    worker_id: Uuid,
+    entrypoints: BTreeMap<String, Registered>,
+    /// (entrypoint, cron expression, time zone) registered with `pgq.schedule` at start.
+    schedules: Vec<(String, String, String)>,
+}
+
+impl PgQueuer {
+    /// A runtime that connects with these settings (it opens its own connections).
+    pub fn new(config: Config) -> PgQueuer {
+        PgQueuer {
+            config,
+            worker_id: Uuid::new_v4(),
+            entrypoints: BTreeMap::new(),
+            schedules: Vec::new(),
+        }
+    }
+
+    /// A runtime that connects like [`crate::connect_from_env`].
+    pub fn from_env() -> Result<PgQueuer, Error> {
+        Ok(PgQueuer::new(crate::config_from_env()?))
+    }
+
+    /// This runtime's worker id (in `pgq.jobs.worker_id` while it runs a job); with several
+    /// [`RunOptions::connections`], the first lane's.
+    pub fn worker_id(&self) -> Uuid {
+        self.worker_id
+    }
+
+    /// Registers the handler of an entrypoint, with the default settings. The handler owns
+    /// its job.
+    pub fn entrypoint<F, Fut>(&mut self, name: &str, handler: F) -> &mut PgQueuer
+    where
+        F: Fn(Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.entrypoint_with(name, EntrypointSettings::default(), handler)
+    }
+
+    /// Registers the handler of an entrypoint with fleet-wide settings (limits, retries,
+    /// hold), written with `pgq.configure` when the runtime starts.
+    pub fn entrypoint_with<F, Fut>(
+        &mut self,
+        name: &str,
+        settings: EntrypointSettings,
+        handler: F,
+    ) -> &mut PgQueuer
+    where
+        F: Fn(Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |job| Box::pin(handler(job)));
+        self.entrypoints
+            .insert(name.to_string(), Registered { handler, settings });
+        self
+    }
+
+    /// Registers a cron schedule (UTC) and the handler of its runs. Each fire becomes a job of
+    /// `entrypoint`, so it gets retries, limits and one run per fire however many workers run.
+    pub fn schedule<F, Fut>(
+        &mut self,
+        entrypoint: &str,
+        expression: &str,
+        handler: F,
+    ) -> &mut PgQueuer
+    where
+        F: Fn(ScheduledRun) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.schedule_in(entrypoint, expression, "UTC", handler)
+    }
+
+    /// [`schedule`](PgQueuer::schedule) in a named time zone (IANA, such as `Europe/Oslo`).
+    pub fn schedule_in<F, Fut>(
+        &mut self,
+        entrypoint: &str,
+        expression: &str,
+        timezone: &str,
+        handler: F,
+    ) -> &mut PgQueuer
+    where
+        F: Fn(ScheduledRun) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.schedules
+            .push((entrypoint.into(), expression.into(), timezone.into()));
+        self.entrypoint(entrypoint, move |job| {
+            let handler = Arc::clone(&handler);
+            async move { handler(ScheduledRun::from_job(job)).await }
+        })
+    }
+
+    /// Runs until SIGINT or SIGTERM ([`Mode::Continuous`]) or until nothing is left
+    /// ([`Mode::Drain`]). On a signal it shuts down gracefully: see [`run_until`](PgQueuer::run_until).
+    pub async fn run(&self, options: RunOptions) -> Result<(), Error> {
+        match crate::shutdown_signal() {
+            Ok(signal) => self.run_until(options, signal).await,
+            Err(error) => {
+                tracing::error!(%error, "cannot install SIGINT/SIGTERM handlers; stop the worker otherwise");
+                self.run_until(options, std::future::pending()).await
+            }
+        }
+    }
+
+    /// Runs until `shutdown` completes (or, in drain mode, nothing is left). Then it stops
+    /// claiming, gives back the jobs claimed ahead that have not started, lets running
+    /// handlers finish for up to `shutdown_grace` and acks them, and releases the jobs still
+    /// running to the queue, so another worker takes them at once.
+    ///
+    /// A lost connection does not stop it. Handlers keep running while it reconnects (with
+    /// backoff) and LISTENs again; then it writes the outcomes that waited.
+    pub async fn run_until(
+        &self,
+        options: RunOptions,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let link = self.connect_link().await?;
+        // A schema this client does not know would fail later, in the middle of a claim.
+        link.queries.check_schema().await?;
+        // Prepared up front, so that pipelined statements go out in the order they are made.
+        link.queries.prepare_all().await?;
+        for (name, registered) in &self.entrypoints {
+            if registered.settings != EntrypointSettings::default() {
+                link.queries.configure(name, &registered.settings).await?;
+            }
+        }
+        for (entrypoint, expression, timezone) in &self.schedules {
+            link.queries
+                .schedule(entrypoint, expression, timezone)
+                .await?;
+        }
+        // Without the background worker in this database, fire the schedules ourselves.
+        let scheduler: bool = link
+            .queries
+            .client()
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity \
+                 WHERE backend_type = 'pgqueuer scheduler' AND datname = current_database())",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        let next_tick = if self.schedules.is_empty() || scheduler {
+            None
+        } else {
+            tracing::info!(
+                "no pgqueuer scheduler serves this database: this worker calls pgq.tick()"
+            );
+            Some(tokio::time::Instant::now())
+        };
+        // Heartbeats at least three times per lease of our entrypoints.
+        let names: Vec<&str> = self.entrypoints.keys().map(String::as_str).collect();
+        let every = heartbeat_every(
+            options.heartbeat_interval,
+            link.queries.lease(&names).await?,
+        );
+        let mut links = vec![link];
+        for _ in 1..options.connections.max(1) {
+            let link = self.connect_link().await?;
+            link.queries.prepare_all().await?;
+            links.push(link);
+        }
+
+        // One lane per connection, all in this task; the handlers run in tasks of their own.
+        // The first lane to fail stops the others (gracefully: they wind down like on
+        // shutdown).
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            links.iter().map(|_| mpsc::unbounded_channel()).unzip();
+        let handlers: HashMap<String, Handler> = self
+            .entrypoints
+            .iter()
+            .map(|(name, registered)| (name.clone(), Arc::clone(&registered.handler)))
+            .collect();
+        let dispatch = Arc::new(Dispatch::new(
+            handlers,
+            options.max_concurrent_tasks.max(1),
+            senders,
+        ));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let lanes =
+            links
+                .into_iter()
+                .zip(receivers)
+                .enumerate()
+                .map(|(index, (link, outcomes))| {
+                    let lane = Lane {
+                        pgq: self,
+                        index,
+                        // Each lane claims as a worker of its own, so that after a lost connection
+                        // it can tell exactly which of its worker id's jobs it never learned of.
+                        worker_id: if index == 0 {
+                            self.worker_id
+                        } else {
+                            Uuid::new_v4()
+                        },
+                        names: names.clone(),
+                        options: options.clone(),
+                        link,
+                        dispatch: Arc::clone(&dispatch),
+                        outcomes,
+                        held: HashMap::new(),
+                        pending: Default::default(),
+                        more: true,
+                        // Only the first lane ticks the schedules.
+                        next_tick: if index == 0 { next_tick } else { None },
+                        heartbeat_every: every,
+                        heartbeat: heartbeat_timer(every),
+                    };
+                    let stop = stop.clone();
+                    async move {
+                        let result = lane.work(stop.clone().cancelled_owned()).await;
+                        if result.is_err() {
+                            stop.cancel();
+                        }
+                        result
+                    }
+                });
+        let all = futures_util::future::join_all(lanes);
+        let mut all = std::pin::pin!(all);
+        let results = tokio::select! {
+            results = &mut all => results,
+            () = shutdown => {
+                stop.cancel();
+                all.await
+            }
+        };
+        dispatch.stop();
+        results.into_iter().collect::<Result<Vec<()>, Error>>()?;
+        Ok(())
+    }
+
+    /// Opens a lane's working connection and its LISTEN connection.
+    async fn connect_link(&self) -> Result<Link, Error> {
+        Ok(Link {
+            queries: Queries::new(connect_with(&self.config).await?),
+            listener: Listener::connect(&self.config).await?,
+        })
+    }
+}

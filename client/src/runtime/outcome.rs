@@ -1,0 +1,93 @@
+//! Outcomes not written yet: what each finished handler turns into (an ack or a retry), kept
+//! until a flush writes them. They survive a lost connection.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::dispatch::{ClaimKey, Outcome};
+use super::handler::RetryRequested;
+use crate::{Ack, Claim, JobStatus};
+
+pub(super) fn claim_of((id, token): ClaimKey) -> Claim {
+    Claim {
+        id,
+        token: Some(token),
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Pending {
+    pub acks: Vec<Ack>,
+    /// Handler-requested retries: (claim, delay, reason).
+    pub retries: Vec<(Claim, Duration, String)>,
+    /// When the oldest of them was recorded.
+    pub since: Option<Instant>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.acks.is_empty() && self.retries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.acks.len() + self.retries.len()
+    }
+
+    /// The claims these outcomes are about.
+    pub fn claims(&self) -> impl Iterator<Item = Claim> + '_ {
+        let acked = self.acks.iter().map(|ack| ack.claim);
+        acked.chain(self.retries.iter().map(|(claim, _, _)| *claim))
+    }
+
+    fn push(&mut self, ack: Ack) {
+        self.since.get_or_insert_with(Instant::now);
+        self.acks.push(ack);
+    }
+
+    /// A job cancelled before its handler started.
+    pub fn canceled(&mut self, claim: ClaimKey) {
+        self.push(Ack {
+            claim: claim_of(claim),
+            status: JobStatus::Canceled,
+            detail: Some(json!({"reason": "canceled before its handler started"})),
+        });
+    }
+
+    /// Turns a finished handler into an outcome to write.
+    pub fn record(&mut self, Outcome { claim, result }: Outcome) {
+        let (id, claim) = (claim.0, claim_of(claim));
+        let (status, detail) = match result {
+            Ok(Ok(())) => (JobStatus::Successful, None),
+            Ok(Err(error)) => {
+                if let Some(retry) = error.downcast_ref::<RetryRequested>() {
+                    tracing::info!(id, reason = %retry.reason, "retry requested");
+                    self.since.get_or_insert_with(Instant::now);
+                    self.retries
+                        .push((claim, retry.delay, retry.reason.clone()));
+                    return;
+                }
+                tracing::warn!(id, %error, "handler failed");
+                let detail = json!({
+                    "type": "error",
+                    "message": error.to_string(),
+                    "debug": format!("{error:?}"),
+                });
+                (JobStatus::Exception, Some(detail))
+            }
+            Err(panic) => {
+                tracing::error!(id, %panic, "handler panicked");
+                (
+                    JobStatus::Exception,
+                    Some(json!({"type": "panic", "message": panic})),
+                )
+            }
+        };
+        self.push(Ack {
+            claim,
+            status,
+            detail,
+        });
+    }
+}

@@ -35,6 +35,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     n        bigint;
+    fast     bigint := 0;
     bad      record;
     retry_at timestamptz;
 BEGIN
@@ -59,6 +60,38 @@ BEGIN
         PERFORM pgq._invalid(format(
             'statuses[%s] must be successful, exception or canceled, not %s',
             bad.i, coalesce(bad.s::text, 'NULL')));
+    END IF;
+
+    -- The common case first: every outcome successful. Each job is deleted by a DELETE whose
+    -- WHERE carries the fencing (PostgreSQL checks it again on the row it locks, so a
+    -- concurrent cancel or re-pick is seen) and logged from what the DELETE returns: no row
+    -- lock of its own before the delete, one WAL record a job fewer (docs/benchmarks.md: the
+    -- claim-and-ack cycle at 1.3x the rate of the locking path). Jobs it leaves (a cancel was
+    -- requested, or the report is fenced off) go the general way below.
+    IF statuses IS NULL OR NOT EXISTS (SELECT FROM unnest(statuses) AS s WHERE s <> 'successful')
+    THEN
+        WITH input AS (
+            SELECT DISTINCT ON (u.id) u.id, u.d AS detail, u.t AS token
+            FROM unnest(job_ids, details, claim_tokens) WITH ORDINALITY AS u(id, d, t, i)
+            WHERE u.id IS NOT NULL
+            ORDER BY u.id, u.i
+        ), deleted AS (
+            DELETE FROM pgq.jobs j USING input i
+            WHERE j.id = i.id AND j.status = 'picked' AND j.cancel_requested IS NULL
+              AND (ack.worker_id IS NULL OR j.worker_id = ack.worker_id)
+              AND (i.token IS NULL OR j.claim_token = i.token)
+            RETURNING j.id, j.entrypoint, j.priority, j.attempts, j.worker_id, j.created,
+                      j.picked_at, i.detail
+        )
+        INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
+                             enqueued_at, picked_at)
+        SELECT d.id, d.entrypoint, d.priority, 'successful', coalesce(ack.worker_id, d.worker_id),
+               d.attempts, d.detail, d.created, d.picked_at
+        FROM deleted d;
+        GET DIAGNOSTICS fast = ROW_COUNT;
+        IF fast = (SELECT count(DISTINCT u) FROM unnest(job_ids) AS u) THEN
+            RETURN fast;
+        END IF;
     END IF;
 
     WITH input AS (
@@ -138,7 +171,7 @@ BEGIN
     IF retry_at IS NOT NULL THEN
         PERFORM pgq._wake_scheduler(retry_at);
     END IF;
-    RETURN n;
+    RETURN fast + n;
 END
 $$;
 

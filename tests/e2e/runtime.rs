@@ -677,3 +677,37 @@ async fn the_runtime_refuses_a_schema_version_it_does_not_know() {
         "{error}"
     );
 }
+
+/// This client works with the previous release's schema too (a compatible release, listed in
+/// SCHEMA_VERSIONS): its runtime drains a database still at 0.2.0, whose pgq.ack has no fast
+/// path, and every job ends once.
+#[tokio::test]
+async fn the_runtime_drains_a_database_still_at_the_previous_release() {
+    let db = TestDb::empty().await;
+    let c = db.connect().await;
+    c.batch_execute("CREATE EXTENSION pgqueuer VERSION '0.2.0'")
+        .await
+        .expect("install 0.2.0");
+    let q = Queries::new(db.connect().await);
+    q.enqueue(vec!["a"; 250], vec![Vec::new(); 250], vec![0; 250])
+        .await
+        .expect("enqueue");
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut pgq = runtime(&db);
+    {
+        let ran = Arc::clone(&ran);
+        pgq.entrypoint("a", move |_job: Job| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        });
+    }
+    pgq.run(drain(50, 20)).await.expect("drain on 0.2.0");
+    assert_eq!(ran.load(Ordering::SeqCst), 250);
+    assert_eq!(count(q.client(), "pgq.jobs").await, 0);
+    assert_eq!(
+        count(q.client(), "pgq.log WHERE status = 'successful'").await,
+        250
+    );
+    let version: String = scalar(&c, "SELECT pgq.version()", &[]).await;
+    assert_eq!(version, "0.2.0");
+}

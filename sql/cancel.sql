@@ -151,7 +151,8 @@ BEGIN
     WHERE h.id = ANY (job_ids) AND h.status = 'failed' AND h.dedupe_key IS NOT NULL
       AND EXISTS (
           SELECT FROM pgq.jobs o
-          WHERE o.dedupe_key = h.dedupe_key AND o.id <> h.id
+          -- IS NOT NULL, though implied, lets the planner prove the dedupe index's predicate.
+          WHERE o.dedupe_key = h.dedupe_key AND o.dedupe_key IS NOT NULL AND o.id <> h.id
             AND (o.status IN ('queued', 'picked')
                  OR o.status = 'failed' AND o.id = ANY (job_ids) AND o.id < h.id))
     ORDER BY h.id

@@ -86,7 +86,8 @@ BEGIN
         INSERT INTO pgq.jobs AS j (id, entrypoint, priority, payload, headers, dedupe_key,
                                    execute_after)
         SELECT id, e, pr, p, h, k, run_at FROM input WHERE k IS NOT NULL ORDER BY i
-        ON CONFLICT (dedupe_key) WHERE status IN ('queued', 'picked') DO NOTHING
+        ON CONFLICT (dedupe_key) WHERE status IN ('queued', 'picked') AND dedupe_key IS NOT NULL
+        DO NOTHING
         RETURNING j.id, j.entrypoint, j.execute_after
     ), rows AS (
         SELECT * FROM plain UNION ALL SELECT * FROM keyed
@@ -144,7 +145,8 @@ BEGIN
     INSERT INTO pgq.jobs AS j (entrypoint, priority, payload, headers, dedupe_key, execute_after)
     VALUES (enqueue.entrypoint, coalesce(enqueue.priority, 0), enqueue.payload, enqueue.headers,
             enqueue.dedupe_key, now() + coalesce(enqueue.execute_after, '0'))
-    ON CONFLICT (dedupe_key) WHERE status IN ('queued', 'picked') DO NOTHING
+    ON CONFLICT (dedupe_key) WHERE status IN ('queued', 'picked') AND dedupe_key IS NOT NULL
+        DO NOTHING
     RETURNING j.id INTO new_id;
 
     IF new_id IS NULL THEN

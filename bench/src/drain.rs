@@ -153,6 +153,11 @@ async fn raw_drain(
     Ok(seconds)
 }
 
+/// The raw drain baseline alone (durable), for the peers' scenarios; returns the seconds taken.
+pub async fn raw_seconds(target: &Target, params: &Params) -> Result<f64, String> {
+    raw_drain(target, &target.config, params, "").await
+}
+
 /// A runtime whose handler of `entrypoint` only counts, with the benchmark's batch size,
 /// handler slots and connections.
 pub fn no_op_runtime(

@@ -37,6 +37,16 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
     ])
 }
 
+/// The raw insert baseline alone, from an emptied queue (for the peers' scenarios); returns
+/// the seconds taken.
+pub async fn raw_seconds(target: &Target, params: &Params) -> Result<f64, String> {
+    let admin = target.connect().await?;
+    target.reset(&admin).await?;
+    let seconds = produce(target, params, "enqueue raw SQL", Producer::Raw).await?;
+    target.reset(&admin).await?;
+    Ok(seconds)
+}
+
 #[derive(Clone, Copy)]
 enum Producer {
     Queries,

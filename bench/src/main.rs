@@ -7,6 +7,7 @@ mod drain;
 mod enqueue;
 mod latency;
 mod memory;
+mod pgmq;
 mod report;
 mod target;
 mod throughput;
@@ -77,6 +78,10 @@ struct Args {
     /// Jobs in flight at once in the worker memory scenario.
     #[arg(long, default_value_t = 10_000)]
     in_flight: u64,
+    /// pgmq's SQL file (`pgmq/sql/pgmq.sql` inside the wheel of PyPI package `pgmq`): runs
+    /// the pgmq scenario, pgmq side by side with the raw-SQL baselines of the same run.
+    #[arg(long)]
+    pgmq_sql: Option<std::path::PathBuf>,
     /// Tiny sizes, for the test suite: every scenario runs, and the numbers mean nothing.
     #[arg(long)]
     smoke: bool,
@@ -96,6 +101,8 @@ enum Scenario {
     Latency,
     Backlog,
     Memory,
+    /// A peer: needs --pgmq-sql.
+    Pgmq,
 }
 
 /// The sizes every scenario reads.
@@ -235,7 +242,11 @@ fn validate(args: &Args) -> Vec<String> {
 
 async fn benchmark(args: &Args) -> Result<(), String> {
     let params = Params::from(args);
-    let wanted = |scenario: Scenario| args.only.is_empty() || args.only.contains(&scenario);
+    let wanted = |scenario: Scenario| match scenario {
+        // A peer runs when its files were given, unless --only leaves it out.
+        Scenario::Pgmq if args.only.is_empty() => args.pgmq_sql.is_some(),
+        _ => args.only.is_empty() || args.only.contains(&scenario),
+    };
     let target = Target::open(args.dsn.clone()).await?;
     let admin = target.connect().await?;
     let server = target.describe(&admin).await?;
@@ -266,6 +277,13 @@ async fn benchmark(args: &Args) -> Result<(), String> {
     }
     if wanted(Scenario::Memory) {
         measures.extend(memory::run(&target, &params).await?);
+    }
+    if wanted(Scenario::Pgmq) {
+        let path = args.pgmq_sql.as_deref().ok_or(
+            "the pgmq scenario needs --pgmq-sql FILE: pgmq's SQL, pgmq/sql/pgmq.sql in the wheel \
+             of `pip download pgmq`",
+        )?;
+        measures.extend(pgmq::run(&target, &params, path).await?);
     }
 
     if args.json {

@@ -711,3 +711,61 @@ async fn the_runtime_drains_a_database_still_at_the_previous_release() {
     let version: String = scalar(&c, "SELECT pgq.version()", &[]).await;
     assert_eq!(version, "0.2.0");
 }
+
+/// A run whose future is dropped (its task aborted) takes its handlers with it: none keeps
+/// running, and none of the jobs claimed ahead starts afterwards.
+#[tokio::test]
+async fn dropping_a_run_drops_its_handlers() {
+    struct Dropped(Arc<AtomicUsize>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let db = TestDb::with_extension().await;
+    let q = Queries::new(db.connect().await);
+    q.enqueue(vec!["a"; 20], vec![Vec::new(); 20], vec![0; 20])
+        .await
+        .expect("enqueue");
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let mut pgq = runtime(&db);
+    {
+        let dropped = Arc::clone(&dropped);
+        pgq.entrypoint("a", move |job: Job| {
+            let (started_tx, guard) = (started_tx.clone(), Dropped(Arc::clone(&dropped)));
+            async move {
+                let _guard = guard;
+                let _ = started_tx.send(job.id);
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+    let options = RunOptions {
+        max_concurrent_tasks: 5,
+        ..RunOptions::default()
+    };
+    let worker = tokio::spawn(async move { pgq.run_until(options, std::future::pending()).await });
+    for _ in 0..5 {
+        tokio::time::timeout(Duration::from_secs(30), started.recv())
+            .await
+            .expect("five handlers start")
+            .expect("a job id");
+    }
+    worker.abort();
+    let _ = worker.await;
+    // Each started handler is dropped; started_tx clones die with them, so the channel closes
+    // once every handler (and the runtime holding the handler closure) is gone.
+    while let Some(id) = tokio::time::timeout(Duration::from_secs(30), started.recv())
+        .await
+        .expect("the handlers are dropped")
+    {
+        panic!("job {id} started after the run was dropped");
+    }
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        5,
+        "every running handler was dropped"
+    );
+}

@@ -207,6 +207,9 @@ impl Dispatch {
     /// One slot: runs waiting jobs until none is left.
     async fn run(self: Arc<Self>, mut permit: OwnedSemaphorePermit) {
         loop {
+            if self.stop.is_cancelled() {
+                return;
+            }
             let Some(Waiting { job, lane }) = self.pop() else {
                 drop(permit);
                 // A job queued while this runner held the slot found no free slot: look again.

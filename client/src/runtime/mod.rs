@@ -41,6 +41,15 @@ pub use handler::{HandlerResult, RetryRequested, ScheduledRun};
 use lane::{Lane, Link, heartbeat_every, heartbeat_timer};
 pub use options::{Mode, RunOptions};
 
+/// Stops the handlers still running when dropped.
+struct StopOnDrop(Arc<Dispatch>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
 struct Registered {
     handler: Handler,
     settings: EntrypointSettings,
@@ -239,6 +248,8 @@ impl PgQueuer {
             options.max_concurrent_tasks.max(1),
             senders,
         ));
+        // Handlers stop with the run, however it ends: also when its future is dropped.
+        let _stop_handlers = StopOnDrop(Arc::clone(&dispatch));
         let stop = tokio_util::sync::CancellationToken::new();
         let lanes =
             links
@@ -287,7 +298,6 @@ impl PgQueuer {
                 all.await
             }
         };
-        dispatch.stop();
         results.into_iter().collect::<Result<Vec<()>, Error>>()?;
         Ok(())
     }

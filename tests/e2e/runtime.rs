@@ -184,8 +184,8 @@ async fn two_connections_share_the_handler_slots_and_run_every_job_once() {
 
     assert_eq!(
         listening.load(Ordering::SeqCst),
-        2,
-        "two lanes, each listening"
+        1,
+        "two lanes share one LISTEN connection"
     );
     assert_eq!(
         groups.most(),

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
@@ -26,15 +27,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::dispatch::{ClaimKey, Dispatch, Outcome};
+use super::listen::Wake;
 use super::outcome::{Pending, claim_of};
 use super::{Mode, PgQueuer, RunOptions};
-use crate::{Claim, Error, Event, Listener, Queries};
-
-/// A lane's connections, replaced whole after a lost connection.
-pub(super) struct Link {
-    pub queries: Queries,
-    pub listener: Listener,
-}
+use crate::{Claim, Error, Event, Queries};
 
 /// How often to heartbeat: the configured interval, but at least three times per lease.
 pub(super) fn heartbeat_every(configured: Duration, lease: Duration) -> Duration {
@@ -55,7 +51,10 @@ pub(super) struct Lane<'a> {
     pub worker_id: Uuid,
     pub names: Vec<&'a str>,
     pub options: RunOptions,
-    pub link: Link,
+    /// The working connection, replaced after a lost connection.
+    pub queries: Queries,
+    /// Notifications, from the runtime's one LISTEN connection.
+    pub wakes: broadcast::Receiver<Wake>,
     pub dispatch: Arc<Dispatch>,
     pub outcomes: mpsc::UnboundedReceiver<Outcome>,
     /// The claims this lane holds and has no outcome of yet (waiting or running), with their
@@ -127,11 +126,17 @@ impl Lane<'_> {
                 }
                 // Another lane's handler freed a slot this lane may claim for.
                 () = self.dispatch.freed(self.index), if self.more => Ok(()),
-                notification = self.link.listener.next() => match notification {
-                    Some(notification) => self.wake(notification.event()).await,
-                    // The LISTEN connection ended on its own: LISTEN again (a failure to
-                    // connect goes through recover, like any lost connection).
-                    None => self.relisten().await,
+                wake = self.wakes.recv() => match wake {
+                    Ok(Wake::Event(event)) => self.wake(event).await,
+                    // The LISTEN connection was replaced, or this lane fell behind it:
+                    // notifications may have been missed.
+                    Ok(Wake::Relistened) | Err(RecvError::Lagged(_)) => {
+                        self.more = true;
+                        self.confirm_cancels(self.held_ids()).await
+                    }
+                    Err(RecvError::Closed) => {
+                        Err(Error::Config("the runtime's LISTEN task ended".into()))
+                    }
                 },
                 _ = self.heartbeat.tick() => self.send_heartbeat().await,
                 _ = tokio::time::sleep_until(self.next_tick.unwrap_or_else(Instant::now)),
@@ -195,8 +200,7 @@ impl Lane<'_> {
     async fn round_trip(&mut self, ask: usize) -> Result<Trip, Error> {
         let worker = Some(self.worker_id);
         while let Some((claim, delay, reason)) = self.pending.retries.last() {
-            self.link
-                .queries
+            self.queries
                 .retry(*claim, *delay, Some(reason), worker)
                 .await?;
             self.pending.retries.pop();
@@ -206,7 +210,6 @@ impl Lane<'_> {
         let since = self.pending.since.take();
         self.dispatch.asking(ask);
         let result = self
-            .link
             .queries
             .ack_and_dequeue(&acks, &self.names, ask as i32, worker)
             .await;
@@ -241,14 +244,6 @@ impl Lane<'_> {
         self.round_trip(0).await.map(|_| ())
     }
 
-    /// Opens a new LISTEN connection in place of one that ended, then checks the claims for
-    /// a cancel that was notified meanwhile.
-    async fn relisten(&mut self) -> Result<(), Error> {
-        tracing::warn!("the LISTEN connection ended; listening again");
-        self.link.listener = Listener::connect(&self.pgq.config).await?;
-        self.confirm_cancels(self.held_ids()).await
-    }
-
     fn held_ids(&self) -> Vec<i64> {
         self.held.keys().map(|(id, _)| *id).collect()
     }
@@ -281,7 +276,7 @@ impl Lane<'_> {
         if ours.is_empty() {
             return Ok(());
         }
-        for claim in self.link.queries.cancel_requested(&ours).await? {
+        for claim in self.queries.cancel_requested(&ours).await? {
             let Some(token) = claim.token else { continue };
             let key = (claim.id, token);
             let Some(cancel) = self.held.get(&key) else {
@@ -302,7 +297,7 @@ impl Lane<'_> {
     /// Reads the lease of this lane's entrypoints and heartbeats at least three times per
     /// lease; a changed period takes effect at once, with a heartbeat now.
     pub async fn read_lease(&mut self) -> Result<(), Error> {
-        let lease = self.link.queries.lease(&self.names).await?;
+        let lease = self.queries.lease(&self.names).await?;
         let every = heartbeat_every(self.options.heartbeat_interval, lease);
         if every != self.heartbeat_every {
             tracing::info!(?lease, ?every, "heartbeat period changed");
@@ -323,8 +318,7 @@ impl Lane<'_> {
     async fn send_heartbeat(&mut self) -> Result<(), Error> {
         let claims: Vec<Claim> = self.held.keys().copied().map(claim_of).collect();
         if !claims.is_empty() {
-            self.link
-                .queries
+            self.queries
                 .heartbeat(&claims, Some(self.worker_id))
                 .await?;
         }
@@ -333,7 +327,7 @@ impl Lane<'_> {
 
     /// Fires due schedules (when no background worker does) and plans the next tick.
     async fn tick(&mut self) -> Result<(), Error> {
-        let due = self.link.queries.tick().await?;
+        let due = self.queries.tick().await?;
         let wait = due
             .and_then(|due| due.duration_since(std::time::SystemTime::now()).ok())
             .unwrap_or(Duration::ZERO)
@@ -357,9 +351,9 @@ impl Lane<'_> {
         let mut wait = Duration::from_millis(100);
         loop {
             tokio::time::sleep(wait).await;
-            match self.pgq.connect_link().await {
-                Ok(link) => {
-                    if let Err(error) = link.queries.prepare_all().await {
+            match self.pgq.connect_queries().await {
+                Ok(queries) => {
+                    if let Err(error) = queries.prepare_all().await {
                         tracing::warn!(%error, "preparing statements after reconnecting failed");
                         continue;
                     }
@@ -368,7 +362,7 @@ impl Lane<'_> {
                     // Give them back (no attempt spent). Nothing of this lane can still be in
                     // flight: its connection is gone.
                     let kept = self.kept_claims();
-                    match link.queries.release_lost(self.worker_id, &kept).await {
+                    match queries.release_lost(self.worker_id, &kept).await {
                         Ok(0) => {}
                         Ok(lost) => tracing::warn!(lost, "gave back claims whose reply was lost"),
                         Err(error) => {
@@ -376,7 +370,7 @@ impl Lane<'_> {
                             continue;
                         }
                     }
-                    self.link = link;
+                    self.queries = queries;
                     tracing::info!(pending = self.pending.len(), "reconnected");
                     // A cancel notified while the connection was down was missed.
                     match self.confirm_cancels(self.held_ids()).await {
@@ -446,11 +440,11 @@ impl Lane<'_> {
     /// Gives claims back to the queue, reconnecting once if the connection is gone.
     async fn release(&mut self, claims: &[Claim]) -> Result<u64, Error> {
         let worker = Some(self.worker_id);
-        match self.link.queries.release(claims, worker).await {
+        match self.queries.release(claims, worker).await {
             Ok(released) => Ok(released),
             Err(error) => {
                 self.recover(error).await?;
-                self.link.queries.release(claims, worker).await
+                self.queries.release(claims, worker).await
             }
         }
     }

@@ -6,7 +6,8 @@
 //! - [`handler`]: what a handler gets and returns;
 //! - `lane`: one connection's loop, claiming ahead and writing outcomes in one round trip;
 //! - `dispatch`: the handler slots and the jobs waiting for them, shared by the lanes;
-//! - `outcome`: finished handlers turned into acks and retries, until written.
+//! - `outcome`: finished handlers turned into acks and retries, until written;
+//! - `listen`: the one LISTEN connection, whose notifications go to every lane.
 //!
 //! A handler's `Err` is acked as `exception` with `{"type", "message"}` in the detail. A panic
 //! is caught and acked the same way. A [`RetryRequested`] error calls `pgq.retry` instead.
@@ -23,6 +24,7 @@
 mod dispatch;
 pub mod handler;
 mod lane;
+mod listen;
 pub mod options;
 mod outcome;
 
@@ -38,7 +40,7 @@ use crate::{EntrypointSettings, Error, Job, Listener, Queries, connect_with};
 use dispatch::Dispatch;
 use handler::Handler;
 pub use handler::{HandlerResult, RetryRequested, ScheduledRun};
-use lane::{Lane, Link, heartbeat_every, heartbeat_timer};
+use lane::{Lane, heartbeat_every, heartbeat_timer};
 pub use options::{Mode, RunOptions};
 
 /// Stops the handlers still running when dropped.
@@ -47,6 +49,15 @@ struct StopOnDrop(Arc<Dispatch>);
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.stop();
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -186,24 +197,21 @@ impl PgQueuer {
         options: RunOptions,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        let link = self.connect_link().await?;
+        let queries = self.connect_queries().await?;
         // A schema this client does not know would fail later, in the middle of a claim.
-        link.queries.check_schema().await?;
+        queries.check_schema().await?;
         // Prepared up front, so that pipelined statements go out in the order they are made.
-        link.queries.prepare_all().await?;
+        queries.prepare_all().await?;
         for (name, registered) in &self.entrypoints {
             if registered.settings != EntrypointSettings::default() {
-                link.queries.configure(name, &registered.settings).await?;
+                queries.configure(name, &registered.settings).await?;
             }
         }
         for (entrypoint, expression, timezone) in &self.schedules {
-            link.queries
-                .schedule(entrypoint, expression, timezone)
-                .await?;
+            queries.schedule(entrypoint, expression, timezone).await?;
         }
         // Without the background worker in this database, fire the schedules ourselves.
-        let scheduler: bool = link
-            .queries
+        let scheduler: bool = queries
             .client()
             .query_one(
                 "SELECT EXISTS (SELECT FROM pg_stat_activity \
@@ -222,16 +230,23 @@ impl PgQueuer {
         };
         // Heartbeats at least three times per lease of our entrypoints.
         let names: Vec<&str> = self.entrypoints.keys().map(String::as_str).collect();
-        let every = heartbeat_every(
-            options.heartbeat_interval,
-            link.queries.lease(&names).await?,
-        );
-        let mut links = vec![link];
+        let every = heartbeat_every(options.heartbeat_interval, queries.lease(&names).await?);
+        let mut links = vec![queries];
         for _ in 1..options.connections.max(1) {
-            let link = self.connect_link().await?;
-            link.queries.prepare_all().await?;
-            links.push(link);
+            let queries = self.connect_queries().await?;
+            queries.prepare_all().await?;
+            links.push(queries);
         }
+        // One LISTEN connection for all lanes.
+        let (wakes, _) = tokio::sync::broadcast::channel(listen::BACKLOG);
+        let listener = Listener::connect(&self.config).await?;
+        let listening = tokio::spawn(listen::fan_out(
+            self.config.clone(),
+            listener,
+            self.entrypoints.keys().cloned().collect(),
+            wakes.clone(),
+        ));
+        let _stop_listening = AbortOnDrop(listening);
 
         // One lane per connection, all in this task; the handlers run in tasks of their own.
         // The first lane to fail stops the others (gracefully: they wind down like on
@@ -256,7 +271,7 @@ impl PgQueuer {
                 .into_iter()
                 .zip(receivers)
                 .enumerate()
-                .map(|(index, (link, outcomes))| {
+                .map(|(index, (queries, outcomes))| {
                     let lane = Lane {
                         pgq: self,
                         index,
@@ -269,7 +284,8 @@ impl PgQueuer {
                         },
                         names: names.clone(),
                         options: options.clone(),
-                        link,
+                        queries,
+                        wakes: wakes.subscribe(),
                         dispatch: Arc::clone(&dispatch),
                         outcomes,
                         held: HashMap::new(),
@@ -302,11 +318,8 @@ impl PgQueuer {
         Ok(())
     }
 
-    /// Opens a lane's working connection and its LISTEN connection.
-    async fn connect_link(&self) -> Result<Link, Error> {
-        Ok(Link {
-            queries: Queries::new(connect_with(&self.config).await?),
-            listener: Listener::connect(&self.config).await?,
-        })
+    /// Opens a lane's working connection.
+    async fn connect_queries(&self) -> Result<Queries, Error> {
+        Ok(Queries::new(connect_with(&self.config).await?))
     }
 }

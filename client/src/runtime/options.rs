@@ -36,8 +36,8 @@ pub struct RunOptions {
     pub shutdown_grace: Duration,
     /// Connections that claim and ack side by side (default 2), so that PostgreSQL works on
     /// that many batches at once. They share the handler slots (`max_concurrent_tasks` holds
-    /// for the whole runtime); each claims with a worker id of its own (the first is
-    /// [`crate::PgQueuer::worker_id`]) and LISTENs. See docs/benchmarks.md.
+    /// for the whole runtime) and one LISTEN connection; each claims with a worker id of its
+    /// own (the first is [`crate::PgQueuer::worker_id`]). See docs/benchmarks.md.
     pub connections: usize,
     /// How long a finished job's outcome may wait to be written with others (default 5 ms).
     /// Outcomes go out sooner with the next claim (in its transaction) or once a batch's

@@ -55,6 +55,8 @@ pub(super) struct Lane<'a> {
     pub queries: Queries,
     /// Notifications, from the runtime's one LISTEN connection.
     pub wakes: broadcast::Receiver<Wake>,
+    /// False once that connection's task is gone: the lane polls.
+    pub listening: bool,
     pub dispatch: Arc<Dispatch>,
     pub outcomes: mpsc::UnboundedReceiver<Outcome>,
     /// The claims this lane holds and has no outcome of yet (waiting or running), with their
@@ -126,7 +128,7 @@ impl Lane<'_> {
                 }
                 // Another lane's handler freed a slot this lane may claim for.
                 () = self.dispatch.freed(self.index), if self.more => Ok(()),
-                wake = self.wakes.recv() => match wake {
+                wake = self.wakes.recv(), if self.listening => match wake {
                     Ok(Wake::Event(event)) => self.wake(event).await,
                     // The LISTEN connection was replaced, or this lane fell behind it:
                     // notifications may have been missed.
@@ -134,8 +136,12 @@ impl Lane<'_> {
                         self.more = true;
                         self.confirm_cancels(self.held_ids()).await
                     }
+                    // Only if the LISTEN task ended early (it panicked): go on polling.
                     Err(RecvError::Closed) => {
-                        Err(Error::Config("the runtime's LISTEN task ended".into()))
+                        tracing::error!("no more notifications: claiming every dequeue_timeout");
+                        self.listening = false;
+                        self.more = true;
+                        Ok(())
                     }
                 },
                 _ = self.heartbeat.tick() => self.send_heartbeat().await,

@@ -286,6 +286,7 @@ impl PgQueuer {
                         options: options.clone(),
                         queries,
                         wakes: wakes.subscribe(),
+                        listening: true,
                         dispatch: Arc::clone(&dispatch),
                         outcomes,
                         held: HashMap::new(),

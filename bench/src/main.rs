@@ -5,6 +5,7 @@
 mod backlog;
 mod drain;
 mod enqueue;
+mod graphile;
 mod latency;
 mod memory;
 mod pgmq;
@@ -82,6 +83,11 @@ struct Args {
     /// the pgmq scenario, pgmq side by side with the raw-SQL baselines of the same run.
     #[arg(long)]
     pgmq_sql: Option<std::path::PathBuf>,
+    /// A node_modules directory holding graphile-worker (`npm install --prefix DIR
+    /// graphile-worker@0.18.0`, then DIR/node_modules): runs the graphile-worker scenario, side by
+    /// side with the raw-SQL baselines of the same run. Needs Node.js.
+    #[arg(long)]
+    graphile_modules: Option<std::path::PathBuf>,
     /// Tiny sizes, for the test suite: every scenario runs, and the numbers mean nothing.
     #[arg(long)]
     smoke: bool,
@@ -103,6 +109,8 @@ enum Scenario {
     Memory,
     /// A peer: needs --pgmq-sql.
     Pgmq,
+    /// A peer: needs --graphile-modules.
+    Graphile,
 }
 
 /// The sizes every scenario reads.
@@ -245,6 +253,7 @@ async fn benchmark(args: &Args) -> Result<(), String> {
     let wanted = |scenario: Scenario| match scenario {
         // A peer runs when its files were given, unless --only leaves it out.
         Scenario::Pgmq if args.only.is_empty() => args.pgmq_sql.is_some(),
+        Scenario::Graphile if args.only.is_empty() => args.graphile_modules.is_some(),
         _ => args.only.is_empty() || args.only.contains(&scenario),
     };
     let target = Target::open(args.dsn.clone()).await?;
@@ -284,6 +293,13 @@ async fn benchmark(args: &Args) -> Result<(), String> {
              of `pip download pgmq`",
         )?;
         measures.extend(pgmq::run(&target, &params, path).await?);
+    }
+    if wanted(Scenario::Graphile) {
+        let modules = args.graphile_modules.as_deref().ok_or(
+            "the graphile scenario needs --graphile-modules DIR: a node_modules holding \
+             graphile-worker (npm install --prefix DIR graphile-worker@0.18.0)",
+        )?;
+        measures.extend(graphile::run(&target, &params, modules).await?);
     }
 
     if args.json {

@@ -767,3 +767,156 @@ async fn dropping_a_run_drops_its_handlers() {
         "every running handler was dropped"
     );
 }
+
+/// Jobs are never claimed further ahead than the handler slots can start them within a
+/// heartbeat period: before any handler has finished there is no run time to go by, so a
+/// runtime whose two slots are busy holds exactly two jobs, however many are queued.
+#[tokio::test]
+async fn nothing_is_claimed_ahead_of_handlers_that_never_finished() {
+    let db = TestDb::with_extension().await;
+    let q = Queries::new(db.connect().await);
+    q.enqueue(vec!["slow"; 50], vec![Vec::new(); 50], vec![0; 50])
+        .await
+        .expect("enqueue");
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let mut pgq = runtime(&db);
+    {
+        let release = Arc::clone(&release);
+        pgq.entrypoint("slow", move |job: Job| {
+            let (started_tx, release) = (started_tx.clone(), Arc::clone(&release));
+            async move {
+                let _ = started_tx.send(job.id);
+                release.notified().await;
+                Ok(())
+            }
+        });
+    }
+    let options = RunOptions {
+        max_concurrent_tasks: 2,
+        batch_size: 20,
+        ..drain(20, 2)
+    };
+    let worker = tokio::spawn(async move { pgq.run(options).await });
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(30), started.recv())
+            .await
+            .expect("two handlers start")
+            .expect("a job id");
+    }
+    // Another enqueue wakes the runtime: it has room for nothing, so it claims nothing.
+    q.enqueue(["slow"], [Vec::new()], [0])
+        .await
+        .expect("enqueue");
+    q.client()
+        .batch_execute(
+            "SELECT pg_notify('pgq', '{\"type\": \"enqueued\", \"entrypoints\": [\"slow\"]}')",
+        )
+        .await
+        .expect("notify");
+    assert_eq!(
+        count(q.client(), "pgq.jobs WHERE status = 'picked'").await,
+        2,
+        "only the running jobs are claimed"
+    );
+    release.notify_waiters();
+    // From here on handlers finish at once (each waits for a permit stored by notify_one).
+    let releaser = tokio::spawn({
+        let release = Arc::clone(&release);
+        async move {
+            loop {
+                release.notify_one();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(60), worker)
+        .await
+        .expect("the drain ends")
+        .expect("the worker task")
+        .expect("drain");
+    releaser.abort();
+    assert_eq!(count(q.client(), "pgq.jobs").await, 0);
+    assert_eq!(
+        count(q.client(), "pgq.log WHERE status = 'successful'").await,
+        51
+    );
+}
+
+/// A job claimed ahead whose cancel is confirmed while it waits for a slot never runs: it is
+/// taken out of the queue and ends as canceled, with the reason in the log.
+#[tokio::test]
+async fn a_job_cancelled_while_claimed_ahead_never_runs() {
+    let db = TestDb::with_extension().await;
+    let q = Queries::new(db.connect().await);
+    let (ran_tx, mut ran) = tokio::sync::mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let mut pgq = runtime(&db);
+    {
+        let release = Arc::clone(&release);
+        pgq.entrypoint("e", move |job: Job| {
+            let (ran_tx, release) = (ran_tx.clone(), Arc::clone(&release));
+            async move {
+                let _ = ran_tx.send(job.id);
+                if job.payload.as_deref() == Some(b"block") {
+                    release.notified().await;
+                }
+                Ok(())
+            }
+        });
+    }
+    // One lane, so that one claim takes both jobs below (two lanes could split them and start
+    // the second before the first).
+    let options = RunOptions {
+        max_concurrent_tasks: 1,
+        batch_size: 10,
+        connections: 1,
+        ..RunOptions::default()
+    };
+    let worker = tokio::spawn(async move { pgq.run_until(options, std::future::pending()).await });
+
+    // A first job that finishes gives the runtime a run time to claim ahead by.
+    let first = q.enqueue(["e"], [Vec::new()], [0]).await.expect("enqueue")[0];
+    let got = tokio::time::timeout(Duration::from_secs(30), ran.recv()).await;
+    assert_eq!(got.expect("the first job runs"), Some(first));
+    q.wait_for(&[first], Duration::from_millis(50))
+        .await
+        .expect("the first job ends");
+
+    // One claim takes both: the blocking job runs in the only slot, the other waits.
+    let ids = q
+        .enqueue(["e", "e"], [b"block".to_vec(), Vec::new()], [1, 0])
+        .await
+        .expect("enqueue");
+    let (blocking, waiting) = (ids[0], ids[1]);
+    let got = tokio::time::timeout(Duration::from_secs(30), ran.recv()).await;
+    assert_eq!(got.expect("the blocking job runs"), Some(blocking));
+    let status: String = scalar(
+        q.client(),
+        "SELECT status::text FROM pgq.jobs WHERE id = $1",
+        &[&waiting],
+    )
+    .await;
+    assert_eq!(status, "picked", "the second job is claimed ahead");
+
+    assert_eq!(q.cancel(&[waiting]).await.expect("cancel"), 1);
+    let ended = q
+        .wait_for(&[waiting], Duration::from_millis(50))
+        .await
+        .expect("the cancelled job ends");
+    assert_eq!(ended[0].1, pgqueuer::JobStatus::Canceled);
+    let log = log_of(q.client(), waiting).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    let detail = log[0].1.clone().expect("a detail");
+    assert_eq!(
+        detail["detail"]["reason"], "canceled before its handler started",
+        "{detail}"
+    );
+    release.notify_one();
+    worker.abort();
+    let _ = worker.await;
+    assert!(
+        !std::iter::from_fn(|| ran.try_recv().ok()).any(|id| id == waiting),
+        "the cancelled job never ran"
+    );
+}

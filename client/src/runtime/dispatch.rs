@@ -96,10 +96,10 @@ impl Dispatch {
     }
 
     /// How many more jobs the lanes may claim now: the free handler slots plus what may be
-    /// claimed ahead (`ahead`), less what is waiting or being asked for.
-    pub fn room(&self, ahead: usize) -> usize {
-        let taken =
-            self.running_count() + self.waiting_count() + self.asking.load(Ordering::SeqCst);
+    /// claimed ahead (`ahead`), less what is `waiting` (as [`Dispatch::waiting_count`] just
+    /// said) or being asked for.
+    pub fn room(&self, ahead: usize, waiting: usize) -> usize {
+        let taken = self.running_count() + waiting + self.asking.load(Ordering::SeqCst);
         (self.slot_count + ahead).saturating_sub(taken)
     }
 

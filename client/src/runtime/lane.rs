@@ -122,8 +122,7 @@ impl Lane<'_> {
                 .map(|since| since + self.options.ack_delay);
             let result = tokio::select! {
                 Some(outcome) = self.outcomes.recv() => {
-                    self.held.remove(&outcome.claim);
-                    self.pending.record(outcome);
+                    self.finished(outcome);
                     Ok(())
                 }
                 // Another lane's handler freed a slot this lane may claim for.
@@ -165,9 +164,14 @@ impl Lane<'_> {
     /// Records every outcome already reported.
     fn collect_outcomes(&mut self) {
         while let Ok(outcome) = self.outcomes.try_recv() {
-            self.held.remove(&outcome.claim);
-            self.pending.record(outcome);
+            self.finished(outcome);
         }
+    }
+
+    /// A handler finished: its claim is no longer held, its outcome waits to be written.
+    fn finished(&mut self, outcome: Outcome) {
+        self.held.remove(&outcome.claim);
+        self.pending.record(outcome);
     }
 
     /// How many jobs to claim now: at most a batch, within the room the slots have (free
@@ -179,11 +183,12 @@ impl Lane<'_> {
         let ahead = self
             .dispatch
             .startable_within(self.heartbeat_every, most_ahead);
-        let room = self.dispatch.room(ahead).min(batch);
+        let waiting = self.dispatch.waiting_count();
+        let room = self.dispatch.room(ahead, waiting).min(batch);
         let enough = (self.options.max_concurrent_tasks + ahead)
             .min(batch)
             .div_ceil(2);
-        if room >= enough || (room > 0 && self.dispatch.waiting_count() == 0) {
+        if room >= enough || (room > 0 && waiting == 0) {
             room
         } else {
             0
@@ -418,10 +423,7 @@ impl Lane<'_> {
         let deadline = Instant::now() + self.options.shutdown_grace;
         while !self.held.is_empty() {
             tokio::select! {
-                Some(outcome) = self.outcomes.recv() => {
-                    self.held.remove(&outcome.claim);
-                    self.pending.record(outcome);
-                }
+                Some(outcome) = self.outcomes.recv() => self.finished(outcome),
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }

@@ -15,13 +15,15 @@
 //!
 //! - [`PgQueuer`] (module `runtime`): the worker runtime that runs handlers;
 //! - [`Listener`] and [`Notification`] (module `notify`): the queue's notifications;
-//! - [`shutdown_signal`]: SIGINT or SIGTERM, as the runtime and `pgq` wait for them.
+//! - [`shutdown_signal`]: SIGINT or SIGTERM, as the runtime and `pgq` wait for them;
+//! - [`sql_only`]: the queue as a plain SQL script, for PostgreSQL without the extension.
 
 mod connect;
 mod notify;
 mod queries;
 mod runtime;
 mod shutdown;
+pub mod sql_only;
 
 pub use connect::{
     Error, config, config_from_env, connect, connect_from_env, connect_with, connect_with_notices,

@@ -1,4 +1,5 @@
-//! `pgq install`, `uninstall`, `upgrade` and `verify`.
+//! `pgq install`, `uninstall`, `upgrade`, `verify` and `sql`, for both kinds of install: the
+//! extension (`CREATE EXTENSION pgqueuer`) and the SQL-only script (`pgqueuer::sql_only`).
 
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -39,6 +40,76 @@ pub struct InstallArgs {
     /// Print the SQL instead of running it.
     #[arg(long)]
     dry_run: bool,
+    /// Install from a plain SQL script instead of the extension: for servers without
+    /// pgqueuer's library, such as managed PostgreSQL (docs/managed-postgres.md).
+    #[arg(long)]
+    sql_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    #[command(subcommand)]
+    script: SqlScript,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SqlScript {
+    /// The SQL-only install script of this version, for psql -1 -f or a migration tool.
+    Install,
+    /// The script that upgrades a SQL-only install at --from to this version.
+    Upgrade {
+        /// The version installed now (pgq version, or SELECT pgq.version()).
+        #[arg(long)]
+        from: String,
+    },
+    /// What a role with CREATEROLE runs to add pgqueuer's roles to a SQL-only install made
+    /// without them.
+    Roles {
+        /// The role that installed pgqueuer (it is given pgq_owner).
+        #[arg(long)]
+        installer: String,
+    },
+    /// Roles, owners and grants of a SQL-only install, for its installer to run after the
+    /// roles were added.
+    Privileges,
+}
+
+/// How pgqueuer is installed in a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Installed {
+    Extension(String),
+    SqlOnly(String),
+}
+
+impl Installed {
+    pub fn version(&self) -> &str {
+        match self {
+            Installed::Extension(version) | Installed::SqlOnly(version) => version,
+        }
+    }
+
+    /// "the pgqueuer extension 0.4.0" or "pgqueuer 0.4.0 (SQL-only install)".
+    pub fn describe(&self) -> String {
+        match self {
+            Installed::Extension(version) => format!("pgqueuer extension {version}"),
+            Installed::SqlOnly(version) => format!("pgqueuer {version} (SQL-only install)"),
+        }
+    }
+}
+
+/// `pgq sql ...`: prints a script; needs no connection.
+pub fn sql(args: SqlArgs) -> Result<(), Failure> {
+    use pgqueuer::sql_only;
+    let script = match args.script {
+        SqlScript::Install => sql_only::install_script(),
+        SqlScript::Upgrade { from } => {
+            sql_only::upgrade_script(&from).map_err(|error| Failure::new(error.0))?
+        }
+        SqlScript::Roles { installer } => sql_only::roles_script(&installer),
+        SqlScript::Privileges => sql_only::privileges_script(),
+    };
+    print!("{script}");
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -76,41 +147,68 @@ enum Expect {
     Absent,
 }
 
-/// The current database's name and the installed extension version, if any.
-pub async fn installed_version(client: &Client) -> Result<(String, Option<String>), Failure> {
+/// The current database's name and how pgqueuer is installed in it, if it is. A SQL-only
+/// install is known by its schema's comment, which anyone may read.
+pub async fn installed_version(client: &Client) -> Result<(String, Option<Installed>), Failure> {
     let row = client
         .query_one(
             "SELECT current_database()::text, \
-                    (SELECT extversion FROM pg_extension WHERE extname = 'pgqueuer')",
+                    (SELECT extversion FROM pg_extension WHERE extname = 'pgqueuer'), \
+                    (SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace \
+                     WHERE nspname = 'pgq')",
             &[],
         )
         .await?;
-    Ok((row.try_get(0)?, row.try_get(1)?))
+    let extension: Option<String> = row.try_get(1)?;
+    let comment: Option<String> = row.try_get(2)?;
+    let installed = match (extension, comment) {
+        (Some(version), _) => Some(Installed::Extension(version)),
+        (None, Some(comment)) => pgqueuer::sql_only::version_in_comment(&comment)
+            .map(|version| Installed::SqlOnly(version.to_string())),
+        (None, None) => None,
+    };
+    Ok((row.try_get(0)?, installed))
 }
 
 pub async fn install(client: &Client, args: InstallArgs) -> Result<(), Failure> {
     if args.dry_run {
-        println!("{CREATE}");
+        match args.sql_only {
+            true => print!("{}", pgqueuer::sql_only::install_script()),
+            false => println!("{CREATE}"),
+        }
         return Ok(());
     }
     let (database, installed) = installed_version(client).await?;
-    if let Some(version) = installed {
-        println!("pgqueuer {version} is already installed in database {database}");
+    if let Some(installed) = installed {
+        println!(
+            "{} is already installed in database {database}",
+            installed.describe()
+        );
+        return Ok(());
+    }
+    if args.sql_only {
+        client
+            .batch_execute(&pgqueuer::sql_only::install_script())
+            .await?;
+        println!(
+            "installed pgqueuer {} (SQL-only install) in database {database}",
+            pgqueuer::sql_only::VERSION
+        );
         return Ok(());
     }
     let available = available_version(client).await?;
     if available.is_none() {
         return Err(Failure::new(
             "the pgqueuer extension's files are not installed on this PostgreSQL server \
-             (no pgqueuer.control): build and install them first, see README.md, \
-             \"Use it with your own PostgreSQL 15\" (cargo xtask install)",
+             (no pgqueuer.control): install them (README.md, cargo xtask install), or install \
+             from plain SQL with pgq install --sql-only (docs/managed-postgres.md)",
         ));
     }
     client.batch_execute(CREATE).await?;
     let (_, version) = installed_version(client).await?;
     println!(
         "installed pgqueuer {} in database {database}",
-        version.unwrap_or_default()
+        version.as_ref().map(Installed::version).unwrap_or_default()
     );
     let preload: String = client
         .query_one("SHOW shared_preload_libraries", &[])
@@ -134,10 +232,10 @@ pub async fn uninstall(client: &Client, args: UninstallArgs) -> Result<(), Failu
         return Ok(());
     }
     let (database, installed) = installed_version(client).await?;
-    if installed.is_none() {
+    let Some(installed) = installed else {
         println!("pgqueuer is not installed in database {database}");
         return Ok(());
-    }
+    };
     let active: i64 = client
         .query_one(
             "SELECT count(*) FROM pgq.jobs WHERE status IN ('queued', 'picked')",
@@ -150,6 +248,12 @@ pub async fn uninstall(client: &Client, args: UninstallArgs) -> Result<(), Failu
             "{active} jobs are queued or picked in database {database}: \
              run pgq uninstall --force to drop them with the extension"
         )));
+    }
+    if let Installed::SqlOnly(_) = installed {
+        // Roles stay: they belong to the server, and other databases may use them.
+        client.batch_execute("DROP SCHEMA pgq CASCADE").await?;
+        println!("uninstalled pgqueuer (SQL-only install) from database {database}");
+        return Ok(());
     }
     client.batch_execute("DROP EXTENSION pgqueuer").await?;
     if let Err(error) = client.batch_execute("DROP SCHEMA IF EXISTS pgq").await {
@@ -169,14 +273,33 @@ pub async fn upgrade(client: &Client, args: UpgradeArgs) -> Result<(), Failure> 
         return Ok(());
     }
     let (database, before) = installed_version(client).await?;
-    let Some(before) = before else {
-        return Err(Failure::new(format!(
-            "pgqueuer is not installed in database {database} (run pgq install)"
-        )));
+    let before = match before {
+        None => {
+            return Err(Failure::new(format!(
+                "pgqueuer is not installed in database {database} (run pgq install)"
+            )));
+        }
+        Some(Installed::SqlOnly(before)) => {
+            let script = pgqueuer::sql_only::upgrade_script(&before)
+                .map_err(|error| Failure::new(error.0))?;
+            if script.is_empty() {
+                println!("pgqueuer (SQL-only install) is already at {before}, this pgq's version");
+                return Ok(());
+            }
+            client.batch_execute(&script).await?;
+            println!(
+                "upgraded pgqueuer (SQL-only install) from {before} to {} in database {database}",
+                pgqueuer::sql_only::VERSION
+            );
+            return Ok(());
+        }
+        Some(Installed::Extension(before)) => before,
     };
     client.batch_execute(UPDATE).await?;
     let (_, after) = installed_version(client).await?;
-    let after = after.unwrap_or_default();
+    let after = after
+        .map(|after| after.version().to_string())
+        .unwrap_or_default();
     if after == before {
         println!("pgqueuer is already at {after}, the newest version installed on the server");
     } else {
@@ -191,8 +314,10 @@ pub async fn verify(client: &Client, args: VerifyArgs) -> Result<(), Failure> {
     match args.expect {
         Expect::Present => {
             match &installed {
-                None => differences.push("extension pgqueuer is not installed".to_string()),
-                Some(version) => differences.extend(version_differences(client, version).await?),
+                None => differences.push("pgqueuer is not installed".to_string()),
+                Some(installed) => {
+                    differences.extend(version_differences(client, installed).await?)
+                }
             }
             for table in TABLES {
                 if !exists(
@@ -214,8 +339,8 @@ pub async fn verify(client: &Client, args: VerifyArgs) -> Result<(), Failure> {
             }
         }
         Expect::Absent => {
-            if let Some(version) = &installed {
-                differences.push(format!("extension pgqueuer {version} is installed"));
+            if let Some(installed) = &installed {
+                differences.push(format!("{} is installed", installed.describe()));
             }
             if exists(client, "SELECT to_regnamespace($1) IS NOT NULL", "pgq").await? {
                 differences.push("schema pgq exists".to_string());
@@ -259,14 +384,21 @@ async fn available_version(client: &Client) -> Result<Option<String>, Failure> {
         .transpose()?)
 }
 
-/// An installed version that is behind the server's files, or that this client cannot use.
-async fn version_differences(client: &Client, installed: &str) -> Result<Vec<String>, Failure> {
+/// An installed version that is behind the server's files (or this pgq's, for a SQL-only
+/// install), or that this client cannot use.
+async fn version_differences(
+    client: &Client,
+    installed: &Installed,
+) -> Result<Vec<String>, Failure> {
     let mut differences = Vec::new();
-    let available = available_version(client).await?;
-    if let Some(available) = available.filter(|available| available != installed) {
+    let newest = match installed {
+        Installed::Extension(_) => available_version(client).await?,
+        Installed::SqlOnly(_) => Some(pgqueuer::sql_only::VERSION.to_string()),
+    };
+    let installed = installed.version();
+    if let Some(newest) = newest.filter(|newest| newest != installed) {
         differences.push(format!(
-            "pgqueuer {installed} is installed, but the server's files are {available}: \
-             run pgq upgrade"
+            "pgqueuer {installed} is installed, but the newest is {newest}: run pgq upgrade"
         ));
     }
     if !pgqueuer::SCHEMA_VERSIONS.contains(&installed) {

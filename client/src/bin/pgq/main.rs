@@ -34,14 +34,19 @@ struct Cli {
 enum Command {
     /// Print the versions of this client and of the extension installed in the database.
     Version,
-    /// Install the extension in the database (CREATE EXTENSION pgqueuer).
+    /// Install pgqueuer in the database: the extension (CREATE EXTENSION pgqueuer), or with
+    /// --sql-only the plain SQL script, for servers without the library.
     Install(install::InstallArgs),
-    /// Remove the extension and every job with it (DROP EXTENSION pgqueuer).
+    /// Remove pgqueuer and every job with it (DROP EXTENSION pgqueuer, or the schema of a
+    /// SQL-only install).
     Uninstall(install::UninstallArgs),
-    /// Update the extension to the newest version installed on the server.
+    /// Update the extension to the newest version installed on the server, or a SQL-only
+    /// install to this pgq's version.
     Upgrade(install::UpgradeArgs),
-    /// Check that the extension and its objects are present (or absent).
+    /// Check that pgqueuer and its objects are present (or absent).
     Verify(install::VerifyArgs),
+    /// Print a SQL-only script (install, upgrade, roles, privileges) for a migration tool.
+    Sql(install::SqlArgs),
     /// Enqueue one job and print its id.
     Queue(queue::QueueArgs),
     /// List the cron schedules, or remove one (--remove ID) or an entrypoint's (--remove NAME).
@@ -116,9 +121,11 @@ impl From<pgqueuer::Error> for Failure {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Listen = cli.command {
-        return finish(listen::listen(cli.dsn.as_deref()).await);
-    }
+    let command = match cli.command {
+        Command::Listen => return finish(listen::listen(cli.dsn.as_deref()).await),
+        Command::Sql(args) => return finish(install::sql(args)),
+        command => command,
+    };
     let config = match cli.dsn.as_deref() {
         Some(dsn) => pgqueuer::config(dsn),
         None => pgqueuer::config_from_env(),
@@ -140,7 +147,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(exit::CONNECTION);
         }
     };
-    let result = match cli.command {
+    let result = match command {
         Command::Version => version(&client).await,
         Command::Install(args) => install::install(&client, args).await,
         Command::Uninstall(args) => install::uninstall(&client, args).await,
@@ -157,7 +164,7 @@ async fn main() -> ExitCode {
         Command::Stats(args) => inspect::stats(&client, args).await,
         Command::Dashboard(args) => dashboard::dashboard(client, cli.dsn, args).await,
         Command::Metrics(args) => metrics::metrics(&client, args).await,
-        Command::Listen => unreachable!("handled before connecting"),
+        Command::Listen | Command::Sql(_) => unreachable!("handled before connecting"),
     };
     finish(result)
 }
@@ -182,12 +189,12 @@ async fn version(client: &Client) -> Result<(), Failure> {
     println!("pgq {}", env!("CARGO_PKG_VERSION"));
     let (database, installed) = install::installed_version(client).await?;
     match installed {
-        Some(version) => {
-            println!("pgqueuer extension {version} in database {database}");
+        Some(installed) => {
+            println!("{} in database {database}", installed.describe());
             Ok(())
         }
         None => Err(Failure::new(format!(
-            "the pgqueuer extension is not installed in database {database} (run pgq install)"
+            "pgqueuer is not installed in database {database} (run pgq install)"
         ))),
     }
 }

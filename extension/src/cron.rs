@@ -138,9 +138,12 @@ fn parse_args(expression: &TextArg, timezone: &TextArg) -> Schedule {
     parse_or_raise(expression.utf8("expression"), timezone.utf8("timezone"))
 }
 
+/// The instant in whole seconds, rounded down. Fires fall on whole seconds, so this changes no
+/// answer, and croner must not see the fraction: with one, its search of a repeated hour could
+/// answer `latest_at_or_before` with a fire up to a second after the instant.
 fn to_chrono(time: TimestampWithTimeZone) -> Option<DateTime<Utc>> {
     let micros = pg_sys::TimestampTz::from(time).checked_add(PG_EPOCH_MICROS)?;
-    DateTime::from_timestamp_micros(micros)
+    DateTime::from_timestamp(micros.div_euclid(1_000_000), 0)
 }
 
 fn to_postgres(time: DateTime<Utc>) -> Option<TimestampWithTimeZone> {

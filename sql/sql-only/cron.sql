@@ -246,20 +246,20 @@ BEGIN
 END
 $$;
 
--- The first set bit of mask from bit `from` towards bit `upto` (either direction), or NULL.
-CREATE FUNCTION pgq._cron_bit(mask bigint, "from" int, upto int) RETURNS int
+-- The first set bit of mask at or above bit `from` (forward), or at or below it; NULL if none.
+CREATE FUNCTION pgq._cron_bit(mask bigint, "from" int, forward boolean) RETURNS int
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     b int;
 BEGIN
-    IF "from" <= upto THEN
-        FOR b IN "from" .. upto LOOP
+    IF forward THEN
+        FOR b IN greatest("from", 0) .. 62 LOOP
             IF (mask >> b) & 1 = 1 THEN RETURN b; END IF;
         END LOOP;
     ELSE
-        FOR b IN REVERSE "from" .. upto LOOP
+        FOR b IN REVERSE least("from", 62) .. 0 LOOP
             IF (mask >> b) & 1 = 1 THEN RETURN b; END IF;
         END LOOP;
     END IF;
@@ -360,8 +360,7 @@ BEGIN
         END IF;
         first := date_trunc('month', d)::date;
         last := (first + interval '1 month - 1 day')::date;
-        day := pgq._cron_bit(pgq._cron_days(p, first), extract(day FROM d)::int,
-                             CASE WHEN forward THEN 31 ELSE 1 END);
+        day := pgq._cron_bit(pgq._cron_days(p, first), extract(day FROM d)::int, forward);
         IF day IS NULL THEN
             d := CASE WHEN forward THEN last + 1 ELSE first - 1 END;
             secs := CASE WHEN forward THEN 0 ELSE 86399 END;
@@ -374,30 +373,30 @@ BEGIN
         END IF;
         -- The first (last) matching time of day from secs.
         IF forward THEN
-            h := pgq._cron_bit(p[3], secs / 3600, 23);
+            h := pgq._cron_bit(p[3], secs / 3600, true);
             WHILE h IS NOT NULL LOOP
-                m := pgq._cron_bit(p[2], CASE WHEN h = secs / 3600 THEN secs / 60 % 60 ELSE 0 END, 59);
+                m := pgq._cron_bit(p[2], CASE WHEN h = secs / 3600 THEN secs / 60 % 60 ELSE 0 END, true);
                 WHILE m IS NOT NULL LOOP
-                    s := pgq._cron_bit(p[1], CASE WHEN h * 60 + m = secs / 60 THEN secs % 60 ELSE 0 END, 59);
+                    s := pgq._cron_bit(p[1], CASE WHEN h * 60 + m = secs / 60 THEN secs % 60 ELSE 0 END, true);
                     IF s IS NOT NULL THEN
                         RETURN d + make_interval(hours => h, mins => m, secs => s);
                     END IF;
-                    m := pgq._cron_bit(p[2], m + 1, 59);
+                    m := pgq._cron_bit(p[2], m + 1, true);
                 END LOOP;
-                h := pgq._cron_bit(p[3], h + 1, 23);
+                h := pgq._cron_bit(p[3], h + 1, true);
             END LOOP;
         ELSE
-            h := pgq._cron_bit(p[3], secs / 3600, 0);
+            h := pgq._cron_bit(p[3], secs / 3600, false);
             WHILE h IS NOT NULL LOOP
-                m := pgq._cron_bit(p[2], CASE WHEN h = secs / 3600 THEN secs / 60 % 60 ELSE 59 END, 0);
+                m := pgq._cron_bit(p[2], CASE WHEN h = secs / 3600 THEN secs / 60 % 60 ELSE 59 END, false);
                 WHILE m IS NOT NULL LOOP
-                    s := pgq._cron_bit(p[1], CASE WHEN h * 60 + m = secs / 60 THEN secs % 60 ELSE 59 END, 0);
+                    s := pgq._cron_bit(p[1], CASE WHEN h * 60 + m = secs / 60 THEN secs % 60 ELSE 59 END, false);
                     IF s IS NOT NULL THEN
                         RETURN d + make_interval(hours => h, mins => m, secs => s);
                     END IF;
-                    m := pgq._cron_bit(p[2], m - 1, 0);
+                    m := pgq._cron_bit(p[2], m - 1, false);
                 END LOOP;
-                h := pgq._cron_bit(p[3], h - 1, 0);
+                h := pgq._cron_bit(p[3], h - 1, false);
             END LOOP;
         END IF;
         d := CASE WHEN forward THEN d + 1 ELSE d - 1 END;

@@ -7,6 +7,7 @@ mod cancel;
 mod catalog;
 mod claims;
 mod configure;
+mod cron_twin;
 mod dequeue;
 mod enqueue;
 mod install;

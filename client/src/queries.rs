@@ -445,7 +445,7 @@ impl Queries {
         match installed {
             None => Err(Error::Schema(format!(
                 "pgqueuer is not installed in database {database}: run pgq install \
-                 (CREATE EXTENSION pgqueuer)"
+                 (CREATE EXTENSION pgqueuer), or pgq install --sql-only"
             ))),
             Some(version) if SCHEMA_VERSIONS.contains(&version.as_str()) => Ok(version),
             Some(version) => Err(Error::Schema(schema_mismatch(&database, &version))),
@@ -854,7 +854,7 @@ impl Queries {
 
 /// The versions of the pgqueuer schema (`pgq.version()`) this client works with. The worker
 /// runtime refuses to start on any other; see docs/updating.md for the order of an upgrade.
-pub const SCHEMA_VERSIONS: &[&str] = &[env!("CARGO_PKG_VERSION"), "0.2.0"];
+pub const SCHEMA_VERSIONS: &[&str] = &[env!("CARGO_PKG_VERSION"), "0.3.0", "0.2.0"];
 
 /// Why [`Queries::check_schema`] refused `installed`, in one line naming both versions.
 fn schema_mismatch(database: &str, installed: &str) -> String {

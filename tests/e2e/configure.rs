@@ -5,7 +5,7 @@ use tokio_postgres::error::SqlState;
 
 #[tokio::test]
 async fn configure_upserts_and_null_keeps_the_current_value() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let row = c
         .query_one(
@@ -32,7 +32,7 @@ async fn configure_upserts_and_null_keeps_the_current_value() {
 
 #[tokio::test]
 async fn bad_settings_are_22023_and_change_nothing() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     expect_invalid(
         &c,
@@ -89,7 +89,7 @@ async fn bad_settings_are_22023_and_change_nothing() {
 /// pgq.configure) neither fail claims of other entrypoints nor make a job impossible to ack.
 #[tokio::test]
 async fn settings_stored_out_of_range_break_no_claim_or_ack() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute(
         "ALTER TABLE pgq.entrypoints DROP CONSTRAINT entrypoints_rate_limit_check,

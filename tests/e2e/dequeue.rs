@@ -16,7 +16,7 @@ async fn ids(c: &tokio_postgres::Client, sql: &str) -> Vec<i64> {
 
 #[tokio::test]
 async fn claims_best_first_across_entrypoints_without_a_log_row() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let queued = ids(
         &c,
@@ -51,7 +51,7 @@ async fn claims_best_first_across_entrypoints_without_a_log_row() {
 
 #[tokio::test]
 async fn a_batch_holds_at_most_batch_size_jobs() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.execute(
         "SELECT pgq.enqueue_many(array_fill('a'::text, ARRAY[5]))",
@@ -80,7 +80,7 @@ async fn a_batch_holds_at_most_batch_size_jobs() {
 
 #[tokio::test]
 async fn deferred_jobs_are_not_claimed_before_they_are_due() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.execute("SELECT pgq.enqueue('a', execute_after => '1 hour')", &[])
         .await
@@ -103,7 +103,7 @@ async fn deferred_jobs_are_not_claimed_before_they_are_due() {
 
 #[tokio::test]
 async fn a_stale_job_is_re_picked_in_a_new_claim_even_by_its_holder() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
     c.batch_execute(
@@ -163,7 +163,7 @@ async fn a_stale_job_is_re_picked_in_a_new_claim_even_by_its_holder() {
 
 #[tokio::test]
 async fn two_concurrent_workers_never_share_a_job_and_each_job_ends_once() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let setup = db.connect().await;
     setup
         .execute(
@@ -230,7 +230,7 @@ async fn two_concurrent_workers_never_share_a_job_and_each_job_ends_once() {
 
 #[tokio::test]
 async fn bad_input_is_22023_and_claims_nothing() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.execute("SELECT pgq.enqueue('a')", &[])
         .await
@@ -253,7 +253,7 @@ async fn bad_input_is_22023_and_claims_nothing() {
 
 #[tokio::test]
 async fn a_claim_walks_the_index_however_deep_the_backlog() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute(
         "INSERT INTO pgq.jobs (entrypoint, priority)
@@ -279,7 +279,7 @@ async fn a_claim_walks_the_index_however_deep_the_backlog() {
 
 #[tokio::test]
 async fn a_session_that_first_claimed_from_an_empty_queue_still_uses_the_indexes() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute("VACUUM ANALYZE pgq.jobs")
         .await
@@ -305,7 +305,7 @@ async fn a_session_that_first_claimed_from_an_empty_queue_still_uses_the_indexes
 
 #[tokio::test]
 async fn functions_that_find_jobs_by_id_still_use_the_primary_key_after_the_queue_grows() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute("VACUUM ANALYZE pgq.jobs")
         .await

@@ -5,7 +5,7 @@ use tokio_postgres::error::SqlState;
 
 #[tokio::test]
 async fn enqueue_takes_named_arguments_and_returns_the_id() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let id: i64 = scalar(
         &c,
@@ -31,7 +31,7 @@ async fn enqueue_takes_named_arguments_and_returns_the_id() {
 
 #[tokio::test]
 async fn enqueue_many_returns_ids_ascending_in_input_order() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let ids: Vec<Option<i64>> = scalar(
         &c,
@@ -66,7 +66,7 @@ async fn enqueue_many_returns_ids_ascending_in_input_order() {
 
 #[tokio::test]
 async fn skip_puts_null_where_a_dedupe_key_is_taken_and_the_first_occurrence_wins() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.execute("SELECT pgq.enqueue('a', dedupe_key => 'taken')", &[])
         .await
@@ -91,7 +91,7 @@ async fn skip_puts_null_where_a_dedupe_key_is_taken_and_the_first_occurrence_win
 
 #[tokio::test]
 async fn raise_on_a_taken_dedupe_key_is_23505_naming_the_key_and_inserts_nothing() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.execute("SELECT pgq.enqueue('a', dedupe_key => 'k-1')", &[])
         .await
@@ -126,7 +126,7 @@ async fn raise_on_a_taken_dedupe_key_is_23505_naming_the_key_and_inserts_nothing
 
 #[tokio::test]
 async fn a_dedupe_key_is_released_by_ack_cancel_and_hold() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute(
         "SELECT pgq.configure('held', on_failure => 'hold');
@@ -148,7 +148,7 @@ async fn a_dedupe_key_is_released_by_ack_cancel_and_hold() {
 
 #[tokio::test]
 async fn bad_input_is_22023_and_inserts_nothing() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     expect_invalid(
         &c,

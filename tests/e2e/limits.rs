@@ -42,7 +42,7 @@ async fn until_blocked(observer: &Client, pid: i32) {
 
 #[tokio::test]
 async fn the_concurrency_limit_holds_against_an_uncommitted_claim() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let setup = db.connect().await;
     setup
         .batch_execute(
@@ -92,7 +92,7 @@ async fn the_concurrency_limit_holds_against_an_uncommitted_claim() {
 
 #[tokio::test]
 async fn a_stale_re_pick_moves_a_seat_instead_of_adding_one() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute(
         "SELECT pgq.configure('limited', concurrency_limit => 1, heartbeat_timeout => '1 second');
@@ -112,7 +112,7 @@ async fn a_stale_re_pick_moves_a_seat_instead_of_adding_one() {
 
 #[tokio::test]
 async fn the_rate_limit_is_one_bucket_for_all_workers() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let setup = db.connect().await;
     // 5 tokens at the start; one token per 1000 s after that, so no refill during the test.
     setup
@@ -145,7 +145,7 @@ async fn the_rate_limit_is_one_bucket_for_all_workers() {
 
 #[tokio::test]
 async fn a_stale_re_pick_takes_no_token() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute(
         "SELECT pgq.configure('slow', rate_limit => 0.001, heartbeat_timeout => '1 second');
@@ -170,7 +170,7 @@ async fn a_stale_re_pick_takes_no_token() {
 
 #[tokio::test]
 async fn limits_need_read_committed() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.execute(
         "SELECT pgq.configure('limited', concurrency_limit => 1)",

@@ -14,7 +14,7 @@ fn parsed(payloads: Vec<String>) -> Vec<Value> {
 
 #[tokio::test]
 async fn one_enqueued_notification_per_statement_not_per_row() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let mut listener = db.listen().await;
     c.batch_execute(
@@ -39,7 +39,7 @@ async fn one_enqueued_notification_per_statement_not_per_row() {
 
 #[tokio::test]
 async fn deferred_jobs_are_not_announced_at_enqueue() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let mut listener = db.listen().await;
     c.batch_execute(
@@ -54,7 +54,7 @@ async fn deferred_jobs_are_not_announced_at_enqueue() {
 
 #[tokio::test]
 async fn dequeue_heartbeat_and_ack_send_nothing_and_a_prompt_retry_notifies() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.execute("SELECT pgq.enqueue_many(ARRAY['a', 'a'])", &[])
         .await
@@ -102,7 +102,7 @@ fn union_of(payloads: Vec<String>, kind: &str, list: &str) -> Vec<Value> {
 /// ~1000 running jobs, release across many entrypoints, tick with ~360 due schedules.
 #[tokio::test]
 async fn long_lists_are_split_over_notifications_under_8000_bytes() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let mut listener = db.listen().await;
     // 1000 entrypoints of 200 bytes: about 200 kB of names.
@@ -178,7 +178,7 @@ async fn long_lists_are_split_over_notifications_under_8000_bytes() {
 /// refused by the tables (a long name broke every later round of the background worker).
 #[tokio::test]
 async fn entrypoint_names_are_at_most_255_bytes() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let longest = "é".repeat(127) + "x"; // 255 bytes
     let id: i64 = scalar(&c, "SELECT pgq.enqueue($1)", &[&longest]).await;

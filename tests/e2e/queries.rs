@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 async fn queries() -> (TestDb, Queries) {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let q = Queries::new(db.connect().await);
     (db, q)
 }

@@ -68,7 +68,7 @@ async fn log_of(c: &tokio_postgres::Client, id: i64) -> Vec<(String, Option<Valu
 
 #[tokio::test]
 async fn drain_mode_runs_every_job_once_and_returns_when_empty() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let q = Queries::new(db.connect().await);
     let mut ids = q
         .enqueue(vec!["a"; 150], vec![Vec::new(); 150], vec![0; 150])
@@ -112,7 +112,7 @@ async fn drain_mode_runs_every_job_once_and_returns_when_empty() {
 #[tokio::test]
 async fn max_concurrent_tasks_is_reached_and_never_exceeded() {
     const LIMIT: usize = 5;
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let q = Queries::new(db.connect().await);
     q.enqueue(vec!["a"; 100], vec![Vec::new(); 100], vec![0; 100])
         .await
@@ -136,7 +136,7 @@ async fn max_concurrent_tasks_is_reached_and_never_exceeded() {
 #[tokio::test]
 async fn two_connections_share_the_handler_slots_and_run_every_job_once() {
     const LIMIT: usize = 5;
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let q = Queries::new(db.connect().await);
     q.enqueue(vec!["a"; 400], vec![Vec::new(); 400], vec![0; 400])
         .await
@@ -204,7 +204,7 @@ async fn two_connections_share_the_handler_slots_and_run_every_job_once() {
 
 #[tokio::test]
 async fn a_failing_handler_is_retried_then_ends_as_exception_or_held() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let q = Queries::new(db.connect().await);
     let failing = q
         .enqueue(["fails"], [Vec::new()], [0])
@@ -266,7 +266,7 @@ async fn a_failing_handler_is_retried_then_ends_as_exception_or_held() {
 
 #[tokio::test]
 async fn retry_requested_runs_the_job_again() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let q = Queries::new(db.connect().await);
     let id = q
         .enqueue(["flaky"], [Vec::new()], [0])
@@ -295,7 +295,7 @@ async fn retry_requested_runs_the_job_again() {
 
 #[tokio::test]
 async fn a_schedule_runs_once_per_fire_with_two_workers_ticking() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     // The test database has no pgqueuer scheduler (it serves `postgres`), so both runtimes
     // call pgq.tick() themselves: SKIP LOCKED must still make one job per fire.
     let (sender, mut runs) = tokio::sync::mpsc::unbounded_channel();
@@ -338,7 +338,7 @@ async fn sigterm_finishes_or_releases_every_job_and_loses_none() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let q = Queries::new(db.connect().await);
     // Two jobs that never finish, claimed first, then twenty that take 200 ms each.
     q.enqueue(
@@ -408,7 +408,7 @@ async fn sigterm_finishes_or_releases_every_job_and_loses_none() {
 
 #[tokio::test]
 async fn cancel_reaches_a_running_handler_and_a_late_ack_is_fenced_off() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let q = Queries::new(db.connect().await);
     let polite = q
         .enqueue(["polite"], [Vec::new()], [0])
@@ -471,7 +471,7 @@ async fn cancel_reaches_a_running_handler_and_a_late_ack_is_fenced_off() {
 async fn a_connection_killed_by_the_server_mid_run_is_reconnected_and_no_job_is_lost() {
     use std::sync::atomic::AtomicBool;
 
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     Queries::new(db.connect().await)
         .enqueue(vec!["a"; 200], vec![Vec::new(); 200], vec![0; 200])
         .await
@@ -530,7 +530,7 @@ async fn a_connection_killed_by_the_server_mid_run_is_reconnected_and_no_job_is_
 #[tokio::test]
 async fn concurrency_limit_holds_across_two_runtimes() {
     const LIMIT: usize = 3;
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let q = Queries::new(db.connect().await);
     q.enqueue(vec!["limited"; 30], vec![Vec::new(); 30], vec![0; 30])
         .await
@@ -573,7 +573,7 @@ async fn concurrency_limit_holds_across_two_runtimes() {
 
 #[tokio::test]
 async fn a_killed_listen_connection_is_replaced_and_wakes_the_worker_again() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let (ran_tx, mut ran) = tokio::sync::mpsc::unbounded_channel();
     let mut pgq = runtime(&db);
     pgq.entrypoint("mail", move |job: Job| {
@@ -639,7 +639,7 @@ async fn a_killed_listen_connection_is_replaced_and_wakes_the_worker_again() {
 /// database without pgqueuer; it starts on a schema it knows.
 #[tokio::test]
 async fn the_runtime_refuses_a_schema_version_it_does_not_know() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let checked = Queries::new(db.connect().await)
         .check_schema()
@@ -648,9 +648,12 @@ async fn the_runtime_refuses_a_schema_version_it_does_not_know() {
     assert_eq!(checked, env!("CARGO_PKG_VERSION"));
 
     // What a database left at an old release looks like to the client.
-    c.batch_execute("UPDATE pg_extension SET extversion = '0.0.1' WHERE extname = 'pgqueuer'")
-        .await
-        .expect("pretend the schema is 0.0.1");
+    c.batch_execute(
+        "CREATE OR REPLACE FUNCTION pgq.version() RETURNS text LANGUAGE sql \
+         AS $$ SELECT '0.0.1'::text $$",
+    )
+    .await
+    .expect("pretend the schema is 0.0.1");
     let error = runtime(&db)
         .entrypoint("e", |_job| async { Ok(()) })
         .run_until(drain(10, 10), std::future::pending())
@@ -682,7 +685,7 @@ async fn the_runtime_refuses_a_schema_version_it_does_not_know() {
 /// SCHEMA_VERSIONS): its runtime drains a database still at 0.2.0, whose pgq.ack has no fast
 /// path, and every job ends once.
 #[tokio::test]
-async fn the_runtime_drains_a_database_still_at_the_previous_release() {
+async fn the_runtime_drains_a_database_whose_extension_is_at_the_previous_release() {
     let db = TestDb::empty().await;
     let c = db.connect().await;
     c.batch_execute("CREATE EXTENSION pgqueuer VERSION '0.2.0'")
@@ -722,7 +725,7 @@ async fn dropping_a_run_drops_its_handlers() {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let q = Queries::new(db.connect().await);
     q.enqueue(vec!["a"; 20], vec![Vec::new(); 20], vec![0; 20])
         .await
@@ -773,7 +776,7 @@ async fn dropping_a_run_drops_its_handlers() {
 /// runtime whose two slots are busy holds exactly two jobs, however many are queued.
 #[tokio::test]
 async fn nothing_is_claimed_ahead_of_handlers_that_never_finished() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let q = Queries::new(db.connect().await);
     q.enqueue(vec!["slow"; 50], vec![Vec::new(); 50], vec![0; 50])
         .await
@@ -847,7 +850,7 @@ async fn nothing_is_claimed_ahead_of_handlers_that_never_finished() {
 /// taken out of the queue and ends as canceled, with the reason in the log.
 #[tokio::test]
 async fn a_job_cancelled_while_claimed_ahead_never_runs() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let q = Queries::new(db.connect().await);
     let (ran_tx, mut ran) = tokio::sync::mpsc::unbounded_channel();
     let release = Arc::new(tokio::sync::Notify::new());

@@ -4,7 +4,7 @@ use pgqueuer_tests::{TestDb, count, expect_invalid, scalar};
 
 #[tokio::test]
 async fn job_status_reports_live_and_finished_jobs_and_omits_unknown_ones() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let ids: Vec<i64> = scalar(&c, "SELECT pgq.enqueue_many(ARRAY['a', 'b'])", &[]).await;
     c.execute(
@@ -37,7 +37,7 @@ async fn job_status_reports_live_and_finished_jobs_and_omits_unknown_ones() {
 /// and NULL gave one NULL row.
 #[tokio::test]
 async fn job_status_takes_a_literal_array_and_refuses_null() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     let id: i64 = scalar(&c, "SELECT pgq.enqueue('a')", &[]).await;
     let status: String = scalar(
@@ -52,7 +52,7 @@ async fn job_status_takes_a_literal_array_and_refuses_null() {
 
 #[tokio::test]
 async fn purge_log_deletes_old_rows_and_refuses_a_negative_age() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.execute("SELECT pgq.enqueue_many(ARRAY['a', 'a'])", &[])
         .await
@@ -79,7 +79,7 @@ async fn purge_log_deletes_old_rows_and_refuses_a_negative_age() {
 
 #[tokio::test]
 async fn queue_summary_and_throughput_describe_the_queue() {
-    let db = TestDb::with_extension().await;
+    let db = TestDb::installed().await;
     let c = db.connect().await;
     c.batch_execute(
         "SELECT pgq.enqueue_many(ARRAY['a', 'a', 'a', 'b'], priorities => ARRAY[0, 0, 1, 0]);

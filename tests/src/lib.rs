@@ -5,6 +5,10 @@
 //! threads of one binary), and every test gets a database of its own, so tests never see
 //! each other's jobs. The cluster is stopped and deleted when the process exits, however
 //! it exits. A test that cannot get a server fails; it never skips.
+//!
+//! `PGQ_TEST_INSTALL=sql-only` runs the tests that use [`TestDb::installed`] against SQL-only
+//! installs (`pgqueuer::sql_only`) in a server that does not preload the library, and
+//! `PGQ_PG_BINDIR` against another PostgreSQL (`cargo xtask test` does both, for every major).
 
 pub mod catalog;
 pub mod release;
@@ -17,10 +21,38 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
-/// The cluster of this test process, started on first use.
+/// How [`TestDb::installed`] installs pgqueuer: `PGQ_TEST_INSTALL`, `extension` (the default)
+/// or `sql-only`.
+pub fn sql_only() -> bool {
+    match std::env::var("PGQ_TEST_INSTALL").as_deref() {
+        Ok("sql-only") => true,
+        Ok("extension") | Err(_) => false,
+        Ok(other) => panic!("PGQ_TEST_INSTALL={other}: use extension or sql-only"),
+    }
+}
+
+/// Installs pgqueuer in the database `client` is connected to, as this run does
+/// ([`sql_only`]).
+pub async fn install(client: &Client) {
+    let script = match sql_only() {
+        true => pgqueuer::sql_only::install_script(),
+        false => "CREATE EXTENSION pgqueuer".to_string(),
+    };
+    client
+        .batch_execute(&script)
+        .await
+        .unwrap_or_else(|error| panic!("installing pgqueuer failed: {error:?}"));
+}
+
+/// The cluster of this test process, started on first use. In a SQL-only run it does not
+/// preload the library, as a managed server would not.
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| match Cluster::start() {
+    let options = pgqueuer_cluster::Options {
+        preload: !sql_only(),
+        ..pgqueuer_cluster::Options::default()
+    };
+    CLUSTER.get_or_init(|| match Cluster::start_with(options) {
         Ok(cluster) => cluster,
         Err(error) => panic!("cannot start the throwaway PostgreSQL cluster: {error}"),
     })
@@ -47,7 +79,15 @@ impl TestDb {
         }
     }
 
-    /// Creates a database and runs `CREATE EXTENSION pgqueuer` in it.
+    /// Creates a database and installs pgqueuer in it: the extension, or the SQL-only script in
+    /// a SQL-only run ([`sql_only`]).
+    pub async fn installed() -> TestDb {
+        let db = TestDb::empty().await;
+        install(&db.connect().await).await;
+        db
+    }
+
+    /// Creates a database and runs `CREATE EXTENSION pgqueuer` in it, whatever the run.
     pub async fn with_extension() -> TestDb {
         let db = TestDb::empty().await;
         db.connect()

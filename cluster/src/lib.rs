@@ -426,7 +426,8 @@ impl Cluster {
                 "-E",
                 "UTF8",
             ])
-            .args(["--no-sync", "--no-instructions"]);
+            // Not --no-instructions: PostgreSQL 13 has no such option.
+            .arg("--no-sync");
         run(&mut command, "initdb")?;
 
         let mut conf = vec![

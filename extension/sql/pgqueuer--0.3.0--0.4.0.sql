@@ -1290,18 +1290,26 @@ DECLARE
     expected text;
     actual   text;
 BEGIN
+    -- Only what is missing is made, so that a role that may not create roles can run this
+    -- once a DBA made them (SQL-only installs, docs/managed-postgres.md).
     FOREACH pair SLICE 1 IN ARRAY wanted LOOP
-        BEGIN
-            EXECUTE format('CREATE ROLE %I NOLOGIN', pair[1]);
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;  -- made by an earlier install (or one running in another database now)
-        END;
-        FOREACH expected IN ARRAY string_to_array(pair[2], ',') LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = pair[1]) THEN
             BEGIN
-                EXECUTE format('GRANT %I TO %I', expected, pair[1]);
-            EXCEPTION WHEN unique_violation THEN
-                NULL;
+                EXECUTE format('CREATE ROLE %I NOLOGIN', pair[1]);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;  -- made just now by an install running in another database
             END;
+        END IF;
+        FOREACH expected IN ARRAY string_to_array(pair[2], ',') LOOP
+            IF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                           WHERE m.roleid = expected::regrole AND m.member = pair[1]::regrole)
+            THEN
+                BEGIN
+                    EXECUTE format('GRANT %I TO %I', expected, pair[1]);
+                EXCEPTION WHEN unique_violation THEN
+                    NULL;
+                END;
+            END IF;
         END LOOP;
     END LOOP;
     FOREACH pair SLICE 1 IN ARRAY wanted LOOP

@@ -9,6 +9,8 @@
 //!                       [--release] [--pg-config PATH]
 //! cargo xtask freeze    make the current version a release: freeze its install script
 //! cargo xtask sync-upgrade  refresh the sections of the next upgrade script copied from sql/
+//! cargo xtask postgres MAJOR  download PostgreSQL MAJOR (13, 14, 16, 17, 18) once and print
+//!                       its bindir (PGQ_PG_BINDIR=... for the tests and pgq-cluster)
 //! ```
 //!
 //! Installing never writes a file that PostgreSQL has open: each file is written beside its
@@ -19,6 +21,7 @@
 //! `pgrx-config/` in the repository, which points at Debian's `pg_config`.
 
 mod install;
+mod postgres;
 mod setup;
 mod steps;
 mod upgrade;
@@ -33,7 +36,8 @@ const USAGE: &str = "usage: cargo xtask <demo|test|bench|setup|install|freeze|sy
   install  set up, then build and install the extension into the system PostgreSQL 15
            [--release] [--pg-config PATH: another PostgreSQL installation]
   freeze   make the current version a release: write extension/sql/pgqueuer--VERSION.sql
-  sync-upgrade  refresh the functions and privileges in the upgrade script to this version";
+  sync-upgrade  refresh the functions and privileges in the upgrade script to this version
+  postgres MAJOR  download PostgreSQL MAJOR (13, 14, 16, 17, 18) once; print its bindir";
 
 /// `install [--release] [--pg-config PATH]`.
 fn install_args(args: &[String]) -> Result<(bool, Option<String>), String> {
@@ -71,6 +75,20 @@ fn main() -> ExitCode {
         }
         "freeze" => setup::ensure().and_then(|()| install::freeze()),
         "sync-upgrade" => upgrade::sync(),
+        "postgres" => {
+            let wanted = std::env::args().nth(2).unwrap_or_default();
+            match postgres::MAJORS
+                .iter()
+                .find(|major| major.major.to_string() == wanted)
+            {
+                Some(major) => major
+                    .bindir()
+                    .map(|bindir| println!("{}", bindir.display())),
+                None => Err(format!(
+                    "postgres: name a major: 13, 14, 16, 17 or 18\n{USAGE}"
+                )),
+            }
+        }
         // Not for people: the pgrx test framework runs `$CARGO_PGRX pgrx install ...`.
         "pgrx" => {
             let args: Vec<String> = std::env::args().skip(2).collect();

@@ -138,9 +138,58 @@ pub fn test() -> Result {
         "doc tests",
         cargo().args(["test", "--workspace", "--exclude", "pgqueuer", "--doc"]),
     )?;
+    sql_only_tests()?;
     // Last, and without a timing line after it: the output must end with nextest's summary.
     heading("unit and end-to-end tests (cargo nextest)");
     run(cargo().args(["nextest", "run", "--workspace", "--exclude", "pgqueuer"]))
+}
+
+/// The end-to-end tests of the SQL API (enqueue, dequeue, ack, cancel, limits, notify, status,
+/// schedules through tick, ...), less those about the extension itself.
+const SQL_TESTS: &str = "(test(/^(enqueue|dequeue|ack|cancel|limits|notify|status|schedules|\
+                         configure|queries)::/) & binary(e2e) | binary(managed)) \
+                         & !test(/extension/)";
+
+/// The runtime's end-to-end tests, less those about the extension itself.
+const RUNTIME_TESTS: &str = "test(/^(runtime|claims)::/) & binary(e2e) & !test(/extension/)";
+
+/// The SQL tests and the managed-install tests against SQL-only installs in servers without
+/// the library: PostgreSQL 15 (with the runtime's tests too), then 13, 14, 16, 17 and 18.
+fn sql_only_tests() -> Result {
+    let filter = format!("({SQL_TESTS}) | ({RUNTIME_TESTS})");
+    let started = Instant::now();
+    heading("SQL and runtime tests on SQL-only installs, PostgreSQL 15 without the library");
+    run(&mut nextest_sql_only(&filter))?;
+    eprintln!("    ({:.0?})", started.elapsed());
+    for major in crate::postgres::MAJORS {
+        let started = Instant::now();
+        heading(&format!(
+            "SQL tests on SQL-only installs, PostgreSQL {}",
+            major.major
+        ));
+        let bindir = major.bindir()?;
+        run(nextest_sql_only(SQL_TESTS).env("PGQ_PG_BINDIR", bindir))?;
+        eprintln!("    ({:.0?})", started.elapsed());
+    }
+    Ok(())
+}
+
+fn nextest_sql_only(filter: &str) -> Command {
+    let mut command = cargo();
+    command
+        .args([
+            "nextest",
+            "run",
+            "--package",
+            "pgqueuer-tests",
+            "--package",
+            "pgqueuer-client",
+            "--no-tests=fail",
+            "-E",
+        ])
+        .arg(filter)
+        .env("PGQ_TEST_INSTALL", "sql-only");
+    command
 }
 
 /// The extension's `#[pg_test]`s, inside a server that pgrx starts. PostgreSQL refuses to

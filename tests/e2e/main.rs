@@ -18,5 +18,6 @@ mod release;
 mod runtime;
 mod schedules;
 mod security;
+mod sql_only;
 mod status;
 mod worker;

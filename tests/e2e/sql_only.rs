@@ -1,0 +1,151 @@
+//! SQL-only installs against the extension: the same catalog but for a short documented list
+//! (docs/managed-postgres.md, "What differs"), and upgrade scripts that carry one forward.
+
+use pgqueuer::sql_only;
+use pgqueuer_tests::TestDb;
+use pgqueuer_tests::catalog::{difference, snapshot};
+
+/// The functions the library provides in the extension and a twin provides in a SQL-only
+/// install: same names, arguments, results and attributes, other language and body.
+const TWINS: &[&str] = &[
+    "_cron_check",
+    "_cron_latest",
+    "_cron_next",
+    "_wake_scheduler",
+];
+
+/// A catalog line with what may differ between the two installs taken out, or None for a line
+/// that only one of them has by design.
+fn comparable(line: &str) -> Option<String> {
+    // Extension bookkeeping: its version, members and pg_dump configuration.
+    if line.starts_with("extension ") || line.starts_with("dumped by pg_dump:") {
+        return None;
+    }
+    // A SQL-only install's schema says what it is.
+    if line.starts_with("comment on schema pgq: ") {
+        return None;
+    }
+    // The cron twin's helpers exist only in SQL-only installs.
+    if let Some(name) = line
+        .strip_prefix("function ")
+        .and_then(|rest| rest.split('(').next())
+    {
+        if sql_only::HELPERS.contains(&name) {
+            return None;
+        }
+    }
+    // Objects are members of the extension only in the extension.
+    let mut line = match line.rfind(" member=") {
+        Some(at) => line[..at].to_string(),
+        None => line.to_string(),
+    };
+    let name = line
+        .strip_prefix("function ")
+        .and_then(|rest| rest.split('(').next())
+        .map(str::to_string);
+    if let Some(name) = name.as_deref() {
+        // pgq.version() reads pg_extension in the extension and returns a constant otherwise.
+        if name == "version" {
+            line = without(&line, &["body_md5="]);
+        }
+        if TWINS.contains(&name) {
+            line = without(&line, &["language=", "cost=", "body_md5=", "bin="]);
+        }
+    }
+    Some(line)
+}
+
+/// The line without the named `key=value` fields.
+fn without(line: &str, keys: &[&str]) -> String {
+    line.split(' ')
+        .filter(|field| !keys.iter().any(|key| field.starts_with(key)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn comparable_all(lines: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = lines.iter().filter_map(|line| comparable(line)).collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_sql_only_install_has_the_extensions_catalog_but_for_a_documented_list() {
+    let extension = TestDb::with_extension().await;
+    let plain = TestDb::empty().await;
+    plain
+        .connect()
+        .await
+        .batch_execute(&sql_only::install_script())
+        .await
+        .expect("the SQL-only install");
+    let from_extension = snapshot(&extension.connect().await).await;
+    let from_script = snapshot(&plain.connect().await).await;
+    // The comparison compares something: functions with their grants and owners, tables,
+    // indexes, views.
+    for kind in [
+        "function enqueue(",
+        "index CREATE",
+        "view queue_summary",
+        "relation jobs",
+    ] {
+        assert!(
+            from_script.iter().any(|line| line.starts_with(kind)),
+            "no {kind} line in {from_script:?}"
+        );
+    }
+    let twin = from_script
+        .iter()
+        .find(|line| line.starts_with("function _cron_next("))
+        .expect("the twin of _cron_next");
+    assert!(
+        twin.contains("owner=pgq_owner") && twin.contains("language=sql"),
+        "{twin}"
+    );
+    let differences = difference(
+        &comparable_all(&from_extension),
+        &comparable_all(&from_script),
+    );
+    assert!(
+        differences.is_empty(),
+        "the extension's catalog (first) and the SQL-only install's (second) differ beyond \
+         the documented list:\n{differences}"
+    );
+}
+
+#[tokio::test]
+async fn the_upgrade_script_of_a_sql_only_install_keeps_it_what_a_fresh_one_is() {
+    // There is no SQL-only release before this one to upgrade from; the latest upgrade script,
+    // made fit for a SQL-only install, must still apply to one and leave it as it was made.
+    let fresh = TestDb::empty().await;
+    let upgraded = TestDb::empty().await;
+    for db in [&fresh, &upgraded] {
+        db.connect()
+            .await
+            .batch_execute(&sql_only::install_script())
+            .await
+            .expect("the SQL-only install");
+    }
+    let script = sql_only::upgrade_script_between("0.3.0", sql_only::VERSION)
+        .expect("the 0.3.0 -> this version script");
+    assert!(!script.contains("pg_extension_config_dump") && !script.contains("MODULE_PATHNAME"));
+    upgraded
+        .connect()
+        .await
+        .batch_execute(&script)
+        .await
+        .expect("the SQL-only form of the upgrade script applies");
+    let differences = difference(
+        &snapshot(&fresh.connect().await).await,
+        &snapshot(&upgraded.connect().await).await,
+    );
+    assert!(differences.is_empty(), "{differences}");
+    let version: String = upgraded
+        .connect()
+        .await
+        .query_one("SELECT pgq.version()", &[])
+        .await
+        .expect("version")
+        .get(0);
+    assert_eq!(version, sql_only::VERSION);
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use pgqueuer::tokio_postgres::Config;
+use pgqueuer::Settings;
 use pgqueuer::{Mode, PgQueuer, RunOptions};
 use serde_json::json;
 
@@ -62,7 +62,7 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
 /// The runtime drains `params.jobs` jobs; returns the seconds taken and what it left.
 async fn runtime_drain(
     target: &Target,
-    config: &Config,
+    config: &Settings,
     params: &Params,
     variant: &str,
 ) -> Result<(f64, serde_json::Value), String> {
@@ -100,7 +100,7 @@ async fn runtime_drain(
 /// `params.connections` raw-SQL clients (as many as the runtime's connections) drain `params.jobs` jobs; returns the seconds taken.
 async fn raw_drain(
     target: &Target,
-    config: &Config,
+    config: &Settings,
     params: &Params,
     variant: &str,
 ) -> Result<f64, String> {
@@ -161,7 +161,7 @@ pub async fn raw_seconds(target: &Target, params: &Params) -> Result<f64, String
 /// A runtime whose handler of `entrypoint` only counts, with the benchmark's batch size,
 /// handler slots and connections.
 pub fn no_op_runtime(
-    config: &Config,
+    config: &Settings,
     entrypoint: &str,
     handled: &Arc<AtomicU64>,
     params: &Params,

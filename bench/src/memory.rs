@@ -65,11 +65,7 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
 
 /// The child: runs the runtime until `in_flight` handlers run at once, prints the RSS, lets
 /// them finish and drains the rest.
-pub async fn worker(
-    config: pgqueuer::tokio_postgres::Config,
-    in_flight: u64,
-    batch: i32,
-) -> Result<(), String> {
+pub async fn worker(config: pgqueuer::Settings, in_flight: u64, batch: i32) -> Result<(), String> {
     println!("rss_start_kib={}", rss_kib()?);
     let started = Arc::new(AtomicU64::new(0));
     // all_in: every handler has started; release: they may return (after the RSS is read).

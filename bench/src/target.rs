@@ -1,7 +1,8 @@
 //! The database under test: a throwaway durable cluster by default, or `--dsn`. Also the
 //! setup steps every scenario shares: emptying the queue and filling it fast.
 
-use pgqueuer::tokio_postgres::{Client, Config};
+use pgqueuer::Settings;
+use pgqueuer::tokio_postgres::Client;
 use pgqueuer_cluster::{Cluster, Options};
 use serde_json::{Value, json};
 
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 pub const PREFIX: &str = "bench_";
 
 pub struct Target {
-    pub config: Config,
+    pub config: Settings,
     /// The DSN, for a child process.
     pub dsn: String,
     /// Ours alone (a throwaway cluster): the queue may be truncated.
@@ -72,7 +73,7 @@ impl Target {
     }
 
     /// The same database with `synchronous_commit = off` on every session.
-    pub fn async_commit(&self) -> Config {
+    pub fn async_commit(&self) -> Settings {
         let mut config = self.config.clone();
         config.options("-c synchronous_commit=off");
         config

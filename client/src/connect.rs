@@ -6,11 +6,79 @@
 //! `PGDATABASE`, `PGAPPNAME` and `PGCONNECT_TIMEOUT`; and then from libpq's defaults (the
 //! unix socket in `/var/run/postgresql` if it exists, else `localhost`; port 5432; the
 //! operating-system user name).
+//!
+//! TLS follows libpq too (`tls.rs`): `sslmode` (all six modes), `sslrootcert`, `sslcert` and
+//! `sslkey`, in the connection string (key/value or URL query) or as `PGSSLMODE`,
+//! `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY`. tokio-postgres's own parser knows only three
+//! modes and none of the files, so those keys are taken out of the string here and kept in
+//! [`Settings`] beside tokio-postgres's [`Config`].
 
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::config::{Host, SslMode as PostgresSslMode};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, Config, Connection, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::tls::{Check, RootCert, SslMode, Tls};
+
+/// A connection's stream: TLS or not, as the settings and the server decide.
+pub(crate) type Stream = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream;
+
+/// Where and how to connect: tokio-postgres's [`Config`] (which it derefs to) and the TLS
+/// settings libpq has and tokio-postgres lacks. [`config`] and [`config_from_env`] make one
+/// with libpq's rules; a [`Config`] converts into one (its `ssl_mode` kept, nothing verified).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    postgres: Config,
+    tls: Tls,
+}
+
+impl Settings {
+    /// The TLS settings.
+    pub fn tls(&self) -> &Tls {
+        &self.tls
+    }
+
+    /// Replaces the TLS settings.
+    pub fn set_tls(&mut self, tls: Tls) -> &mut Settings {
+        self.tls = tls;
+        self
+    }
+}
+
+impl From<Config> for Settings {
+    fn from(postgres: Config) -> Settings {
+        let mode = match postgres.get_ssl_mode() {
+            PostgresSslMode::Disable => SslMode::Disable,
+            PostgresSslMode::Require => SslMode::Require,
+            _ => SslMode::Prefer,
+        };
+        Settings {
+            postgres,
+            tls: Tls {
+                mode,
+                ..Tls::default()
+            },
+        }
+    }
+}
+
+impl Deref for Settings {
+    type Target = Config;
+
+    fn deref(&self) -> &Config {
+        &self.postgres
+    }
+}
+
+impl DerefMut for Settings {
+    fn deref_mut(&mut self) -> &mut Config {
+        &mut self.postgres
+    }
+}
 
 /// The unix socket directory libpq uses on Debian when no host is given.
 const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
@@ -21,8 +89,8 @@ pub enum Error {
     /// The connection string or a `PG*` variable could not be understood.
     #[error("invalid connection settings: {0}")]
     Config(String),
-    /// The server could not be reached or refused the connection.
-    #[error("could not connect to PostgreSQL at {target}: {source}")]
+    /// The server could not be reached, refused the connection, or failed the TLS checks.
+    #[error("could not connect to PostgreSQL at {target}: {}", with_causes(source))]
     Connect {
         /// Where the connection was tried (`host=... port=... user=... dbname=...`).
         target: String,
@@ -44,6 +112,22 @@ pub enum Error {
     Db(#[from] tokio_postgres::Error),
 }
 
+/// An error and the errors under it, as one line ("error performing TLS handshake: invalid
+/// peer certificate: UnknownIssuer").
+fn with_causes(error: &tokio_postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 /// Connects with a connection string, filling what it leaves out from the `PG*` variables.
 pub async fn connect(dsn: &str) -> Result<Client, Error> {
     connect_with(&config(dsn)?).await
@@ -54,10 +138,10 @@ pub async fn connect_from_env() -> Result<Client, Error> {
     connect_with(&config_from_env()?).await
 }
 
-/// Connects with a resolved [`Config`]. The connection is driven by a spawned tokio task,
+/// Connects with resolved [`Settings`]. The connection is driven by a spawned tokio task,
 /// which ends when the returned [`Client`] is dropped. The server's notices and warnings go to
 /// `tracing` (level info).
-pub async fn connect_with(config: &Config) -> Result<Client, Error> {
+pub async fn connect_with(config: &Settings) -> Result<Client, Error> {
     connect_with_notices(config, |notice| {
         tracing::info!(severity = notice.severity(), "{}", notice.message());
     })
@@ -67,17 +151,10 @@ pub async fn connect_with(config: &Config) -> Result<Client, Error> {
 /// [`connect_with`], handing every notice or warning the server sends (`RAISE NOTICE`, an
 /// upgrade script's report) to `on_notice`.
 pub async fn connect_with_notices(
-    config: &Config,
+    config: &Settings,
     on_notice: impl Fn(&tokio_postgres::error::DbError) + Send + 'static,
 ) -> Result<Client, Error> {
-    let (client, mut connection) =
-        config
-            .connect(NoTls)
-            .await
-            .map_err(|source| Error::Connect {
-                target: describe(config),
-                source,
-            })?;
+    let (client, mut connection) = establish(config, "").await?;
     tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -94,18 +171,67 @@ pub async fn connect_with_notices(
     Ok(client)
 }
 
+/// Opens a connection as `settings` say, TLS included (`allow` tries plain first, then TLS).
+/// `purpose` is added to the target in an error (" (to LISTEN)").
+pub(crate) async fn establish(
+    settings: &Settings,
+    purpose: &str,
+) -> Result<(Client, Connection<Socket, Stream>), Error> {
+    let failed = |source| Error::Connect {
+        target: format!("{}{purpose}", describe(settings)),
+        source,
+    };
+    // Unix sockets never use TLS (libpq ignores sslmode there too).
+    let unix_only = settings
+        .get_hosts()
+        .iter()
+        .all(|host| matches!(host, Host::Unix(_)));
+    let mode = if unix_only {
+        SslMode::Disable
+    } else {
+        settings.tls.mode
+    };
+    let mut postgres = settings.postgres.clone();
+    let attempt = |postgres: &mut Config, ssl: PostgresSslMode, check: Check| {
+        postgres.ssl_mode(ssl);
+        let connector = settings.tls.connector(check);
+        let postgres = postgres.clone();
+        async move { Ok::<_, Error>(postgres.connect(connector?).await) }
+    };
+    let result = match mode {
+        SslMode::Disable => {
+            attempt(&mut postgres, PostgresSslMode::Disable, Check::Nothing).await?
+        }
+        SslMode::Allow => {
+            match attempt(&mut postgres, PostgresSslMode::Disable, Check::Nothing).await? {
+                Ok(connected) => Ok(connected),
+                // The server may want TLS (a hostssl rule): try again with it.
+                Err(plain) => attempt(&mut postgres, PostgresSslMode::Require, Check::Nothing)
+                    .await?
+                    .map_err(|_| plain),
+            }
+        }
+        SslMode::Prefer => attempt(&mut postgres, PostgresSslMode::Prefer, Check::Nothing).await?,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            let check = settings.tls.check()?;
+            attempt(&mut postgres, PostgresSslMode::Require, check).await?
+        }
+    };
+    result.map_err(failed)
+}
+
 /// The settings [`connect`] would use for `dsn`.
-pub fn config(dsn: &str) -> Result<Config, Error> {
+pub fn config(dsn: &str) -> Result<Settings, Error> {
     resolve(Some(dsn), &|name| std::env::var(name).ok())
 }
 
 /// The settings [`connect_from_env`] would use.
-pub fn config_from_env() -> Result<Config, Error> {
+pub fn config_from_env() -> Result<Settings, Error> {
     resolve(None, &|name| std::env::var(name).ok())
 }
 
-/// Where a connection goes, for messages: every setting but the password.
-pub(crate) fn describe(config: &Config) -> String {
+/// Where a connection goes, for messages: every setting but the password, and the TLS mode.
+pub(crate) fn describe(config: &Settings) -> String {
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
@@ -122,22 +248,165 @@ pub(crate) fn describe(config: &Config) -> String {
     if let Some(dbname) = config.get_dbname() {
         text.push_str(&format!(" dbname={dbname}"));
     }
+    if config.tls.mode != SslMode::Prefer {
+        text.push_str(&format!(" sslmode={}", config.tls.mode.as_str()));
+    }
     text
 }
 
+/// The TLS keys of a connection string, as written.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TlsKeys {
+    mode: Option<String>,
+    root_cert: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+impl TlsKeys {
+    /// Takes `key` if it is a TLS key; false otherwise.
+    fn take(&mut self, key: &str, value: &str) -> bool {
+        let slot = match key {
+            "sslmode" => &mut self.mode,
+            "sslrootcert" => &mut self.root_cert,
+            "sslcert" => &mut self.cert,
+            "sslkey" => &mut self.key,
+            _ => return false,
+        };
+        *slot = Some(value.to_string());
+        true
+    }
+}
+
+/// A connection string without its TLS keys, and those keys.
+fn split_tls(dsn: &str) -> Result<(String, TlsKeys), Error> {
+    let mut keys = TlsKeys::default();
+    let trimmed = dsn.trim_start();
+    if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
+        let Some((base, query)) = trimmed.split_once('?') else {
+            return Ok((dsn.to_string(), keys));
+        };
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if !keys.take(&percent_decode(key)?, &percent_decode(value)?) {
+                kept.push(pair);
+            }
+        }
+        let rest = match kept.is_empty() {
+            true => base.to_string(),
+            false => format!("{base}?{}", kept.join("&")),
+        };
+        return Ok((rest, keys));
+    }
+    // key=value pairs, as libpq reads them: a value is 'quoted' or runs to the next space, and
+    // a backslash escapes the next character in either.
+    let mut kept = Vec::new();
+    let mut chars = dsn.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            return Err(Error::Config(format!(
+                "connection string: missing \"=\" after \"{key}\""
+            )));
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some('\\') => value.extend(chars.next()),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => {
+                        return Err(Error::Config(format!(
+                            "connection string: unterminated quoted value of \"{key}\""
+                        )));
+                    }
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    c => value.push(c),
+                }
+            }
+        }
+        if !keys.take(&key, &value) {
+            let escaped = value.replace('\\', "\\\\").replace('\'', "\\'");
+            kept.push(format!("{key}='{escaped}'"));
+        }
+    }
+    Ok((kept.join(" "), keys))
+}
+
+fn percent_decode(text: &str) -> Result<String, Error> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = text
+                .get(index + 1..index + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| Error::Config(format!("connection string: bad escape in {text}")))?;
+            out.push(hex);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| Error::Config(format!("connection string: {text} is not UTF-8")))
+}
+
 /// libpq's rules, with the environment passed in so that they can be tested.
-fn resolve(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
+fn resolve(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Error> {
     let var = |name: &str| env(name).filter(|value| !value.is_empty());
     let dsn = dsn
         .map(str::to_string)
         .or_else(|| var("PGQUEUER_DSN"))
         .or_else(|| var("DATABASE_URL"));
-    let mut config = match dsn.as_deref() {
-        Some(dsn) => dsn
-            .parse::<Config>()
-            .map_err(|error| Error::Config(format!("connection string: {error}")))?,
-        None => Config::new(),
+    let (mut config, keys) = match dsn.as_deref() {
+        Some(dsn) => {
+            let (rest, keys) = split_tls(dsn)?;
+            let config = rest
+                .parse::<Config>()
+                .map_err(|error| Error::Config(format!("connection string: {error}")))?;
+            (config, keys)
+        }
+        None => (Config::new(), TlsKeys::default()),
     };
+    let mode = keys.mode.or_else(|| var("PGSSLMODE"));
+    let tls = Tls {
+        mode: mode
+            .as_deref()
+            .map(SslMode::parse)
+            .transpose()?
+            .unwrap_or_default(),
+        root_cert: keys.root_cert.or_else(|| var("PGSSLROOTCERT")).map(|root| {
+            match root.as_str() {
+                "system" => RootCert::System,
+                path => RootCert::File(PathBuf::from(path)),
+            }
+        }),
+        cert: keys.cert.or_else(|| var("PGSSLCERT")).map(PathBuf::from),
+        key: keys.key.or_else(|| var("PGSSLKEY")).map(PathBuf::from),
+    }
+    .resolved(
+        mode.is_some(),
+        var("HOME").as_deref().map(std::path::Path::new),
+    )?;
 
     if config.get_hosts().is_empty() {
         let hosts = var("PGHOST").unwrap_or_else(|| {
@@ -199,7 +468,10 @@ fn resolve(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             config.connect_timeout(Duration::from_secs(seconds));
         }
     }
-    Ok(config)
+    Ok(Settings {
+        postgres: config,
+        tls,
+    })
 }
 
 #[cfg(test)]
@@ -208,7 +480,7 @@ mod tests {
     use std::collections::HashMap;
     use std::path::PathBuf;
 
-    fn resolve_with(dsn: Option<&str>, vars: &[(&str, &str)]) -> Result<Config, Error> {
+    fn resolve_with(dsn: Option<&str>, vars: &[(&str, &str)]) -> Result<Settings, Error> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -311,5 +583,109 @@ mod tests {
         let config = resolve_with(Some("host=h port=1 user=u password=hunter2 dbname=d"), &[])
             .expect("valid settings");
         assert_eq!(describe(&config), "host=h port=1 user=u dbname=d");
+    }
+
+    #[test]
+    fn tls_keys_are_taken_out_of_key_value_strings_and_urls() {
+        let config = resolve_with(
+            Some(
+                "host=db port=5433 user=u sslmode=verify-full sslrootcert='/etc/my ca.pem' \
+                 application_name='it''s' sslcert=/c.pem sslkey=/c.key",
+            ),
+            &[],
+        );
+        // '' is not an escape in libpq: the quoted value ends at the second quote.
+        assert!(config.is_err(), "{config:?}");
+
+        let config = resolve_with(
+            Some(
+                "host=db port=5433 user=u sslmode=verify-full sslrootcert='/etc/my ca.pem' \
+                 application_name='it\\'s' sslcert=/c.pem sslkey=/c.key",
+            ),
+            &[],
+        )
+        .expect("valid settings");
+        assert_eq!(config.get_hosts(), &[Host::Tcp("db".into())]);
+        assert_eq!(config.get_application_name(), Some("it's"));
+        assert_eq!(
+            config.tls(),
+            &Tls {
+                mode: SslMode::VerifyFull,
+                root_cert: Some(RootCert::File("/etc/my ca.pem".into())),
+                cert: Some("/c.pem".into()),
+                key: Some("/c.key".into()),
+            }
+        );
+
+        let config = resolve_with(
+            Some("postgres://u@db:5433/jobs?sslmode=verify-ca&sslrootcert=%2Fetc%2Fca.pem&connect_timeout=3"),
+            &[],
+        )
+        .expect("valid settings");
+        assert_eq!(config.get_dbname(), Some("jobs"));
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        assert_eq!(config.tls().mode, SslMode::VerifyCa);
+        assert_eq!(
+            config.tls().root_cert,
+            Some(RootCert::File("/etc/ca.pem".into()))
+        );
+    }
+
+    #[test]
+    fn the_pgssl_variables_fill_what_the_string_leaves_out() {
+        let vars = [
+            ("PGSSLMODE", "require"),
+            ("PGSSLROOTCERT", "/root.pem"),
+            ("USER", "u"),
+        ];
+        let config = resolve_with(None, &vars).expect("valid settings");
+        assert_eq!(config.tls().mode, SslMode::Require);
+        assert_eq!(
+            config.tls().check().ok(),
+            Some(Check::Chain),
+            "require + root = verify-ca"
+        );
+        let config = resolve_with(Some("host=h sslmode=disable"), &vars).expect("valid");
+        assert_eq!(config.tls().mode, SslMode::Disable, "the string wins");
+    }
+
+    #[test]
+    fn tls_settings_that_cannot_work_are_clear_errors() {
+        let error = resolve_with(Some("host=h user=u sslmode=verify"), &[]).expect_err("bad");
+        assert!(
+            error
+                .to_string()
+                .contains("sslmode=verify: use disable, allow"),
+            "{error}"
+        );
+        let error = resolve_with(
+            Some("host=h user=u sslmode=require sslrootcert=system"),
+            &[],
+        )
+        .expect_err("system roots need verify-full");
+        assert!(
+            error.to_string().contains("needs sslmode=verify-full"),
+            "{error}"
+        );
+        let config = resolve_with(Some("host=h user=u sslrootcert=system"), &[]).expect("valid");
+        assert_eq!(config.tls().mode, SslMode::VerifyFull);
+        let config = resolve_with(
+            Some("host=h user=u sslmode=verify-full"),
+            &[("HOME", "/nonexistent")],
+        )
+        .expect("parses");
+        let error = config
+            .tls()
+            .check()
+            .expect_err("no root certificate anywhere");
+        assert!(
+            error.to_string().contains("needs a root certificate"),
+            "{error}"
+        );
+        let error = resolve_with(Some("host=h user=u sslcert=/c.pem"), &[]).expect_err("no key");
+        assert!(
+            error.to_string().contains("both sslcert and sslkey"),
+            "{error}"
+        );
     }
 }

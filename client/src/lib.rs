@@ -24,9 +24,11 @@ mod queries;
 mod runtime;
 mod shutdown;
 pub mod sql_only;
+mod tls;
 
 pub use connect::{
-    Error, config, config_from_env, connect, connect_from_env, connect_with, connect_with_notices,
+    Error, Settings, config, config_from_env, connect, connect_from_env, connect_with,
+    connect_with_notices,
 };
 pub use notify::{CHANNEL, Event, Listener, Notification};
 pub use queries::{
@@ -35,4 +37,5 @@ pub use queries::{
 };
 pub use runtime::{HandlerResult, Mode, PgQueuer, RetryRequested, RunOptions, ScheduledRun};
 pub use shutdown::shutdown_signal;
+pub use tls::{RootCert, SslMode, Tls};
 pub use tokio_postgres;

@@ -20,7 +20,9 @@
 
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
+
+use crate::connect::Settings;
 
 use crate::Error;
 
@@ -105,20 +107,13 @@ pub struct Listener {
 
 impl Listener {
     /// Connects and LISTENs on channel [`CHANNEL`].
-    pub async fn connect(config: &Config) -> Result<Listener, Error> {
+    pub async fn connect(config: &Settings) -> Result<Listener, Error> {
         Listener::connect_to(config, CHANNEL).await
     }
 
     /// Connects and LISTENs on `channel`.
-    pub async fn connect_to(config: &Config, channel: &str) -> Result<Listener, Error> {
-        let (client, mut connection) =
-            config
-                .connect(NoTls)
-                .await
-                .map_err(|source| Error::Connect {
-                    target: format!("{} (to LISTEN)", crate::connect::describe(config)),
-                    source,
-                })?;
+    pub async fn connect_to(config: &Settings, channel: &str) -> Result<Listener, Error> {
+        let (client, mut connection) = crate::connect::establish(config, " (to LISTEN)").await?;
         let (sender, notifications) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {

@@ -107,6 +107,12 @@ pub struct Options {
     pub preload: bool,
     /// More `postgresql.conf` lines, `name = value`, appended last.
     pub settings: Vec<String>,
+    /// Files to write into the data directory before the server starts, as (name, contents),
+    /// owned by the server's user and readable by it alone (TLS keys and certificates, which
+    /// `settings` can then name relative to the data directory).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// `pg_hba.conf` lines put before the default ones (which trust every local connection).
+    pub hba: Vec<String>,
     /// The `pg_config` of the PostgreSQL installation to run. Default: `PGQ_PG_CONFIG`, else
     /// Debian's PostgreSQL 15.
     pub pg_config: Option<PathBuf>,
@@ -122,6 +128,8 @@ impl Default for Options {
             durable: false,
             preload: true,
             settings: Vec::new(),
+            files: Vec::new(),
+            hba: Vec::new(),
             pg_config: None,
             bindir: std::env::var_os("PGQ_PG_BINDIR").map(PathBuf::from),
         }
@@ -454,7 +462,47 @@ impl Cluster {
             .open(&path)
             .map_err(|source| io_error(&path, source))?;
         writeln!(file, "\n# pgqueuer throwaway cluster\n{}", conf.join("\n"))
-            .map_err(|source| io_error(&path, source))
+            .map_err(|source| io_error(&path, source))?;
+
+        for (name, contents) in &options.files {
+            self.write_private(name, contents)?;
+        }
+        if !options.hba.is_empty() {
+            let path = self.data().join("pg_hba.conf");
+            let rest = std::fs::read_to_string(&path).map_err(|source| io_error(&path, source))?;
+            let text = format!(
+                "# pgqueuer throwaway cluster\n{}\n\n{rest}",
+                options.hba.join("\n")
+            );
+            std::fs::write(&path, text).map_err(|source| io_error(&path, source))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a file into the data directory as the server's user, readable by it alone.
+    fn write_private(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
+        let path = self.data().join(name);
+        let mut child = self
+            .owner
+            .command("sh")
+            .args(["-c", "umask 077 && cat > \"$1\"", "sh"])
+            .arg(&path)
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|source| io_error(&path, source))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(contents)
+                .map_err(|source| io_error(&path, source))?;
+        }
+        let status = child.wait().map_err(|source| io_error(&path, source))?;
+        if !status.success() {
+            return Err(Error::Io {
+                what: format!("writing {}", path.display()),
+                source: std::io::Error::other(status.to_string()),
+            });
+        }
+        Ok(())
     }
 
     /// Starts the server on a free port, trying another one if it was taken in between.

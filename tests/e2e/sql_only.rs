@@ -26,13 +26,12 @@ fn comparable(line: &str) -> Option<String> {
         return None;
     }
     // The cron twin's helpers exist only in SQL-only installs.
-    if let Some(name) = line
+    let helper = line
         .strip_prefix("function ")
         .and_then(|rest| rest.split('(').next())
-    {
-        if sql_only::HELPERS.contains(&name) {
-            return None;
-        }
+        .is_some_and(|name| sql_only::HELPERS.contains(&name));
+    if helper {
+        return None;
     }
     // Objects are members of the extension only in the extension.
     let mut line = match line.rfind(" member=") {

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use crate::connect::Settings;
 use tokio::sync::broadcast;
-use tokio_postgres::Config;
 
 use crate::{Event, Listener};
 
@@ -25,7 +25,7 @@ pub(super) const BACKLOG: usize = 1024;
 
 /// Passes on notifications until the runtime ends (this task is aborted then).
 pub(super) async fn fan_out(
-    config: Config,
+    config: Settings,
     mut listener: Listener,
     names: Vec<String>,
     lanes: broadcast::Sender<Wake>,
@@ -56,7 +56,7 @@ pub(super) async fn fan_out(
 }
 
 /// A new LISTEN connection, retried with backoff (100 ms doubling to 5 s) until it works.
-async fn relisten(config: &Config) -> Listener {
+async fn relisten(config: &Settings) -> Listener {
     let mut wait = Duration::from_millis(100);
     loop {
         tokio::time::sleep(wait).await;

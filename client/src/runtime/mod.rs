@@ -33,10 +33,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tokio_postgres::Config;
 use uuid::Uuid;
 
-use crate::{EntrypointSettings, Error, Job, Listener, Queries, connect_with};
+use crate::{EntrypointSettings, Error, Job, Listener, Queries, Settings, connect_with};
 use dispatch::Dispatch;
 use handler::Handler;
 pub use handler::{HandlerResult, RetryRequested, ScheduledRun};
@@ -80,7 +79,7 @@ struct Registered {
 /// # Ok(()) }
 /// ```
 pub struct PgQueuer {
-    config: Config,
+    config: Settings,
     worker_id: Uuid,
     entrypoints: BTreeMap<String, Registered>,
     /// (entrypoint, cron expression, time zone) registered with `pgq.schedule` at start.
@@ -89,7 +88,8 @@ pub struct PgQueuer {
 
 impl PgQueuer {
     /// A runtime that connects with these settings (it opens its own connections).
-    pub fn new(config: Config) -> PgQueuer {
+    pub fn new(config: impl Into<Settings>) -> PgQueuer {
+        let config = config.into();
         PgQueuer {
             config,
             worker_id: Uuid::new_v4(),

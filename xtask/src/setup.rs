@@ -18,6 +18,10 @@ const APT_PACKAGES: &[&str] = &[
     "pkg-config",
     "sudo",
     "tmux",
+    // The other PostgreSQL majors' download (xtask/src/postgres.rs) and the TLS tests'
+    // certificates (client/tests/tls.rs).
+    "curl",
+    "openssl",
 ];
 
 /// cargo-pgrx must match the `pgrx` crate exactly; 0.19 needs Rust 1.96.

@@ -237,6 +237,41 @@ pub fn install_script() -> String {
     out
 }
 
+/// The releases whose SQL-only install script is frozen (`cargo xtask freeze`), as (version,
+/// script), oldest first: SQL-only upgrades are tested from each.
+pub fn frozen_scripts() -> Vec<(&'static str, &'static str)> {
+    let mut found: Vec<(&str, &str)> = FILES
+        .iter()
+        .filter_map(|(path, text)| {
+            let version = path
+                .strip_prefix("extension/sql/pgqueuer-sql-only--")?
+                .strip_suffix(".sql")?;
+            Some((version, *text))
+        })
+        .collect();
+    let key = |version: &str| -> Vec<u64> {
+        version
+            .split('.')
+            .map(|part| part.parse().unwrap_or(0))
+            .collect()
+    };
+    found.sort_by_key(|(version, _)| key(version));
+    found
+}
+
+/// The extension's frozen releases (`extension/sql/pgqueuer--V.sql`).
+fn releases() -> Vec<&'static str> {
+    FILES
+        .iter()
+        .filter_map(|(path, _)| {
+            let version = path
+                .strip_prefix("extension/sql/pgqueuer--")?
+                .strip_suffix(".sql")?;
+            (!version.contains("--")).then_some(version)
+        })
+        .collect()
+}
+
 /// The extension's upgrade scripts, as (from, to, text).
 fn upgrade_steps() -> Vec<(&'static str, &'static str, &'static str)> {
     FILES
@@ -343,6 +378,43 @@ mod tests {
         assert!(!script.contains(VERSION_FROM_CATALOG));
         assert!(script.contains(&format!("SELECT '{VERSION}'::text")));
         assert!(ZONES.contains(&"Europe/Oslo") && ZONES.contains(&"UTC"));
+    }
+
+    /// `cargo xtask freeze` keeps each release's script (`extension/sql/
+    /// pgqueuer-sql-only--V.sql`): later upgrades are tested from it, so it must not drift.
+    #[test]
+    fn a_released_version_keeps_its_script() {
+        let frozen = format!("extension/sql/pgqueuer-sql-only--{VERSION}.sql");
+        match FILES.iter().find(|(path, _)| *path == frozen) {
+            Some((_, text)) => assert!(
+                install_script() == *text,
+                "{VERSION} is released: its SQL-only script changed; bump the version"
+            ),
+            None => assert!(
+                FILES.iter().all(|(path, _)| !path
+                    .starts_with("extension/sql/pgqueuer-sql-only--")
+                    || releases()
+                        .iter()
+                        .any(|release| path.ends_with(&format!("--{release}.sql")))),
+                "a frozen SQL-only script without its release"
+            ),
+        }
+    }
+
+    #[test]
+    fn the_order_is_the_extensions() {
+        let extension = include_str!("../../extension/src/lib.rs");
+        let order: Vec<&str> = extension
+            .split("\"../../sql/")
+            .skip(1)
+            .filter_map(|rest| rest.split(".sql\"").next())
+            .collect();
+        let mut expected: Vec<&str> = ORDER.to_vec();
+        expected.push("privileges");
+        assert_eq!(
+            order, expected,
+            "extension/src/lib.rs creates sql/ in another order"
+        );
     }
 
     #[test]

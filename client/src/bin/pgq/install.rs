@@ -391,14 +391,17 @@ async fn version_differences(
     installed: &Installed,
 ) -> Result<Vec<String>, Failure> {
     let mut differences = Vec::new();
-    let newest = match installed {
-        Installed::Extension(_) => available_version(client).await?,
-        Installed::SqlOnly(_) => Some(pgqueuer::sql_only::VERSION.to_string()),
+    let (newest, whose) = match installed {
+        Installed::Extension(_) => (available_version(client).await?, "the server's files are"),
+        Installed::SqlOnly(_) => (
+            Some(pgqueuer::sql_only::VERSION.to_string()),
+            "this pgq installs",
+        ),
     };
     let installed = installed.version();
     if let Some(newest) = newest.filter(|newest| newest != installed) {
         differences.push(format!(
-            "pgqueuer {installed} is installed, but the newest is {newest}: run pgq upgrade"
+            "pgqueuer {installed} is installed, but {whose} {newest}: run pgq upgrade"
         ));
     }
     if !pgqueuer::SCHEMA_VERSIONS.contains(&installed) {

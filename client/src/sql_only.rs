@@ -259,19 +259,6 @@ pub fn frozen_scripts() -> Vec<(&'static str, &'static str)> {
     found
 }
 
-/// The extension's frozen releases (`extension/sql/pgqueuer--V.sql`).
-fn releases() -> Vec<&'static str> {
-    FILES
-        .iter()
-        .filter_map(|(path, _)| {
-            let version = path
-                .strip_prefix("extension/sql/pgqueuer--")?
-                .strip_suffix(".sql")?;
-            (!version.contains("--")).then_some(version)
-        })
-        .collect()
-}
-
 /// The extension's upgrade scripts, as (from, to, text).
 fn upgrade_steps() -> Vec<(&'static str, &'static str, &'static str)> {
     FILES
@@ -362,6 +349,19 @@ fn replace_section(script: &str, begin: &str, end: &str, content: &str) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The extension's frozen releases (`extension/sql/pgqueuer--V.sql`).
+    fn releases() -> Vec<&'static str> {
+        FILES
+            .iter()
+            .filter_map(|(path, _)| {
+                let version = path
+                    .strip_prefix("extension/sql/pgqueuer--")?
+                    .strip_suffix(".sql")?;
+                (!version.contains("--")).then_some(version)
+            })
+            .collect()
+    }
 
     #[test]
     fn the_script_holds_every_file_in_order_and_nothing_of_the_library() {

@@ -22,6 +22,7 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, Config, Connection, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::error::Error;
 use crate::tls::{Check, RootCert, SslMode, Tls};
 
 /// A connection's stream: TLS or not, as the settings and the server decide.
@@ -82,51 +83,6 @@ impl DerefMut for Settings {
 
 /// The unix socket directory libpq uses on Debian when no host is given.
 const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
-
-/// Why a connection could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The connection string or a `PG*` variable could not be understood.
-    #[error("invalid connection settings: {0}")]
-    Config(String),
-    /// The server could not be reached, refused the connection, or failed the TLS checks.
-    #[error("could not connect to PostgreSQL at {target}: {}", with_causes(source))]
-    Connect {
-        /// Where the connection was tried (`host=... port=... user=... dbname=...`).
-        target: String,
-        /// Why it failed.
-        source: tokio_postgres::Error,
-    },
-    /// An argument was refused (SQLSTATE 22023); the message says what is allowed.
-    #[error("{0}")]
-    Invalid(String),
-    /// A dedupe key is already held by a queued or picked job (SQLSTATE 23505).
-    #[error("{0}")]
-    Duplicate(String),
-    /// The database has no pgqueuer schema, or one of a version this client cannot work with
-    /// ([`crate::SCHEMA_VERSIONS`]); the message names both versions and what to do.
-    #[error("{0}")]
-    Schema(String),
-    /// Any other database error.
-    #[error(transparent)]
-    Db(#[from] tokio_postgres::Error),
-}
-
-/// An error and the errors under it, as one line ("error performing TLS handshake: invalid
-/// peer certificate: UnknownIssuer").
-fn with_causes(error: &tokio_postgres::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        let inner_text = inner.to_string();
-        if !text.contains(&inner_text) {
-            text.push_str(": ");
-            text.push_str(&inner_text);
-        }
-        cause = inner.source();
-    }
-    text
-}
 
 /// Connects with a connection string, filling what it leaves out from the `PG*` variables.
 pub async fn connect(dsn: &str) -> Result<Client, Error> {

@@ -19,6 +19,8 @@
 //! - [`sql_only`]: the queue as a plain SQL script, for PostgreSQL without the extension.
 
 mod connect;
+mod error;
+mod job;
 mod notify;
 mod queries;
 mod runtime;
@@ -27,9 +29,10 @@ pub mod sql_only;
 mod tls;
 
 pub use connect::{
-    Error, Settings, config, config_from_env, connect, connect_from_env, connect_with,
+    Settings, config, config_from_env, connect, connect_from_env, connect_with,
     connect_with_notices,
 };
+pub use error::Error;
 pub use notify::{CHANNEL, Event, Listener, Notification};
 pub use queries::{
     Ack, Claim, EntrypointSettings, Job, JobStatus, LogRow, NewJob, OnConflict, Queries,

@@ -1,7 +1,7 @@
 //! `pgq dashboard`: the queue at a glance. Live, it is a terminal UI redrawn every
 //! `--interval` seconds (`q` quits); with `--once` or `--json` it prints one table and exits.
 //!
-//! Each refresh is one query returning one JSON document ([`SNAPSHOT`]), run by a task of its
+//! Each refresh is one query returning one JSON document (`SNAPSHOT`), run by a task of its
 //! own so that a slow or lost database never stops the keyboard: the screen says what went
 //! wrong and the task reconnects.
 

@@ -1,0 +1,216 @@
+//! What a job is, as the client sees it: the state type, a claimed job (`Job`, `Claim`), a job
+//! to enqueue (`NewJob`, `OnConflict`) and how a claimed job ended (`Ack`).
+
+use std::time::{Duration, SystemTime};
+
+use postgres_types::{FromSql, ToSql};
+use serde_json::Value;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::Error;
+
+/// A job's state (type `pgq.job_state`): live (`Queued`, `Picked`, `Failed` = held) or how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSql, FromSql)]
+#[postgres(name = "job_state", rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Waiting to be claimed (in the log: retried or requeued).
+    Queued,
+    /// Claimed by a worker and running.
+    Picked,
+    /// Finished without error.
+    Successful,
+    /// Finished with an error and no attempts left.
+    Exception,
+    /// Cancelled, or acked as cancelled.
+    Canceled,
+    /// Removed unrun by `clear`.
+    Deleted,
+    /// Held after its last failed attempt; can be requeued.
+    Failed,
+}
+
+/// A row of `pgq.jobs`, as `dequeue` returns it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The job's id.
+    pub id: i64,
+    /// The entrypoint (the kind of job) it runs as.
+    pub entrypoint: String,
+    /// Bigger runs first.
+    pub priority: i32,
+    /// The payload, as enqueued.
+    pub payload: Option<Vec<u8>>,
+    /// Headers, as enqueued (a schedule's jobs carry `schedule_id`, `expression`, `scheduled_for`).
+    pub headers: Option<Value>,
+    /// The dedupe key, if any.
+    pub dedupe_key: Option<String>,
+    /// Its state.
+    pub status: JobStatus,
+    /// Retries so far (0 on the first run).
+    pub attempts: i32,
+    /// The worker holding it.
+    pub worker_id: Option<Uuid>,
+    /// When it was enqueued.
+    pub created: SystemTime,
+    /// Not runnable before this.
+    pub execute_after: SystemTime,
+    /// The claim this job is in (how many times it has been claimed): reports about it
+    /// ([`Claim::of`]) act only on this claim, not on a later one.
+    pub claim_token: i32,
+    /// Cancelled by the worker runtime when `pgq.cancel` takes this job while it runs. A
+    /// handler may stop early (`job.cancel.cancelled().await`); if it finishes anyway, its ack
+    /// is fenced off.
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
+/// Two jobs are equal when their data is; the cancellation token is not compared.
+impl PartialEq for Job {
+    fn eq(&self, other: &Job) -> bool {
+        (
+            self.id,
+            &self.entrypoint,
+            self.priority,
+            &self.payload,
+            &self.headers,
+        ) == (
+            other.id,
+            &other.entrypoint,
+            other.priority,
+            &other.payload,
+            &other.headers,
+        ) && (&self.dedupe_key, self.status, self.attempts, self.worker_id)
+            == (
+                &other.dedupe_key,
+                other.status,
+                other.attempts,
+                other.worker_id,
+            )
+            && (self.created, self.execute_after, self.claim_token)
+                == (other.created, other.execute_after, other.claim_token)
+    }
+}
+
+impl Job {
+    pub(crate) fn from_row(row: &Row) -> Result<Job, Error> {
+        Ok(Job {
+            id: row.try_get("id")?,
+            entrypoint: row.try_get("entrypoint")?,
+            priority: row.try_get("priority")?,
+            payload: row.try_get("payload")?,
+            headers: row.try_get("headers")?,
+            dedupe_key: row.try_get("dedupe_key")?,
+            status: row.try_get("status")?,
+            attempts: row.try_get("attempts")?,
+            worker_id: row.try_get("worker_id")?,
+            created: row.try_get("created")?,
+            execute_after: row.try_get("execute_after")?,
+            claim_token: row.try_get("claim_token")?,
+            cancel: tokio_util::sync::CancellationToken::new(),
+        })
+    }
+}
+
+/// A claimed job as the calls that report on it name it: its id and, to act only on that
+/// claim, its claim token (sql/ack.sql, "Fencing").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Claim {
+    /// The job.
+    pub id: i64,
+    /// Its claim token; `None` acts on whatever claim the job is in (weaker).
+    pub token: Option<i32>,
+}
+
+impl Claim {
+    /// The claim `job` was returned in.
+    pub fn of(job: &Job) -> Claim {
+        Claim {
+            id: job.id,
+            token: Some(job.claim_token),
+        }
+    }
+
+    /// A job by id alone, whatever claim it is in.
+    pub fn any(id: i64) -> Claim {
+        Claim { id, token: None }
+    }
+}
+
+/// The ids and tokens of claims as SQL arrays; the tokens are NULL unless every claim has one.
+pub(crate) fn claim_arrays(claims: &[Claim]) -> (Vec<i64>, Option<Vec<i32>>) {
+    let ids = claims.iter().map(|claim| claim.id).collect();
+    let tokens = claims.iter().map(|claim| claim.token).collect();
+    (ids, tokens)
+}
+
+/// A job to enqueue: `NewJob::new("mail").payload(b"hi").priority(5)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewJob {
+    /// The entrypoint it runs as.
+    pub entrypoint: String,
+    /// Its payload.
+    pub payload: Option<Vec<u8>>,
+    /// Bigger runs first (default 0).
+    pub priority: i32,
+    /// Not runnable before this much time has passed.
+    pub delay: Option<Duration>,
+    /// At most one queued or picked job holds a dedupe key.
+    pub dedupe_key: Option<String>,
+    /// Free-form headers.
+    pub headers: Option<Value>,
+}
+
+impl NewJob {
+    /// A job of `entrypoint` with the defaults.
+    pub fn new(entrypoint: impl Into<String>) -> NewJob {
+        NewJob {
+            entrypoint: entrypoint.into(),
+            ..NewJob::default()
+        }
+    }
+    /// Sets the payload.
+    pub fn payload(mut self, payload: impl Into<Vec<u8>>) -> NewJob {
+        self.payload = Some(payload.into());
+        self
+    }
+    /// Sets the priority.
+    pub fn priority(mut self, priority: i32) -> NewJob {
+        self.priority = priority;
+        self
+    }
+    /// Sets the delay before it may run.
+    pub fn delay(mut self, delay: Duration) -> NewJob {
+        self.delay = Some(delay);
+        self
+    }
+    /// Sets the dedupe key.
+    pub fn dedupe_key(mut self, key: impl Into<String>) -> NewJob {
+        self.dedupe_key = Some(key.into());
+        self
+    }
+    /// Sets the headers.
+    pub fn headers(mut self, headers: Value) -> NewJob {
+        self.headers = Some(headers);
+        self
+    }
+}
+
+/// What `enqueue_many` does with a dedupe key that is already taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// Fail the whole batch ([`Error::Duplicate`]); nothing is inserted.
+    Raise,
+    /// Skip that job: its position in the result is `None`.
+    Skip,
+}
+
+/// How a claimed job ended, for [`Queries::ack`](crate::Queries::ack).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    /// The job, in the claim it ran in.
+    pub claim: Claim,
+    /// `Successful`, `Exception` or `Canceled`.
+    pub status: JobStatus,
+    /// An error (`{"type", "message"}`) or a result.
+    pub detail: Option<Value>,
+}

@@ -68,39 +68,60 @@ pub struct LogRow {
     pub created: SystemTime,
 }
 
-/// The SQL of each call, prepared on first use.
-mod sql {
-    pub const ENQUEUE_MANY: &str = "SELECT pgq.enqueue_many($1::text[], $2::bytea[], $3::int[], \
+/// Declares every statement `Queries` prepares, one line each: the `Call` naming it (also its
+/// index in `Queries::prepared`) and its SQL.
+macro_rules! statements {
+    ($($call:ident = $sql:expr;)*) => {
+        /// A statement of `Queries`, prepared on first use (or all at once by `prepare_all`).
+        #[derive(Clone, Copy)]
+        enum Call {
+            $($call,)*
+        }
+
+        impl Call {
+            const ALL: &'static [Call] = &[$(Call::$call,)*];
+            const COUNT: usize = Call::ALL.len();
+
+            fn sql(self) -> &'static str {
+                match self {
+                    $(Call::$call => $sql,)*
+                }
+            }
+        }
+    };
+}
+
+statements! {
+    EnqueueMany = "SELECT pgq.enqueue_many($1::text[], $2::bytea[], $3::int[], \
         ARRAY(SELECT make_interval(secs => s) FROM unnest($4::float8[]) WITH ORDINALITY AS u(s, i) ORDER BY i), \
         $5::text[], $6::jsonb[], $7::text)";
-    pub const DEQUEUE: &str = "SELECT * FROM pgq.dequeue($1::text[], $2::int, $3::uuid)";
-    pub const HEARTBEAT: &str = "SELECT pgq.heartbeat($1::bigint[], $2::uuid, $3::int[])";
-    pub const ACK: &str = "SELECT pgq.ack($1::bigint[], $2::pgq.job_state[], $3::jsonb[], \
+    Dequeue = "SELECT * FROM pgq.dequeue($1::text[], $2::int, $3::uuid)";
+    Heartbeat = "SELECT pgq.heartbeat($1::bigint[], $2::uuid, $3::int[])";
+    Ack = "SELECT pgq.ack($1::bigint[], $2::pgq.job_state[], $3::jsonb[], \
         $4::uuid, $5::int[])";
-    pub const RETRY: &str = "SELECT pgq.retry($1::bigint, make_interval(secs => $2::float8), \
+    Retry = "SELECT pgq.retry($1::bigint, make_interval(secs => $2::float8), \
         $3::text, $4::uuid, $5::int)";
-    pub const CANCEL: &str = "SELECT pgq.cancel($1::bigint[])";
-    pub const RELEASE: &str = "SELECT pgq.release($1::bigint[], $2::uuid, $3::int[])";
-    pub const RELEASE_LOST: &str = "SELECT pgq.release_lost($1::uuid, $2::bigint[], $3::int[])";
-    pub const CANCEL_REQUESTED: &str =
-        "SELECT job_id, claim_token FROM pgq.cancel_requested($1::bigint[])";
-    pub const LEASE: &str = "SELECT extract(epoch FROM pgq.lease($1::text[]))::float8";
-    pub const REQUEUE: &str = "SELECT pgq.requeue($1::bigint[])";
-    pub const CLEAR: &str = "SELECT pgq.clear($1::text)";
-    pub const JOB_STATUS: &str = "SELECT job_id, status, detail FROM pgq.job_status($1::bigint[])";
-    pub const CONFIGURE: &str = "SELECT name FROM pgq.configure($1::text, $2::int, $3::float8, \
+    Cancel = "SELECT pgq.cancel($1::bigint[])";
+    Release = "SELECT pgq.release($1::bigint[], $2::uuid, $3::int[])";
+    ReleaseLost = "SELECT pgq.release_lost($1::uuid, $2::bigint[], $3::int[])";
+    CancelRequested = "SELECT job_id, claim_token FROM pgq.cancel_requested($1::bigint[])";
+    Lease = "SELECT extract(epoch FROM pgq.lease($1::text[]))::float8";
+    Requeue = "SELECT pgq.requeue($1::bigint[])";
+    Clear = "SELECT pgq.clear($1::text)";
+    JobStatus = "SELECT job_id, status, detail FROM pgq.job_status($1::bigint[])";
+    Configure = "SELECT name FROM pgq.configure($1::text, $2::int, $3::float8, \
         make_interval(secs => $4::float8), $5::int, make_interval(secs => $6::float8), \
         make_interval(secs => $7::float8), $8::text)";
-    pub const SCHEDULE: &str = "SELECT pgq.schedule($1::text, $2::text, $3::text)";
-    pub const UNSCHEDULE: &str = "SELECT pgq.unschedule($1::text, $2::text)";
-    pub const TICK: &str = "SELECT pgq.tick()";
-    pub const SUMMARY: &str = "SELECT entrypoint, status, priority, count, oldest \
+    Schedule = "SELECT pgq.schedule($1::text, $2::text, $3::text)";
+    Unschedule = "SELECT pgq.unschedule($1::text, $2::text)";
+    Tick = "SELECT pgq.tick()";
+    Summary = "SELECT entrypoint, status, priority, count, oldest \
         FROM pgq.queue_summary ORDER BY entrypoint, status, priority DESC";
-    pub const LOG: &str = "SELECT id, job_id, entrypoint, status, attempts, detail, created \
+    Log = "SELECT id, job_id, entrypoint, status, attempts, detail, created \
         FROM pgq.log WHERE $1::text IS NULL OR entrypoint = $1 ORDER BY id DESC LIMIT $2::bigint";
-    pub const PURGE_LOG: &str = "SELECT pgq.purge_log(make_interval(secs => $1::float8))";
-    pub const BEGIN: &str = "BEGIN";
-    pub const COMMIT: &str = "COMMIT";
+    PurgeLog = "SELECT pgq.purge_log(make_interval(secs => $1::float8))";
+    Begin = "BEGIN";
+    Commit = "COMMIT";
 }
 
 /// Typed calls of the extension's SQL API over one connection.
@@ -116,88 +137,7 @@ mod sql {
 /// ```
 pub struct Queries {
     client: Client,
-    prepared: [OnceCell<Statement>; 22],
-}
-
-/// The index of each statement in `Queries::prepared`.
-#[derive(Clone, Copy)]
-enum Call {
-    EnqueueMany,
-    Dequeue,
-    Heartbeat,
-    Ack,
-    Retry,
-    Cancel,
-    Requeue,
-    Clear,
-    JobStatus,
-    Configure,
-    Schedule,
-    Unschedule,
-    Tick,
-    Summary,
-    Log,
-    PurgeLog,
-    Release,
-    ReleaseLost,
-    CancelRequested,
-    Lease,
-    Begin,
-    Commit,
-}
-
-impl Call {
-    const ALL: [Call; 22] = [
-        Call::EnqueueMany,
-        Call::Dequeue,
-        Call::Heartbeat,
-        Call::Ack,
-        Call::Retry,
-        Call::Cancel,
-        Call::Requeue,
-        Call::Clear,
-        Call::JobStatus,
-        Call::Configure,
-        Call::Schedule,
-        Call::Unschedule,
-        Call::Tick,
-        Call::Summary,
-        Call::Log,
-        Call::PurgeLog,
-        Call::Release,
-        Call::ReleaseLost,
-        Call::CancelRequested,
-        Call::Lease,
-        Call::Begin,
-        Call::Commit,
-    ];
-
-    fn sql(self) -> &'static str {
-        match self {
-            Call::EnqueueMany => sql::ENQUEUE_MANY,
-            Call::Dequeue => sql::DEQUEUE,
-            Call::Heartbeat => sql::HEARTBEAT,
-            Call::Ack => sql::ACK,
-            Call::Retry => sql::RETRY,
-            Call::Cancel => sql::CANCEL,
-            Call::Requeue => sql::REQUEUE,
-            Call::Clear => sql::CLEAR,
-            Call::JobStatus => sql::JOB_STATUS,
-            Call::Configure => sql::CONFIGURE,
-            Call::Schedule => sql::SCHEDULE,
-            Call::Unschedule => sql::UNSCHEDULE,
-            Call::Tick => sql::TICK,
-            Call::Summary => sql::SUMMARY,
-            Call::Log => sql::LOG,
-            Call::PurgeLog => sql::PURGE_LOG,
-            Call::Release => sql::RELEASE,
-            Call::ReleaseLost => sql::RELEASE_LOST,
-            Call::CancelRequested => sql::CANCEL_REQUESTED,
-            Call::Lease => sql::LEASE,
-            Call::Begin => sql::BEGIN,
-            Call::Commit => sql::COMMIT,
-        }
-    }
+    prepared: [OnceCell<Statement>; Call::COUNT],
 }
 
 fn seconds(duration: Option<Duration>) -> Option<f64> {
@@ -251,7 +191,7 @@ impl Queries {
     /// Prepares every statement now rather than on first use (the worker runtime does this at
     /// start, so that pipelined calls go out in the order they are made).
     pub async fn prepare_all(&self) -> Result<(), Error> {
-        for call in Call::ALL {
+        for &call in Call::ALL {
             self.statement(call).await?;
         }
         Ok(())

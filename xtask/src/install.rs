@@ -17,8 +17,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::command::{Result, cargo, run, workspace_root};
 use crate::setup::PG_CONFIG;
-use crate::steps::{Result, cargo, run, workspace_root};
 
 /// What to build and where to put it.
 #[derive(Debug, Clone)]

@@ -20,6 +20,7 @@
 //! cargo-pgrx pinned to the pgrx version of `extension/Cargo.toml`. The pgrx home is
 //! `pgrx-config/` in the repository, which points at Debian's `pg_config`.
 
+mod command;
 mod install;
 mod postgres;
 mod setup;

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::steps::Result;
+use crate::command::Result;
 
 /// A pinned server version of the npm package.
 pub struct Major {

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use pgqueuer_cluster::is_root;
 
-use crate::steps::{Result, cargo, heading, run, workspace_root};
+use crate::command::{Result, cargo, heading, pgrx_home_dir, run};
 
 /// Debian packages: PostgreSQL 15 and its server headers, libclang for pgrx's bindgen, and
 /// sudo, which `cargo pgrx test --runas` calls to run the test server as `postgres`, and tmux,
@@ -122,9 +122,4 @@ fn pgrx_home() -> Result {
         pgrx_home_dir().display()
     );
     Ok(())
-}
-
-/// The pgrx home in the repository.
-pub fn pgrx_home_dir() -> PathBuf {
-    workspace_root().join("pgrx-config")
 }

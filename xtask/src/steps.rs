@@ -1,64 +1,14 @@
 //! The steps of `cargo xtask test` and `cargo xtask demo`, each a plain command.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
 use pgqueuer_cluster::{Cluster, Options, is_root};
 
+use crate::command::{Result, cargo, heading, run, workspace_root};
 use crate::install::Build;
-use crate::setup::{self, pgrx_home_dir};
-
-/// An xtask step's outcome; the error is the message to print.
-pub type Result<T = ()> = std::result::Result<T, String>;
-
-/// The workspace root (the parent of `xtask/`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// `cargo`, run in the workspace root, with the repository's pgrx home and with
-/// `$CARGO_HOME/bin` on `PATH` so that freshly installed subcommands are found.
-pub fn cargo() -> Command {
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command
-        .current_dir(workspace_root())
-        .env("PGRX_HOME", pgrx_home_dir());
-    let cargo_bin = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
-        .map(|home| home.join("bin"));
-    if let Some(cargo_bin) = cargo_bin {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let paths = std::iter::once(cargo_bin).chain(std::env::split_paths(&path));
-        if let Ok(joined) = std::env::join_paths(paths) {
-            command.env("PATH", joined);
-        }
-    }
-    command
-}
-
-/// Prints a step heading.
-/// Progress goes to stderr, so that a command's own output (pgq-bench --json) stays clean.
-pub fn heading(text: &str) {
-    eprintln!("\n==> {text}");
-}
-
-/// Runs a command with inherited output; a failure names the command.
-pub fn run(command: &mut Command) -> Result {
-    let shown = format!("{command:?}");
-    let status = command
-        .status()
-        .map_err(|error| format!("could not run {shown}: {error}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{shown} failed ({status})"))
-    }
-}
+use crate::setup;
 
 /// Runs a titled step and reports how long it took.
 fn step(title: &str, command: &mut Command) -> Result {

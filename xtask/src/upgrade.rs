@@ -15,8 +15,8 @@
 
 use std::path::Path;
 
+use crate::command::{Result, workspace_root};
 use crate::install::{current_version, frozen_releases};
-use crate::steps::{Result, workspace_root};
 
 /// The files of `sql/` in the order `extension/src/lib.rs` creates them.
 const ORDER: &[&str] = &[

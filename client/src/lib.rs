@@ -1,9 +1,9 @@
 #![warn(missing_docs)]
 //! Rust client for **pgqueuer**, a job queue that lives in PostgreSQL.
 //!
-//! The queue itself is SQL in the `pgqueuer` extension (schema `pgq`); this crate is a thin,
-//! async caller of it built on tokio-postgres: [`connect_from_env`] connects, and [`Queries`]
-//! calls every function of the SQL API with typed arguments and results.
+//! The queue itself is SQL in schema `pgq` (the `pgqueuer` extension, or the same schema from
+//! a plain script: [`sql_only`]); this crate is a thin, async caller of it built on
+//! tokio-postgres, plus a worker runtime.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), pgqueuer::Error> {
@@ -13,10 +13,32 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - [`PgQueuer`] (module `runtime`): the worker runtime that runs handlers;
-//! - [`Listener`] and [`Notification`] (module `notify`): the queue's notifications;
-//! - [`shutdown_signal`]: SIGINT or SIGTERM, as the runtime and `pgq` wait for them;
-//! - [`sql_only`]: the queue as a plain SQL script, for PostgreSQL without the extension.
+//! # A tour, in reading order
+//!
+//! 1. **Connecting** (`connect.rs`, `tls.rs`): [`connect`], [`connect_from_env`] and
+//!    [`config`] apply libpq's rules (connection strings, `PG*` variables, defaults) and TLS
+//!    with libpq's `sslmode`, into [`Settings`]. Every connection of the crate goes through
+//!    them.
+//! 2. **Errors** (`error.rs`): one [`Error`] type; the SQL API's documented SQLSTATEs become
+//!    [`Error::Invalid`] and [`Error::Duplicate`], an unknown schema [`Error::Schema`].
+//! 3. **Jobs** (`job.rs`): a claimed [`Job`], its [`Claim`] (id and claim token), a [`NewJob`]
+//!    to enqueue, an [`Ack`] saying how one ended, [`JobStatus`].
+//! 4. **Calls** (`queries.rs`): [`Queries`] calls every function of the SQL API with typed
+//!    arguments, one prepared statement each, one round trip a call (or a pipelined
+//!    transaction: [`Queries::ack_and_dequeue`]).
+//! 5. **Notifications** (`notify.rs`): [`Listener`] and [`Notification`]; a notification is a
+//!    hint to look, never an authority.
+//! 6. **The runtime** (`runtime/`): [`PgQueuer`] runs handlers for entrypoints and schedules
+//!    with [`RunOptions`]: lanes that claim ahead and write outcomes with the next claim
+//!    (`lane.rs`), one queue of claimed jobs shared by the handler slots (`dispatch.rs`), one
+//!    LISTEN connection for all lanes (`listen.rs`). docs/design/0009-pipelined-runtime.md
+//!    explains why.
+//! 7. **Installing** ([`sql_only`]): the queue as a SQL script for servers without the
+//!    extension, built from the same `sql/` files.
+//! 8. **Stopping** (`shutdown.rs`): [`shutdown_signal`] is SIGINT or SIGTERM, as the runtime
+//!    and `pgq` wait for them.
+//!
+//! The `pgq` command line (`src/bin/pgq/`) is built on the same pieces.
 
 mod connect;
 mod error;
@@ -33,11 +55,9 @@ pub use connect::{
     connect_with_notices,
 };
 pub use error::Error;
+pub use job::{Ack, Claim, Job, JobStatus, NewJob, OnConflict};
 pub use notify::{CHANNEL, Event, Listener, Notification};
-pub use queries::{
-    Ack, Claim, EntrypointSettings, Job, JobStatus, LogRow, NewJob, OnConflict, Queries,
-    SCHEMA_VERSIONS, SummaryRow,
-};
+pub use queries::{EntrypointSettings, LogRow, Queries, SCHEMA_VERSIONS, SummaryRow};
 pub use runtime::{HandlerResult, Mode, PgQueuer, RetryRequested, RunOptions, ScheduledRun};
 pub use shutdown::shutdown_signal;
 pub use tls::{RootCert, SslMode, Tls};

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::job::claim_arrays;
-pub use crate::job::{Ack, Claim, Job, JobStatus, NewJob, OnConflict};
+use crate::job::{Ack, Claim, Job, JobStatus, NewJob, OnConflict};
 
 /// An entrypoint's fleet-wide settings for [`Queries::configure`]; `None` keeps the current value.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -29,7 +29,8 @@ mod upgrade;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|bench|setup|install|freeze|sync-upgrade>
+const USAGE: &str =
+    "usage: cargo xtask <demo|test|bench|setup|install|freeze|sync-upgrade|postgres>
   demo     set up, install the extension, start a throwaway cluster and run the quick start
   test     set up and run every check: fmt, clippy, #[pg_test]s, doc tests, end-to-end tests
   bench    set up, install a release build, run pgq-bench (cargo xtask bench -- --help)

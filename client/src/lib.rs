@@ -58,7 +58,9 @@ pub use error::Error;
 pub use job::{Ack, Claim, Job, JobStatus, NewJob, OnConflict};
 pub use notify::{CHANNEL, Event, Listener, Notification};
 pub use queries::{EntrypointSettings, LogRow, Queries, SCHEMA_VERSIONS, SummaryRow};
-pub use runtime::{HandlerResult, Mode, PgQueuer, RetryRequested, RunOptions, ScheduledRun};
+pub use runtime::{
+    HandlerResult, Mode, PgQueuer, RetryRequested, RunOptions, ScheduledRun, TimedOut,
+};
 pub use shutdown::shutdown_signal;
 pub use tls::{RootCert, SslMode, Tls};
 pub use tokio_postgres;

@@ -32,6 +32,44 @@ impl std::fmt::Display for RetryRequested {
 
 impl std::error::Error for RetryRequested {}
 
+/// What a handler that ran longer than its entrypoint's timeout ([`PgQueuer::timeout`]) is
+/// acked with: an `exception`, retried per the entrypoint's `max_attempts`. The handler's
+/// future is dropped when the time is up, so it stops at its next `.await`.
+///
+/// [`PgQueuer::timeout`]: crate::PgQueuer::timeout
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut {
+    /// The entrypoint's timeout.
+    pub after: Duration,
+}
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the handler ran longer than its timeout of {:?} and was cancelled",
+            self.after
+        )
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// `handler`, cancelled after `after` with [`TimedOut`].
+pub(crate) fn with_timeout(handler: Handler, after: Duration) -> Handler {
+    Arc::new(move |job| {
+        let run = handler(job);
+        Box::pin(async move {
+            match tokio::time::timeout(after, run).await {
+                Ok(result) => result,
+                Err(_) => {
+                    Err(Box::new(TimedOut { after }) as Box<dyn std::error::Error + Send + Sync>)
+                }
+            }
+        })
+    })
+}
+
 /// One fire of a schedule, as its handler receives it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduledRun {

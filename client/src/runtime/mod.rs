@@ -38,7 +38,7 @@ use uuid::Uuid;
 use crate::{EntrypointSettings, Error, Job, Listener, Queries, Settings, connect_with};
 use dispatch::Dispatch;
 use handler::Handler;
-pub use handler::{HandlerResult, RetryRequested, ScheduledRun};
+pub use handler::{HandlerResult, RetryRequested, ScheduledRun, TimedOut};
 use lane::{Lane, heartbeat_every, heartbeat_timer};
 pub use options::{Mode, RunOptions};
 
@@ -63,6 +63,8 @@ impl Drop for AbortOnDrop {
 struct Registered {
     handler: Handler,
     settings: EntrypointSettings,
+    /// How long a handler may run before it is cancelled ([`PgQueuer::timeout`]).
+    timeout: Option<std::time::Duration>,
 }
 
 /// The worker runtime: register entrypoints, then [`run`](PgQueuer::run).
@@ -132,8 +134,26 @@ impl PgQueuer {
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |job| Box::pin(handler(job)));
-        self.entrypoints
-            .insert(name.to_string(), Registered { handler, settings });
+        let timeout = self.entrypoints.get(name).and_then(|old| old.timeout);
+        self.entrypoints.insert(
+            name.to_string(),
+            Registered {
+                handler,
+                settings,
+                timeout,
+            },
+        );
+        self
+    }
+
+    /// Cancels a handler of `entrypoint` that runs longer than `timeout`: its future is dropped
+    /// (it stops at its next `.await`) and its job is acked as `exception` with a [`TimedOut`]
+    /// detail, retried per the entrypoint's `max_attempts`. Register the entrypoint first; a
+    /// timeout of an entrypoint without a handler does nothing.
+    pub fn timeout(&mut self, entrypoint: &str, timeout: std::time::Duration) -> &mut PgQueuer {
+        if let Some(registered) = self.entrypoints.get_mut(entrypoint) {
+            registered.timeout = Some(timeout);
+        }
         self
     }
 
@@ -256,7 +276,14 @@ impl PgQueuer {
         let handlers: HashMap<String, Handler> = self
             .entrypoints
             .iter()
-            .map(|(name, registered)| (name.clone(), Arc::clone(&registered.handler)))
+            .map(|(name, registered)| {
+                let handler = Arc::clone(&registered.handler);
+                let handler = match registered.timeout {
+                    Some(after) => handler::with_timeout(handler, after),
+                    None => handler,
+                };
+                (name.clone(), handler)
+            })
             .collect();
         let dispatch = Arc::new(Dispatch::new(
             handlers,

@@ -25,7 +25,8 @@
 //!    to enqueue, an [`Ack`] saying how one ended, [`JobStatus`].
 //! 4. **Calls** (`queries.rs`): [`Queries`] calls every function of the SQL API with typed
 //!    arguments, one prepared statement each, one round trip a call (or a pipelined
-//!    transaction: [`Queries::ack_and_dequeue`]).
+//!    transaction: [`Queries::ack_and_dequeue`]). [`enqueue_in`] (`enqueue.rs`) enqueues
+//!    through any client, a transaction included, so jobs commit with the caller's rows.
 //! 5. **Notifications** (`notify.rs`): [`Listener`] and [`Notification`]; a notification is a
 //!    hint to look, never an authority.
 //! 6. **The runtime** (`runtime/`): [`PgQueuer`] runs handlers for entrypoints and schedules
@@ -41,6 +42,7 @@
 //! The `pgq` command line (`src/bin/pgq/`) is built on the same pieces.
 
 mod connect;
+mod enqueue;
 mod error;
 mod job;
 mod notify;
@@ -54,6 +56,7 @@ pub use connect::{
     Settings, config, config_from_env, connect, connect_from_env, connect_with,
     connect_with_notices,
 };
+pub use enqueue::enqueue_in;
 pub use error::Error;
 pub use job::{Ack, Claim, Job, JobStatus, NewJob, OnConflict};
 pub use notify::{CHANNEL, Event, Listener, Notification};

@@ -12,6 +12,7 @@ use tokio_postgres::{Client, Row, Statement};
 use uuid::Uuid;
 
 use crate::Error;
+use crate::enqueue::EnqueueArgs;
 use crate::job::claim_arrays;
 use crate::job::{Ack, Claim, Job, JobStatus, NewJob, OnConflict};
 
@@ -74,7 +75,7 @@ macro_rules! statements {
     ($($call:ident = $sql:expr;)*) => {
         /// A statement of `Queries`, prepared on first use (or all at once by `prepare_all`).
         #[derive(Clone, Copy)]
-        enum Call {
+        pub(crate) enum Call {
             $($call,)*
         }
 
@@ -82,7 +83,7 @@ macro_rules! statements {
             const ALL: &'static [Call] = &[$(Call::$call,)*];
             const COUNT: usize = Call::ALL.len();
 
-            fn sql(self) -> &'static str {
+            pub(crate) fn sql(self) -> &'static str {
                 match self {
                     $(Call::$call => $sql,)*
                 }
@@ -261,30 +262,8 @@ impl Queries {
         jobs: &[NewJob],
         on_conflict: OnConflict,
     ) -> Result<Vec<Option<i64>>, Error> {
-        let entrypoints: Vec<&str> = jobs.iter().map(|job| job.entrypoint.as_str()).collect();
-        let payloads: Vec<Option<&[u8]>> = jobs.iter().map(|job| job.payload.as_deref()).collect();
-        let priorities: Vec<i32> = jobs.iter().map(|job| job.priority).collect();
-        let delays: Vec<Option<f64>> = jobs.iter().map(|job| seconds(job.delay)).collect();
-        let keys: Vec<Option<&str>> = jobs.iter().map(|job| job.dedupe_key.as_deref()).collect();
-        let headers: Vec<Option<&Value>> = jobs.iter().map(|job| job.headers.as_ref()).collect();
-        let on_conflict = match on_conflict {
-            OnConflict::Raise => "raise",
-            OnConflict::Skip => "skip",
-        };
-        let row = self
-            .one_row(
-                Call::EnqueueMany,
-                &[
-                    &entrypoints,
-                    &payloads,
-                    &priorities,
-                    &delays,
-                    &keys,
-                    &headers,
-                    &on_conflict,
-                ],
-            )
-            .await?;
+        let args = EnqueueArgs::of(jobs, on_conflict);
+        let row = self.one_row(Call::EnqueueMany, &args.params()).await?;
         Ok(row.try_get(0)?)
     }
 

@@ -169,3 +169,93 @@ async fn bad_input_is_22023_and_inserts_nothing() {
     .await;
     assert_eq!(count(&c, "pgq.jobs").await, 0);
 }
+
+/// Jobs enqueued in the caller's transaction roll back with it: no job, and no notification
+/// (the sentinel sent afterwards is the first thing a listener hears).
+#[tokio::test]
+async fn a_job_enqueued_in_a_rolled_back_transaction_never_exists_nor_is_announced() {
+    let db = TestDb::installed().await;
+    let mut client = db.connect().await;
+    client
+        .batch_execute("CREATE TABLE orders (id int PRIMARY KEY)")
+        .await
+        .expect("the application's table");
+    let mut listener = db.listen().await;
+    let tx = client.transaction().await.expect("BEGIN");
+    tx.execute("INSERT INTO orders VALUES (1)", &[])
+        .await
+        .expect("the application's row");
+    let ids = pgqueuer::enqueue_in(
+        &tx,
+        &[pgqueuer::NewJob::new("ship").payload("1")],
+        pgqueuer::OnConflict::Raise,
+    )
+    .await
+    .expect("enqueue in the transaction");
+    assert_eq!(ids.len(), 1);
+    tx.rollback().await.expect("ROLLBACK");
+    client
+        .batch_execute("SELECT pg_notify('pgq', 'end')")
+        .await
+        .expect("the sentinel");
+    assert!(
+        listener.until("end").await.is_empty(),
+        "nothing was announced"
+    );
+    assert_eq!(count(&client, "pgq.jobs").await, 0);
+    assert_eq!(count(&client, "orders").await, 0);
+}
+
+/// Committed, the job exists with the application's row, is announced, and a worker runs it.
+#[tokio::test]
+async fn a_job_enqueued_in_a_committed_transaction_is_run() {
+    let db = TestDb::installed().await;
+    let mut client = db.connect().await;
+    client
+        .batch_execute("CREATE TABLE orders (id int PRIMARY KEY)")
+        .await
+        .expect("the application's table");
+    let mut listener = db.listen().await;
+    let tx = client.transaction().await.expect("BEGIN");
+    tx.execute("INSERT INTO orders VALUES (1)", &[])
+        .await
+        .expect("the application's row");
+    pgqueuer::enqueue_in(
+        &tx,
+        &[pgqueuer::NewJob::new("ship").payload("1")],
+        pgqueuer::OnConflict::Raise,
+    )
+    .await
+    .expect("enqueue in the transaction");
+    tx.commit().await.expect("COMMIT");
+    client
+        .batch_execute("SELECT pg_notify('pgq', 'end')")
+        .await
+        .expect("the sentinel");
+    assert_eq!(
+        listener.until("end").await,
+        vec![r#"{"type": "enqueued", "entrypoints": ["ship"]}"#.to_string()]
+    );
+
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut pgq = pgqueuer::PgQueuer::new(pgqueuer::config(&db.dsn).expect("settings"));
+    {
+        let ran = std::sync::Arc::clone(&ran);
+        pgq.entrypoint("ship", move |job: pgqueuer::Job| {
+            assert_eq!(job.payload.as_deref(), Some(&b"1"[..]));
+            ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Ok(()) }
+        });
+    }
+    pgq.run(pgqueuer::RunOptions {
+        mode: pgqueuer::Mode::Drain,
+        ..pgqueuer::RunOptions::default()
+    })
+    .await
+    .expect("drain");
+    assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        count(&client, "pgq.log WHERE status = 'successful'").await,
+        1
+    );
+}

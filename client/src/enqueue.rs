@@ -1,0 +1,88 @@
+//! Enqueueing through any client, a transaction included, so that jobs commit or roll back
+//! with the caller's own rows: the main reason to keep jobs in PostgreSQL.
+//!
+//! ```no_run
+//! # async fn example(client: &mut pgqueuer::tokio_postgres::Client) -> Result<(), pgqueuer::Error> {
+//! use pgqueuer::{NewJob, OnConflict, enqueue_in};
+//! let tx = client.transaction().await?;
+//! tx.execute("INSERT INTO orders (id) VALUES (42)", &[]).await?;
+//! enqueue_in(&tx, &[NewJob::new("ship_order").payload("42")], OnConflict::Raise).await?;
+//! tx.commit().await?; // the order and its job, or neither
+//! # Ok(()) }
+//! ```
+//!
+//! The `enqueued` notification is part of the transaction too: workers hear of the job when it
+//! commits, and never when it rolls back.
+
+use postgres_types::ToSql;
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+
+use crate::Error;
+use crate::job::{NewJob, OnConflict};
+use crate::queries::Call;
+
+/// The arguments of `pgq.enqueue_many` for a batch, borrowed from it.
+pub(crate) struct EnqueueArgs<'a> {
+    entrypoints: Vec<&'a str>,
+    payloads: Vec<Option<&'a [u8]>>,
+    priorities: Vec<i32>,
+    delays: Vec<Option<f64>>,
+    keys: Vec<Option<&'a str>>,
+    headers: Vec<Option<&'a Value>>,
+    on_conflict: &'static str,
+}
+
+impl<'a> EnqueueArgs<'a> {
+    pub(crate) fn of(jobs: &'a [NewJob], on_conflict: OnConflict) -> EnqueueArgs<'a> {
+        EnqueueArgs {
+            entrypoints: jobs.iter().map(|job| job.entrypoint.as_str()).collect(),
+            payloads: jobs.iter().map(|job| job.payload.as_deref()).collect(),
+            priorities: jobs.iter().map(|job| job.priority).collect(),
+            delays: jobs
+                .iter()
+                .map(|job| job.delay.map(|delay| delay.as_secs_f64()))
+                .collect(),
+            keys: jobs.iter().map(|job| job.dedupe_key.as_deref()).collect(),
+            headers: jobs.iter().map(|job| job.headers.as_ref()).collect(),
+            on_conflict: match on_conflict {
+                OnConflict::Raise => "raise",
+                OnConflict::Skip => "skip",
+            },
+        }
+    }
+
+    /// The statement's parameters, in order.
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+        [
+            &self.entrypoints,
+            &self.payloads,
+            &self.priorities,
+            &self.delays,
+            &self.keys,
+            &self.headers,
+            &self.on_conflict,
+        ]
+    }
+}
+
+/// Enqueues `jobs` through `client`: a `tokio_postgres::Client`, a `Transaction`, or anything
+/// else that is a [`GenericClient`]. In a transaction, the jobs (and the notification that
+/// wakes workers) exist only if it commits. Returns the ids in input order; with
+/// [`OnConflict::Skip`], `None` where a dedupe key was taken. One statement, not prepared
+/// ahead: two round trips (the `Queries` methods use prepared statements, one).
+pub async fn enqueue_in<C>(
+    client: &C,
+    jobs: &[NewJob],
+    on_conflict: OnConflict,
+) -> Result<Vec<Option<i64>>, Error>
+where
+    C: GenericClient + Sync,
+{
+    let args = EnqueueArgs::of(jobs, on_conflict);
+    let row = client
+        .query_one(Call::EnqueueMany.sql(), &args.params())
+        .await
+        .map_err(Error::from_db)?;
+    Ok(row.try_get(0)?)
+}

@@ -325,6 +325,37 @@ async fn a_handler_past_its_timeout_is_cancelled_and_its_job_retried_then_ends_a
     assert_eq!(log[0].0, "successful");
 }
 
+/// Handlers of two entrypoints share state passed at registration, without globals: every
+/// run sees the same state.
+#[tokio::test]
+async fn handlers_share_the_state_they_were_registered_with() {
+    let db = TestDb::installed().await;
+    let q = Queries::new(db.connect().await);
+    q.enqueue(
+        ["a", "b", "a"],
+        [Vec::new(), Vec::new(), Vec::new()],
+        [0, 0, 0],
+    )
+    .await
+    .expect("enqueue");
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut pgq = runtime(&db);
+    for name in ["a", "b"] {
+        pgq.entrypoint_with_state(
+            name,
+            Arc::clone(&seen),
+            |seen: Arc<Mutex<Vec<String>>>, job: Job| async move {
+                seen.lock().expect("the state").push(job.entrypoint);
+                Ok(())
+            },
+        );
+    }
+    pgq.run(drain(10, 10)).await.expect("drain");
+    let mut seen = seen.lock().expect("the state").clone();
+    seen.sort();
+    assert_eq!(seen, ["a", "a", "b"]);
+}
+
 #[tokio::test]
 async fn retry_requested_runs_the_job_again() {
     let db = TestDb::installed().await;

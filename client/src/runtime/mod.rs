@@ -121,6 +121,35 @@ impl PgQueuer {
         self.entrypoint_with(name, EntrypointSettings::default(), handler)
     }
 
+    /// Registers the handler of an entrypoint that takes shared state beside its job: a
+    /// connection pool, an HTTP client, configuration. Each run gets a clone of `state`, so
+    /// make it cheap to clone (an `Arc`, or a handle that is one).
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # struct App { greeting: String }
+    /// # fn example(pgq: &mut pgqueuer::PgQueuer) {
+    /// let app = Arc::new(App { greeting: "hello".into() });
+    /// pgq.entrypoint_with_state("greet", app, |app: Arc<App>, job: pgqueuer::Job| async move {
+    ///     println!("{} {:?} (attempt {})", app.greeting, job.payload, job.attempts);
+    ///     Ok(())
+    /// });
+    /// # }
+    /// ```
+    pub fn entrypoint_with_state<S, F, Fut>(
+        &mut self,
+        name: &str,
+        state: S,
+        handler: F,
+    ) -> &mut PgQueuer
+    where
+        S: Clone + Send + Sync + 'static,
+        F: Fn(S, Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.entrypoint(name, move |job| handler(state.clone(), job))
+    }
+
     /// Registers the handler of an entrypoint with fleet-wide settings (limits, retries,
     /// hold), written with `pgq.configure` when the runtime starts.
     pub fn entrypoint_with<F, Fut>(

@@ -20,7 +20,11 @@ use tokio_postgres::GenericClient;
 
 use crate::Error;
 use crate::job::{NewJob, OnConflict};
-use crate::queries::Call;
+
+/// The statement that enqueues a batch; `Queries` prepares it too.
+pub(crate) const ENQUEUE_MANY: &str = "SELECT pgq.enqueue_many($1::text[], $2::bytea[], $3::int[], \
+        ARRAY(SELECT make_interval(secs => s) FROM unnest($4::float8[]) WITH ORDINALITY AS u(s, i) ORDER BY i), \
+        $5::text[], $6::jsonb[], $7::text)";
 
 /// The arguments of `pgq.enqueue_many` for a batch, borrowed from it.
 pub(crate) struct EnqueueArgs<'a> {
@@ -81,7 +85,7 @@ where
 {
     let args = EnqueueArgs::of(jobs, on_conflict);
     let row = client
-        .query_one(Call::EnqueueMany.sql(), &args.params())
+        .query_one(ENQUEUE_MANY, &args.params())
         .await
         .map_err(Error::from_db)?;
     Ok(row.try_get(0)?)

@@ -75,7 +75,7 @@ macro_rules! statements {
     ($($call:ident = $sql:expr;)*) => {
         /// A statement of `Queries`, prepared on first use (or all at once by `prepare_all`).
         #[derive(Clone, Copy)]
-        pub(crate) enum Call {
+        enum Call {
             $($call,)*
         }
 
@@ -83,7 +83,7 @@ macro_rules! statements {
             const ALL: &'static [Call] = &[$(Call::$call,)*];
             const COUNT: usize = Call::ALL.len();
 
-            pub(crate) fn sql(self) -> &'static str {
+            fn sql(self) -> &'static str {
                 match self {
                     $(Call::$call => $sql,)*
                 }
@@ -93,9 +93,7 @@ macro_rules! statements {
 }
 
 statements! {
-    EnqueueMany = "SELECT pgq.enqueue_many($1::text[], $2::bytea[], $3::int[], \
-        ARRAY(SELECT make_interval(secs => s) FROM unnest($4::float8[]) WITH ORDINALITY AS u(s, i) ORDER BY i), \
-        $5::text[], $6::jsonb[], $7::text)";
+    EnqueueMany = crate::enqueue::ENQUEUE_MANY;
     Dequeue = "SELECT * FROM pgq.dequeue($1::text[], $2::int, $3::uuid)";
     Heartbeat = "SELECT pgq.heartbeat($1::bigint[], $2::uuid, $3::int[])";
     Ack = "SELECT pgq.ack($1::bigint[], $2::pgq.job_state[], $3::jsonb[], \

@@ -81,9 +81,10 @@ fn file(path: &str) -> &'static str {
         .unwrap_or_else(|| panic!("{path} is not embedded (client/build.rs)"))
 }
 
-/// A file of `sql/` made fit for a SQL-only install: the statements that only mean something
-/// inside an extension dropped, and `pgq.version()` reading the built-in version.
-fn transform(text: &str) -> String {
+/// A file of `sql/` (or an upgrade script) made fit for a SQL-only install of `version`: the
+/// statements that only mean something inside an extension dropped, and `pgq.version()`
+/// returning `version`.
+fn transform(text: &str, version: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         // pg_dump dumps an extension's tables only when they are marked; a plain schema's
@@ -94,12 +95,11 @@ fn transform(text: &str) -> String {
         out.push_str(line);
         out.push('\n');
     }
-    let version = format!("SELECT '{VERSION}'::text");
     assert!(
         !out.contains("MODULE_PATHNAME"),
         "a C function in SQL meant for a SQL-only install: give it a twin in sql/sql-only/"
     );
-    out.replace(VERSION_FROM_CATALOG, &version)
+    out.replace(VERSION_FROM_CATALOG, &format!("SELECT '{version}'::text"))
 }
 
 /// The time zones function the cron twin checks names against.
@@ -230,7 +230,7 @@ pub fn install_script() -> String {
     for name in ORDER {
         let path = format!("sql/{name}.sql");
         writeln!(out, "\n-- {path}").expect("write to a String");
-        out.push_str(&transform(file(&path)));
+        out.push_str(&transform(file(&path), VERSION));
     }
     out.push('\n');
     out.push_str(&privileges_script());
@@ -314,10 +314,7 @@ pub fn upgrade_script_between(from: &str, to: &str) -> Result<String, NoUpgrade>
             &privileges_script(),
         );
         writeln!(out, "\n-- extension/sql/pgqueuer--{at}--{next}.sql").expect("write");
-        out.push_str(&transform(&text).replace(
-            &format!("SELECT '{VERSION}'::text"),
-            &format!("SELECT '{next}'::text"),
-        ));
+        out.push_str(&transform(&text, next));
         at = next;
     }
     out.push_str("\n-- The cron twin and the no-op wake-up, as this version has them.\n");

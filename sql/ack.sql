@@ -34,10 +34,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    n        bigint;
-    fast     bigint := 0;
-    bad      record;
-    retry_at timestamptz;
+    fast bigint := 0;
+    bad  record;
 BEGIN
     IF job_ids IS NULL THEN
         PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
@@ -94,6 +92,74 @@ BEGIN
         END IF;
     END IF;
 
+    RETURN fast + pgq._end_claims(job_ids, statuses, details, ack.worker_id, claim_tokens,
+                                  may_retry => true);
+END
+$$;
+
+-- pgq.fail: end claimed jobs as failures at once, without retrying them whatever max_attempts
+-- says: for an error that no retry can mend (a payload that cannot be read, a request the
+-- handler refuses). Each job ends like an exception on its last attempt: an 'exception' log
+-- row carrying its detail, and the row deleted, or kept as 'failed' when the entrypoint's
+-- on_failure is 'hold'. Fenced like ack; a job whose cancel was requested ends as canceled.
+-- Returns how many jobs the report was taken for.
+CREATE FUNCTION pgq.fail(
+    job_ids      bigint[],
+    details      jsonb[] DEFAULT NULL,
+    worker_id    uuid DEFAULT NULL,
+    claim_tokens int[] DEFAULT NULL
+) RETURNS bigint
+-- Rows are found by index; enable_seqscan = off for the reason given at pgq.dequeue.
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF job_ids IS NULL THEN
+        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
+    END IF;
+    IF details IS NOT NULL AND cardinality(details) <> cardinality(job_ids) THEN
+        PERFORM pgq._invalid(format(
+            'details must have one element per job id (%s), not %s',
+            cardinality(job_ids), cardinality(details)),
+            'pass NULL details to fail every job without a detail');
+    END IF;
+    IF claim_tokens IS NOT NULL THEN
+        PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    END IF;
+    IF cardinality(job_ids) = 0 THEN
+        RETURN 0;
+    END IF;
+    RETURN pgq._end_claims(job_ids,
+        array_fill('exception'::pgq.job_state, ARRAY[cardinality(job_ids)]), details,
+        fail.worker_id, claim_tokens, may_retry => false);
+END
+$$;
+
+-- The general way a report ends claimed jobs (pgq.ack's outcomes other than all-successful,
+-- and pgq.fail): each job, if still in the claim the report names, is retried (an exception
+-- with attempts left, when may_retry), held, or deleted with its log row; a job whose cancel
+-- was requested ends as canceled. The arguments are checked by the callers. Returns how many
+-- jobs the report was taken for.
+CREATE FUNCTION pgq._end_claims(
+    job_ids      bigint[],
+    statuses     pgq.job_state[],
+    details      jsonb[],
+    worker_id    uuid,
+    claim_tokens int[],
+    may_retry    boolean
+) RETURNS bigint
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    n        bigint;
+    retry_at timestamptz;
+BEGIN
     WITH input AS (
         SELECT DISTINCT ON (u.id) u.id, coalesce(u.s, 'successful') AS outcome, u.d AS detail,
                u.t AS token
@@ -110,20 +176,21 @@ BEGIN
         FROM input i
         JOIN pgq.jobs j ON j.id = i.id
         LEFT JOIN pgq.entrypoints e ON e.name = j.entrypoint
-        WHERE j.status = 'picked' AND (ack.worker_id IS NULL OR j.worker_id = ack.worker_id)
+        WHERE j.status = 'picked' AND (_end_claims.worker_id IS NULL OR j.worker_id = _end_claims.worker_id)
           AND (i.token IS NULL OR j.claim_token = i.token)
         FOR UPDATE OF j
     ), decided AS (
         SELECT t.*,
                CASE WHEN t.canceled THEN 'cancel'
-                    WHEN t.outcome = 'exception' AND t.attempts + 1 < t.max_attempts THEN 'retry'
+                    WHEN t.outcome = 'exception' AND may_retry
+                         AND t.attempts + 1 < t.max_attempts THEN 'retry'
                     WHEN t.outcome = 'exception' AND t.on_failure = 'hold' THEN 'hold'
                     ELSE 'delete'
                END AS action,
                -- Only a retry has a backoff, computed in seconds so that no number of
                -- attempts overflows an interval, and capped at retry_delay_max (at most 30
                -- days, even for a row written around pgq.configure).
-               CASE WHEN NOT t.canceled AND t.outcome = 'exception'
+               CASE WHEN NOT t.canceled AND t.outcome = 'exception' AND may_retry
                          AND t.attempts + 1 < t.max_attempts THEN
                    make_interval(secs => least(
                        extract(epoch FROM t.retry_delay)::float8
@@ -153,7 +220,7 @@ BEGIN
                              WHEN 'hold' THEN 'failed'
                              WHEN 'cancel' THEN 'canceled'
                              ELSE d.outcome END::pgq.job_state,
-               coalesce(ack.worker_id, d.worker_id),
+               coalesce(_end_claims.worker_id, d.worker_id),
                CASE d.action WHEN 'retry' THEN d.attempts + 1 ELSE d.attempts END,
                CASE d.action WHEN 'retry' THEN jsonb_build_object(
                                   'reason', 'exception', 'error', d.detail,
@@ -171,7 +238,7 @@ BEGIN
     IF retry_at IS NOT NULL THEN
         PERFORM pgq._wake_scheduler(retry_at);
     END IF;
-    RETURN fast + n;
+    RETURN n;
 END
 $$;
 

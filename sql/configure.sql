@@ -1,5 +1,8 @@
 -- pgq.configure: the fleet-wide settings of an entrypoint (upsert; NULL keeps the current value).
 --
+-- notify_completion: announce the end of each of its jobs on channel pgq_done (sql/status.sql),
+-- for callers that wait for them; off by default.
+--
 -- A new heartbeat_timeout (the lease) takes effect at once for running jobs too: so that a
 -- shorter one does not make them stale by itself, their heartbeats are refreshed, and a
 -- {"type": "configured", "entrypoints": [name]} notification tells their workers to heartbeat
@@ -12,7 +15,8 @@ CREATE FUNCTION pgq.configure(
     max_attempts      int DEFAULT NULL,
     retry_delay       interval DEFAULT NULL,
     retry_delay_max   interval DEFAULT NULL,
-    on_failure        text DEFAULT NULL
+    on_failure        text DEFAULT NULL,
+    notify_completion boolean DEFAULT NULL
 ) RETURNS pgq.entrypoints
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -61,7 +65,7 @@ BEGIN
     lease := coalesce(lease, '30 seconds');
 
     INSERT INTO pgq.entrypoints AS e (name, concurrency_limit, rate_limit, heartbeat_timeout,
-        max_attempts, retry_delay, retry_delay_max, on_failure)
+        max_attempts, retry_delay, retry_delay_max, on_failure, notify_completion)
     VALUES (configure.entrypoint,
         coalesce(configure.concurrency_limit, 0),
         coalesce(configure.rate_limit, 0),
@@ -69,7 +73,8 @@ BEGIN
         coalesce(configure.max_attempts, 1),
         coalesce(configure.retry_delay, '1 second'),
         coalesce(configure.retry_delay_max, '5 minutes'),
-        coalesce(configure.on_failure, 'delete'))
+        coalesce(configure.on_failure, 'delete'),
+        coalesce(configure.notify_completion, false))
     ON CONFLICT (name) DO UPDATE SET
         concurrency_limit = coalesce(configure.concurrency_limit, e.concurrency_limit),
         rate_limit        = coalesce(configure.rate_limit, e.rate_limit),
@@ -78,6 +83,7 @@ BEGIN
         retry_delay       = coalesce(configure.retry_delay, e.retry_delay),
         retry_delay_max   = coalesce(configure.retry_delay_max, e.retry_delay_max),
         on_failure        = coalesce(configure.on_failure, e.on_failure),
+        notify_completion = coalesce(configure.notify_completion, e.notify_completion),
         updated           = now()
     RETURNING e.* INTO result;
 

@@ -1,7 +1,7 @@
 -- Roles and privileges: least privilege by role, nothing for PUBLIC (docs/sql-api.md, "Roles").
 --
 --   pgq_producer  enqueue, enqueue_many, job_status, version
---   pgq_worker    a producer that also runs jobs: dequeue, heartbeat, ack, retry, release,
+--   pgq_worker    a producer that also runs jobs: dequeue, heartbeat, ack, fail, retry, release,
 --                 release_lost, cancel_requested, lease, tick
 --   pgq_monitor   reads the tables (pgq.jobs without its payloads), the views, job_status
 --   pgq_admin     a worker and monitor that also operates the queue: configure, schedule,
@@ -99,6 +99,8 @@ ALTER TABLE pgq.log OWNER TO pgq_owner;
 ALTER TABLE pgq.schedules OWNER TO pgq_owner;
 ALTER VIEW pgq.queue_summary OWNER TO pgq_owner;
 ALTER VIEW pgq.throughput OWNER TO pgq_owner;
+ALTER VIEW pgq.backlog OWNER TO pgq_owner;
+ALTER VIEW pgq.workers OWNER TO pgq_owner;
 ALTER TYPE pgq.job_state OWNER TO pgq_owner;
 
 -- PUBLIC gets nothing: not the schema, not a function (CREATE FUNCTION grants EXECUTE to
@@ -120,6 +122,7 @@ GRANT EXECUTE ON FUNCTION
     pgq.dequeue(text[], int, uuid),
     pgq.heartbeat(bigint[], uuid, int[]),
     pgq.ack(bigint[], pgq.job_state[], jsonb[], uuid, int[]),
+    pgq.fail(bigint[], jsonb[], uuid, int[]),
     pgq.retry(bigint, interval, text, uuid, int),
     pgq.release(bigint[], uuid, int[]),
     pgq.release_lost(uuid, bigint[], int[]),
@@ -129,7 +132,8 @@ GRANT EXECUTE ON FUNCTION
     pgq._worker_round(timestamptz)
 TO pgq_worker;
 
-GRANT SELECT ON pgq.entrypoints, pgq.log, pgq.schedules, pgq.queue_summary, pgq.throughput
+GRANT SELECT ON pgq.entrypoints, pgq.log, pgq.schedules, pgq.queue_summary, pgq.throughput,
+    pgq.backlog, pgq.workers
 TO pgq_monitor;
 GRANT SELECT (id, entrypoint, priority, headers, dedupe_key, status, attempts, worker_id,
               created, updated, heartbeat, execute_after, picked_at, detail, claim_token,
@@ -139,7 +143,7 @@ GRANT EXECUTE ON FUNCTION pgq.job_status(bigint[]), pgq.version() TO pgq_monitor
 
 GRANT SELECT ON pgq.jobs TO pgq_admin;
 GRANT EXECUTE ON FUNCTION
-    pgq.configure(text, int, double precision, interval, int, interval, interval, text),
+    pgq.configure(text, int, double precision, interval, int, interval, interval, text, boolean),
     pgq.schedule(text, text, text),
     pgq.unschedule(text, text),
     pgq.unschedule_id(bigint),

@@ -31,7 +31,10 @@ CREATE TABLE pgq.entrypoints (
     -- The rate limit's token bucket: tokens left at tokens_at (NULL = full).
     tokens            double precision,
     tokens_at         timestamptz,
-    updated           timestamptz NOT NULL DEFAULT now()
+    updated           timestamptz NOT NULL DEFAULT now(),
+    -- Whether the end of each job is announced on channel pgq_done (sql/status.sql): for jobs
+    -- whose completion someone awaits. Off by default: no notification on the hot path.
+    notify_completion boolean NOT NULL DEFAULT false
 );
 
 -- One row per live job: queued, picked, or held as failed.

@@ -1,4 +1,4 @@
-//! The consumer of the quick start: runs the `fetch` jobs and an every-minute schedule.
+//! The consumer of the quick start: runs the typed `fetch` jobs and an every-minute schedule.
 //!
 //! ```text
 //! cargo run -p pgqueuer-client --example consumer            # until stopped
@@ -8,16 +8,19 @@
 
 use pgqueuer::{Job, Mode, PgQueuer, RunOptions, ScheduledRun};
 
+#[path = "shared/fetch.rs"]
+mod fetch;
+use fetch::Fetch;
+
 #[tokio::main]
 async fn main() -> Result<(), pgqueuer::Error> {
     let drain = std::env::args().any(|arg| arg == "--drain");
 
     let mut pgq = PgQueuer::from_env()?;
-    pgq.entrypoint("fetch", |job: Job| async move {
-        let payload = String::from_utf8_lossy(job.payload.as_deref().unwrap_or_default());
+    pgq.job(|fetch: Fetch, job: Job| async move {
         println!(
-            "Processed: job {} of {} with payload {payload:?}",
-            job.id, job.entrypoint
+            "Processed: job {} of {}: {}",
+            job.id, job.entrypoint, fetch.url
         );
         Ok(())
     });

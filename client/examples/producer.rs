@@ -1,11 +1,15 @@
-//! The producer of the quick start: enqueues `fetch` jobs.
+//! The producer of the quick start: enqueues typed `fetch` jobs.
 //!
 //! ```text
 //! cargo run -p pgqueuer-client --example producer -- [COUNT]   # default 10
 //! ```
 //! It connects with PGQUEUER_DSN, DATABASE_URL, or the libpq variables (PGHOST, PGPORT, ...).
 
-use pgqueuer::Queries;
+use pgqueuer::{NewJob, OnConflict, Queries};
+
+#[path = "shared/fetch.rs"]
+mod fetch;
+use fetch::Fetch;
 
 #[tokio::main]
 async fn main() -> Result<(), pgqueuer::Error> {
@@ -15,10 +19,18 @@ async fn main() -> Result<(), pgqueuer::Error> {
         .unwrap_or(10);
 
     let q = Queries::new(pgqueuer::connect_from_env().await?);
-    let payloads = (1..=count).map(|n| format!("hello world {n}").into_bytes());
-    let ids = q
-        .enqueue(vec!["fetch"; count], payloads, vec![0; count])
-        .await?;
+    let jobs = (1..=count)
+        .map(|n| {
+            let url = format!("https://example.com/page/{n}");
+            NewJob::typed(&Fetch { url })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<i64> = q
+        .enqueue_many(&jobs, OnConflict::Raise)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
     println!(
         "Enqueued {} fetch jobs: ids {:?}..{:?}",
         ids.len(),

@@ -188,10 +188,20 @@ impl NewJob {
         self.dedupe_key = Some(key.into());
         self
     }
-    /// Sets the headers.
+    /// Adds headers: the keys of `headers` (a JSON object) are set, the others kept (a typed
+    /// job keeps its `content-type`). Anything but an object replaces the headers.
     pub fn headers(mut self, headers: Value) -> NewJob {
-        self.headers = Some(headers);
+        match (&mut self.headers, headers) {
+            (Some(Value::Object(have)), Value::Object(add)) => have.extend(add),
+            (slot, headers) => *slot = Some(headers),
+        }
         self
+    }
+    /// Sets one header.
+    pub fn header(self, name: &str, value: impl Into<Value>) -> NewJob {
+        let mut one = serde_json::Map::new();
+        one.insert(name.to_string(), value.into());
+        self.headers(Value::Object(one))
     }
 }
 
@@ -213,4 +223,49 @@ pub struct Ack {
     pub status: JobStatus,
     /// An error (`{"type", "message"}`) or a result.
     pub detail: Option<Value>,
+}
+
+/// Where a job stands, as `pgq.job_status` reports it: live (`Queued`, `Picked`), held
+/// (`Failed`), or how it ended, with the detail of that outcome: a successful job's result, an
+/// exception's error, a cancel's reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutcome {
+    /// The job.
+    pub id: i64,
+    /// Its latest status.
+    pub status: JobStatus,
+    /// The result (successful), error (exception, held) or reason (canceled), if any.
+    pub detail: Option<Value>,
+}
+
+impl JobOutcome {
+    pub(crate) fn from_row(row: &Row) -> Result<JobOutcome, Error> {
+        Ok(JobOutcome {
+            id: row.try_get(0)?,
+            status: row.try_get(1)?,
+            detail: row.try_get(2)?,
+        })
+    }
+
+    /// Whether the job will not run again by itself: it ended, or is held.
+    pub fn is_finished(&self) -> bool {
+        !matches!(self.status, JobStatus::Queued | JobStatus::Picked)
+    }
+
+    /// The result a typed handler returned, read as `R`: `None` unless the job ended
+    /// successfully. A handler that returned `()` stored nothing, read as JSON `null` (so `()`
+    /// and `Option<_>` read fine). [`Error::Invalid`] when the result is not an `R`.
+    pub fn result<R: serde::de::DeserializeOwned>(&self) -> Result<Option<R>, Error> {
+        if self.status != JobStatus::Successful {
+            return Ok(None);
+        }
+        let value = self.detail.clone().unwrap_or(Value::Null);
+        serde_json::from_value(value).map(Some).map_err(|error| {
+            Error::Invalid(format!(
+                "the result of job {} is not a {}: {error}",
+                self.id,
+                std::any::type_name::<R>()
+            ))
+        })
+    }
 }

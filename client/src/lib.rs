@@ -41,6 +41,7 @@
 //!
 //! The `pgq` command line (`src/bin/pgq/`) is built on the same pieces.
 
+mod completion;
 mod connect;
 mod enqueue;
 mod error;
@@ -51,19 +52,23 @@ mod runtime;
 mod shutdown;
 pub mod sql_only;
 mod tls;
+mod typed;
 
+pub use completion::Completions;
 pub use connect::{
     Settings, config, config_from_env, connect, connect_from_env, connect_with,
     connect_with_notices,
 };
 pub use enqueue::enqueue_in;
 pub use error::Error;
-pub use job::{Ack, Claim, Job, JobStatus, NewJob, OnConflict};
-pub use notify::{CHANNEL, Event, Listener, Notification};
+pub use job::{Ack, Claim, Job, JobOutcome, JobStatus, NewJob, OnConflict};
+pub use notify::{CHANNEL, DONE_CHANNEL, Event, Listener, Notification};
 pub use queries::{EntrypointSettings, LogRow, Queries, SCHEMA_VERSIONS, SummaryRow};
 pub use runtime::{
-    HandlerResult, Mode, PgQueuer, RetryRequested, RunOptions, ScheduledRun, TimedOut,
+    BoxError, HandlerResult, JobResult, Mode, PgQueuer, RetryRequested, RunOptions, ScheduledRun,
+    TimedOut, Unrecoverable,
 };
 pub use shutdown::shutdown_signal;
 pub use tls::{RootCert, SslMode, Tls};
 pub use tokio_postgres;
+pub use typed::{CONTENT_TYPE, JSON, JobArgs, RESULT_LIMIT};

@@ -2,7 +2,8 @@
 //!
 //! The queue sends three kinds, each a JSON object with a `type` (docs/sql-api.md):
 //! `enqueued` (jobs of these entrypoints can run now), `cancel` (these jobs were cancelled
-//! while picked) and `configured` (these entrypoints' settings changed). Anyone who can
+//! while picked) and `configured` (these entrypoints' settings changed); and on channel
+//! `pgq_done`, `done` (these jobs ended), for entrypoints that opted in. Anyone who can
 //! connect can send a notification on any channel, so a notification is a hint to look, never
 //! an authority: the runtime confirms a cancel with the database before it acts on it.
 //!
@@ -28,6 +29,10 @@ use crate::Error;
 
 /// The channel the queue notifies on.
 pub const CHANNEL: &str = "pgq";
+
+/// The channel of completion notifications (`{"type": "done", "ids": [...]}`), sent for the
+/// jobs of entrypoints configured with `notify_completion`.
+pub const DONE_CHANNEL: &str = "pgq_done";
 
 /// A notification as it arrived: who sent it, on which channel, and its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +63,11 @@ pub enum Event {
         /// The entrypoints.
         entrypoints: Vec<String>,
     },
+    /// These jobs ended (channel [`DONE_CHANNEL`]; a hint: read `pgq.job_status`).
+    Done {
+        /// The job ids.
+        ids: Vec<i64>,
+    },
     /// Anything else: not JSON, or a type this client does not know.
     Other,
 }
@@ -76,6 +86,13 @@ impl Notification {
                 .map(str::to_string)
                 .collect()
         };
+        let ids = || -> Vec<i64> {
+            let list = payload.get("ids").and_then(Value::as_array);
+            list.into_iter()
+                .flatten()
+                .filter_map(Value::as_i64)
+                .collect()
+        };
         match payload.get("type").and_then(Value::as_str) {
             Some("enqueued") => Event::Enqueued {
                 entrypoints: names(),
@@ -83,15 +100,8 @@ impl Notification {
             Some("configured") => Event::Configured {
                 entrypoints: names(),
             },
-            Some("cancel") => Event::Cancel {
-                ids: payload
-                    .get("ids")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_i64)
-                    .collect(),
-            },
+            Some("cancel") => Event::Cancel { ids: ids() },
+            Some("done") => Event::Done { ids: ids() },
             _ => Event::Other,
         }
     }
@@ -196,6 +206,10 @@ mod tests {
         assert_eq!(
             event(r#"{"type": "cancel", "ids": [3, 4]}"#),
             Event::Cancel { ids: vec![3, 4] }
+        );
+        assert_eq!(
+            event(r#"{"type": "done", "ids": [5]}"#),
+            Event::Done { ids: vec![5] }
         );
         assert_eq!(event("not json"), Event::Other);
         assert_eq!(event(r#"{"type": "party"}"#), Event::Other);

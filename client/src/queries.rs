@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::Error;
 use crate::enqueue::EnqueueArgs;
 use crate::job::claim_arrays;
-use crate::job::{Ack, Claim, Job, JobStatus, NewJob, OnConflict};
+use crate::job::{Ack, Claim, Job, JobOutcome, JobStatus, NewJob, OnConflict};
 
 /// An entrypoint's fleet-wide settings for [`Queries::configure`]; `None` keeps the current value.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,6 +33,9 @@ pub struct EntrypointSettings {
     pub retry_delay_max: Option<Duration>,
     /// Keep the job as `failed` after its final exception instead of deleting it.
     pub hold_on_failure: Option<bool>,
+    /// Announce the end of each job on channel `pgq_done`, for callers that wait for them
+    /// ([`Completions`](crate::Completions)); off by default. Needs schema 0.5.0.
+    pub notify_completion: Option<bool>,
 }
 
 /// A row of `pgq.queue_summary`.
@@ -98,6 +101,7 @@ statements! {
     Heartbeat = "SELECT pgq.heartbeat($1::bigint[], $2::uuid, $3::int[])";
     Ack = "SELECT pgq.ack($1::bigint[], $2::pgq.job_state[], $3::jsonb[], \
         $4::uuid, $5::int[])";
+    Fail = "SELECT pgq.fail($1::bigint[], $2::jsonb[], $3::uuid, $4::int[])";
     Retry = "SELECT pgq.retry($1::bigint, make_interval(secs => $2::float8), \
         $3::text, $4::uuid, $5::int)";
     Cancel = "SELECT pgq.cancel($1::bigint[])";
@@ -111,6 +115,9 @@ statements! {
     Configure = "SELECT name FROM pgq.configure($1::text, $2::int, $3::float8, \
         make_interval(secs => $4::float8), $5::int, make_interval(secs => $6::float8), \
         make_interval(secs => $7::float8), $8::text)";
+    ConfigureNotify = "SELECT name FROM pgq.configure($1::text, $2::int, $3::float8, \
+        make_interval(secs => $4::float8), $5::int, make_interval(secs => $6::float8), \
+        make_interval(secs => $7::float8), $8::text, $9::boolean)";
     Schedule = "SELECT pgq.schedule($1::text, $2::text, $3::text)";
     Unschedule = "SELECT pgq.unschedule($1::text, $2::text)";
     Tick = "SELECT pgq.tick()";
@@ -137,6 +144,9 @@ statements! {
 pub struct Queries {
     client: Client,
     prepared: [OnceCell<Statement>; Call::COUNT],
+    /// Whether the schema has `pgq.fail` (0.5.0 on, with configure's notify_completion), asked
+    /// on first need.
+    has_fail: OnceCell<bool>,
 }
 
 fn seconds(duration: Option<Duration>) -> Option<f64> {
@@ -149,6 +159,7 @@ impl Queries {
         Queries {
             client,
             prepared: Default::default(),
+            has_fail: OnceCell::new(),
         }
     }
 
@@ -191,9 +202,18 @@ impl Queries {
     /// start, so that pipelined calls go out in the order they are made).
     pub async fn prepare_all(&self) -> Result<(), Error> {
         for &call in Call::ALL {
+            if matches!(call, Call::Fail | Call::ConfigureNotify) && !self.has_fail().await? {
+                continue;
+            }
             self.statement(call).await?;
         }
         Ok(())
+    }
+
+    async fn has_fail(&self) -> Result<bool, Error> {
+        let sql = "SELECT to_regprocedure('pgq.fail(bigint[], jsonb[], uuid, int[])') IS NOT NULL";
+        let ask = || async { self.client.query_one(sql, &[]).await?.try_get(0) };
+        Ok(*self.has_fail.get_or_try_init(ask).await?)
     }
 
     async fn statement(&self, call: Call) -> Result<&Statement, Error> {
@@ -351,6 +371,38 @@ impl Queries {
             .await
     }
 
+    /// Ends claimed jobs at once as failures, without retrying them whatever `max_attempts`
+    /// says (`pgq.fail`): for errors no retry can mend. Each `(claim, detail)` ends like an
+    /// exception on its last attempt (deleted with an `exception` log row, or held when the
+    /// entrypoint holds failures). Returns how many were taken. On a schema older than 0.5.0,
+    /// which has no `pgq.fail`, they are acked as `exception` instead (retried per
+    /// `max_attempts`).
+    pub async fn fail(
+        &self,
+        failures: &[(Claim, Option<Value>)],
+        worker_id: Option<Uuid>,
+    ) -> Result<u64, Error> {
+        if !self.has_fail().await? {
+            tracing::warn!(
+                "the pgqueuer schema has no pgq.fail (before 0.5.0): acking as exception"
+            );
+            let acks: Vec<Ack> = failures
+                .iter()
+                .map(|(claim, detail)| Ack {
+                    claim: *claim,
+                    status: JobStatus::Exception,
+                    detail: detail.clone(),
+                })
+                .collect();
+            return self.ack(&acks, worker_id).await;
+        }
+        let claims: Vec<Claim> = failures.iter().map(|(claim, _)| *claim).collect();
+        let (ids, tokens) = claim_arrays(&claims);
+        let details: Vec<Option<&Value>> = failures.iter().map(|(_, d)| d.as_ref()).collect();
+        self.count(Call::Fail, &[&ids, &details, &worker_id, &tokens])
+            .await
+    }
+
     /// Asks for a picked job to run again after `delay`. False when it is not (or no longer)
     /// in that claim, or not held by `worker_id`.
     pub async fn retry(
@@ -430,15 +482,13 @@ impl Queries {
         self.count(Call::Clear, &[&entrypoint]).await
     }
 
-    /// The latest status (and detail) of each job; unknown ids are left out.
-    pub async fn job_status(
-        &self,
-        ids: &[i64],
-    ) -> Result<Vec<(i64, JobStatus, Option<Value>)>, Error> {
+    /// The latest status of each job, with its detail (a successful job's result, an error, a
+    /// reason), ordered by id; unknown ids are left out.
+    pub async fn job_status(&self, ids: &[i64]) -> Result<Vec<JobOutcome>, Error> {
         self.rows(Call::JobStatus, &[&ids])
             .await?
             .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .map(JobOutcome::from_row)
             .collect()
     }
 
@@ -447,21 +497,18 @@ impl Queries {
     /// `pgq.job_status` does not know (never committed, or purged) are left out at once.
     ///
     /// It polls `pgq.job_status` for all of them in one query, first after 10 ms, then twice
-    /// as long each time up to `max_poll`: `ack` sends no notification, so there is none to
-    /// wait for.
+    /// as long each time up to `max_poll`. [`Completions`](crate::Completions) waits on
+    /// notifications instead, for entrypoints configured with `notify_completion`.
     pub async fn wait_for(
         &self,
         ids: &[i64],
         max_poll: Duration,
-    ) -> Result<Vec<(i64, JobStatus, Option<Value>)>, Error> {
+    ) -> Result<Vec<JobOutcome>, Error> {
         let mut wait = Duration::from_millis(10).min(max_poll);
         loop {
-            let statuses = self.job_status(ids).await?;
-            let done = statuses
-                .iter()
-                .all(|(_, status, _)| !matches!(status, JobStatus::Queued | JobStatus::Picked));
-            if done {
-                return Ok(statuses);
+            let outcomes = self.job_status(ids).await?;
+            if outcomes.iter().all(JobOutcome::is_finished) {
+                return Ok(outcomes);
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(max_poll);
@@ -477,21 +524,30 @@ impl Queries {
         let on_failure = settings
             .hold_on_failure
             .map(|hold| if hold { "hold" } else { "delete" });
-        self.one_row(
-            Call::Configure,
-            &[
-                &entrypoint,
-                &settings.concurrency_limit,
-                &settings.rate_limit,
-                &seconds(settings.heartbeat_timeout),
-                &settings.max_attempts,
-                &seconds(settings.retry_delay),
-                &seconds(settings.retry_delay_max),
-                &on_failure,
-            ],
-        )
-        .await
-        .map(drop)
+        let (heartbeat, retry_delay, retry_max) = (
+            seconds(settings.heartbeat_timeout),
+            seconds(settings.retry_delay),
+            seconds(settings.retry_delay_max),
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &entrypoint,
+            &settings.concurrency_limit,
+            &settings.rate_limit,
+            &heartbeat,
+            &settings.max_attempts,
+            &retry_delay,
+            &retry_max,
+            &on_failure,
+        ];
+        // Without the new setting, the call that schemas before 0.5.0 know.
+        let call = match &settings.notify_completion {
+            None => Call::Configure,
+            Some(notify) => {
+                params.push(notify);
+                Call::ConfigureNotify
+            }
+        };
+        self.one_row(call, &params).await.map(drop)
     }
 
     /// Registers a cron schedule; returns its id.
@@ -567,7 +623,7 @@ impl Queries {
 
 /// The versions of the pgqueuer schema (`pgq.version()`) this client works with. The worker
 /// runtime refuses to start on any other; see docs/updating.md for the order of an upgrade.
-pub const SCHEMA_VERSIONS: &[&str] = &[env!("CARGO_PKG_VERSION"), "0.3.0", "0.2.0"];
+pub const SCHEMA_VERSIONS: &[&str] = &[env!("CARGO_PKG_VERSION"), "0.4.0", "0.3.0", "0.2.0"];
 
 /// Why [`Queries::check_schema`] refused `installed`, in one line naming both versions.
 fn schema_mismatch(database: &str, installed: &str) -> String {

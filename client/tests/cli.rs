@@ -218,6 +218,11 @@ async fn inspection_commands_report_the_queue_in_tables_and_json() {
         .as_array()
         .and_then(|rows| rows.iter().find(|r| r["entrypoint"] == "mail"));
     assert_eq!(mail.map(|row| &row["queued"]), Some(&Value::from(2)));
+    assert_eq!(mail.map(|row| &row["ready"]), Some(&Value::from(2)));
+    let held = backlog
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["entrypoint"] == "held"));
+    assert_eq!(held.map(|row| &row["held"]), Some(&Value::from(1)));
     let failed = json(&db.dsn, &["failed"]);
     assert_eq!(failed[0]["entrypoint"], "held");
     assert_eq!(failed[0]["error"], "boom");
@@ -226,6 +231,7 @@ async fn inspection_commands_report_the_queue_in_tables_and_json() {
         workers[0]["worker_id"],
         "aaaaaaaa-0000-4000-8000-000000000001"
     );
+    assert_eq!(workers[0]["entrypoints"], serde_json::json!(["slow"]));
     assert_eq!(
         json(&db.dsn, &["stale", "--threshold", "60"])[0]["entrypoint"],
         "slow"

@@ -52,6 +52,8 @@ macro_rules! examples {
 }
 
 examples!(
+    typed_job,
+    result,
     transaction,
     retry,
     cancel,

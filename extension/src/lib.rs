@@ -7,7 +7,7 @@
 use pgrx::prelude::*;
 
 mod cron;
-mod worker;
+mod scheduler;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -15,7 +15,7 @@ mod worker;
 /// memory and the background worker.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    worker::init();
+    scheduler::init();
 }
 
 extension_sql_file!("../../sql/schema.sql", name = "schema", bootstrap);

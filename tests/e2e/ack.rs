@@ -466,3 +466,66 @@ async fn a_late_report_about_an_earlier_claim_is_fenced_off_by_the_claim_token()
     )
     .await;
 }
+
+/// pgq.fail ends a job at once, attempts left or not: one 'exception' log row with the detail,
+/// no retry; a hold entrypoint keeps it as failed. It is fenced like ack, and checks its input.
+#[tokio::test]
+async fn fail_ends_a_job_without_retrying_it_and_respects_holds_and_fencing() {
+    let db = TestDb::installed().await;
+    let c = db.connect().await;
+    let worker = Uuid::new_v4();
+    c.batch_execute(
+        "SELECT pgq.configure('a', max_attempts => 5);
+         SELECT pgq.configure('h', max_attempts => 5, on_failure => 'hold');",
+    )
+    .await
+    .expect("configure");
+    let id = claimed(&c, "a", worker).await;
+    // A report about another claim of the job is fenced off.
+    let stale: i64 = scalar(
+        &c,
+        "SELECT pgq.fail(ARRAY[$1::bigint], claim_tokens => ARRAY[99])",
+        &[&id],
+    )
+    .await;
+    assert_eq!(stale, 0);
+    let failed: i64 = scalar(
+        &c,
+        "SELECT pgq.fail(ARRAY[$1::bigint], ARRAY['{\"message\": \"unreadable\"}'::jsonb], $2)",
+        &[&id, &worker],
+    )
+    .await;
+    assert_eq!(failed, 1);
+    assert_eq!(count(&c, "pgq.jobs").await, 0, "not retried");
+    assert_eq!(
+        log_of(&c, id).await,
+        vec![(
+            "exception".to_string(),
+            0,
+            Some(serde_json::json!({"message": "unreadable"}))
+        )]
+    );
+
+    let held = claimed(&c, "h", worker).await;
+    let failed: i64 = scalar(&c, "SELECT pgq.fail(ARRAY[$1::bigint])", &[&held]).await;
+    assert_eq!(failed, 1);
+    let status: String = scalar(
+        &c,
+        "SELECT status::text FROM pgq.jobs WHERE id = $1",
+        &[&held],
+    )
+    .await;
+    assert_eq!(status, "failed");
+
+    expect_invalid(
+        &c,
+        &[
+            "SELECT pgq.fail(NULL)",
+            "SELECT pgq.fail(ARRAY[1::bigint], ARRAY[NULL, NULL]::jsonb[])",
+            "SELECT pgq.fail(ARRAY[1::bigint], claim_tokens => ARRAY[1, 2])",
+        ],
+    )
+    .await;
+    let none: i64 = scalar(&c, "SELECT pgq.fail('{}')", &[]).await;
+    assert_eq!(none, 0);
+}

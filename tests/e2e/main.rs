@@ -20,4 +20,5 @@ mod schedules;
 mod security;
 mod sql_only;
 mod status;
+mod typed;
 mod worker;

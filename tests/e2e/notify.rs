@@ -218,3 +218,83 @@ async fn entrypoint_names_are_at_most_255_bytes() {
     );
     assert_eq!(count(&c, "pgq.jobs").await, 1, "nothing else was written");
 }
+
+/// Completion notifications on pgq_done: only for entrypoints that opted in, one per statement
+/// (and per 300 jobs, so that each stays far below 8000 bytes), for every way a job ends, not
+/// for a retry; nothing when the statement rolls back.
+#[tokio::test]
+async fn ends_of_jobs_are_announced_on_pgq_done_only_for_entrypoints_that_opted_in() {
+    let db = TestDb::installed().await;
+    let c = db.connect().await;
+    let mut listener = db.listen_to("pgq_done").await;
+    let end = "SELECT pg_notify('pgq_done', 'end');";
+    c.batch_execute(&format!(
+        "SELECT pgq.enqueue_many(ARRAY['quiet', 'quiet']);
+         SELECT pgq.dequeue(ARRAY['quiet'], 2);
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.jobs));
+         {end}"
+    ))
+    .await
+    .expect("acks without the setting");
+    assert!(listener.until("end").await.is_empty());
+
+    c.batch_execute(
+        "SELECT pgq.configure('w', notify_completion => true, max_attempts => 2);
+         SELECT pgq.enqueue_many(array_fill('w'::text, ARRAY[700]));
+         SELECT pgq.dequeue(ARRAY['w'], 700);",
+    )
+    .await
+    .expect("700 claimed jobs");
+    let ids: Vec<i64> = c
+        .query("SELECT id FROM pgq.jobs ORDER BY id", &[])
+        .await
+        .expect("ids")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    // A retry is not an end; a rolled-back ack announces nothing.
+    // (Separate strings: in one, a BEGIN would take the statements before it into its
+    // transaction.)
+    c.execute(
+        "SELECT pgq.ack(ARRAY[$1::bigint], ARRAY['exception']::pgq.job_state[])",
+        &[&ids[0]],
+    )
+    .await
+    .expect("a retry");
+    c.batch_execute(&format!(
+        "BEGIN; SELECT pgq.ack(ARRAY(SELECT id FROM pgq.jobs)); ROLLBACK; {end}"
+    ))
+    .await
+    .expect("a rollback");
+    assert!(listener.until("end").await.is_empty());
+
+    c.batch_execute(&format!(
+        "SELECT pgq.ack(ARRAY(SELECT id FROM pgq.jobs WHERE status = 'picked')); {end}"
+    ))
+    .await
+    .expect("ack 699");
+    let payloads = listener.until("end").await;
+    assert_eq!(payloads.len(), 3, "699 ids in chunks of 300");
+    assert!(payloads.iter().all(|payload| payload.len() < 8000));
+    let announced: Vec<i64> = parsed(payloads)
+        .iter()
+        .inspect(|payload| assert_eq!(payload["type"], "done"))
+        .flat_map(|payload| payload["ids"].as_array().cloned().unwrap_or_default())
+        .filter_map(|id| id.as_i64())
+        .collect();
+    assert_eq!(announced, ids[1..].to_vec());
+
+    // Ends other than an ack: a cancel of a queued job, and a clear.
+    c.batch_execute(&format!(
+        "SELECT pgq.cancel(ARRAY[{}::bigint]);
+         SELECT pgq.enqueue('w');
+         SELECT pgq.clear('w');
+         {end}",
+        ids[0]
+    ))
+    .await
+    .expect("cancel, clear");
+    let payloads = parsed(listener.until("end").await);
+    assert_eq!(payloads.len(), 2, "{payloads:?}");
+    assert_eq!(payloads[0], json!({"type": "done", "ids": [ids[0]]}));
+}

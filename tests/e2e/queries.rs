@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use pgqueuer::{Ack, Claim, EntrypointSettings, Error, JobStatus, NewJob, OnConflict, Queries};
+use pgqueuer::{
+    Ack, Claim, EntrypointSettings, Error, JobOutcome, JobStatus, NewJob, OnConflict, Queries,
+};
 use pgqueuer_tests::TestDb;
 use serde_json::json;
 use uuid::Uuid;
@@ -55,7 +57,11 @@ async fn the_quick_start_round_trip() {
     let status = q.job_status(&[job.id]).await.expect("job_status");
     assert_eq!(
         status,
-        vec![(job.id, JobStatus::Successful, Some(json!({"ok": 1})))]
+        vec![JobOutcome {
+            id: job.id,
+            status: JobStatus::Successful,
+            detail: Some(json!({"ok": 1}))
+        }]
     );
     let log = q.log(Some("fetch"), 10).await.expect("log");
     assert_eq!(log.len(), 1);
@@ -135,7 +141,11 @@ async fn settings_retries_holds_and_operations() {
     let held = q.job_status(&[id]).await.expect("job_status");
     assert_eq!(
         held,
-        vec![(id, JobStatus::Failed, Some(json!({"message": "boom"})))]
+        vec![JobOutcome {
+            id,
+            status: JobStatus::Failed,
+            detail: Some(json!({"message": "boom"}))
+        }]
     );
     assert_eq!(q.requeue(&[id]).await.expect("requeue"), 1);
 
@@ -229,12 +239,18 @@ async fn wait_for_returns_once_every_job_has_ended() {
         .expect("wait_for");
     assert_eq!(
         outcomes[0],
-        (ids[0], JobStatus::Successful, Some(json!(42)))
+        JobOutcome {
+            id: ids[0],
+            status: JobStatus::Successful,
+            detail: Some(json!(42))
+        }
     );
+    assert_eq!(outcomes[0].result::<i32>().expect("an i32"), Some(42));
     assert_eq!(
-        (outcomes[1].0, outcomes[1].1),
+        (outcomes[1].id, outcomes[1].status),
         (ids[1], JobStatus::Canceled)
     );
+    assert_eq!(outcomes[1].result::<i32>().expect("no result"), None);
     let unknown = q
         .wait_for(&[999_999], Duration::from_millis(10))
         .await

@@ -113,46 +113,9 @@ async fn a_sql_only_install_has_the_extensions_catalog_but_for_a_documented_list
 }
 
 #[tokio::test]
-async fn the_upgrade_script_of_a_sql_only_install_keeps_it_what_a_fresh_one_is() {
-    // There is no SQL-only release before this one to upgrade from; the latest upgrade script,
-    // made fit for a SQL-only install, must still apply to one and leave it as it was made.
-    let fresh = TestDb::empty().await;
-    let upgraded = TestDb::empty().await;
-    for db in [&fresh, &upgraded] {
-        db.connect()
-            .await
-            .batch_execute(&sql_only::install_script())
-            .await
-            .expect("the SQL-only install");
-    }
-    let script = sql_only::upgrade_script_between("0.3.0", sql_only::VERSION)
-        .expect("the 0.3.0 -> this version script");
-    assert!(!script.contains("pg_extension_config_dump") && !script.contains("MODULE_PATHNAME"));
-    upgraded
-        .connect()
-        .await
-        .batch_execute(&script)
-        .await
-        .expect("the SQL-only form of the upgrade script applies");
-    let differences = difference(
-        &snapshot(&fresh.connect().await).await,
-        &snapshot(&upgraded.connect().await).await,
-    );
-    assert!(differences.is_empty(), "{differences}");
-    let version: String = upgraded
-        .connect()
-        .await
-        .query_one("SELECT pgq.version()", &[])
-        .await
-        .expect("version")
-        .get(0);
-    assert_eq!(version, sql_only::VERSION);
-}
-
-#[tokio::test]
 async fn every_released_sql_only_install_upgrades_to_this_version_with_its_jobs() {
-    // Each release from 0.4.0 on froze its SQL-only script (cargo xtask freeze); 0.4.0 is the
-    // first, so this upgrades from every release before the current one.
+    // Each release from 0.4.0 on froze its SQL-only script (cargo xtask freeze): this upgrades
+    // from every one before the current version, with the jobs of its fixture.
     let fresh = TestDb::empty().await;
     fresh
         .connect()

@@ -114,3 +114,67 @@ async fn queue_summary_and_throughput_describe_the_queue() {
         1
     );
 }
+
+/// The read model: pgq.backlog per entrypoint (queued, ready, picked, held, oldest queued age)
+/// and pgq.workers per worker, as `pgq backlog`, `pgq workers`, the dashboard and the metrics
+/// read them.
+#[tokio::test]
+async fn backlog_and_workers_describe_live_jobs() {
+    let db = TestDb::installed().await;
+    let c = db.connect().await;
+    let worker = uuid::Uuid::new_v4();
+    c.batch_execute(
+        "SELECT pgq.configure('h', on_failure => 'hold');
+         SELECT pgq.enqueue_many(ARRAY['a', 'a', 'a', 'h', 'b']);
+         SELECT pgq.enqueue('a', execute_after => '1 hour');
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['h'])),
+                        ARRAY['exception']::pgq.job_state[]);",
+    )
+    .await
+    .expect("setup");
+    c.execute("SELECT pgq.dequeue(ARRAY['a', 'b'], 2, $1)", &[&worker])
+        .await
+        .expect("claim two");
+    let backlog: Vec<(String, i64, i64, i64, i64, bool)> = c
+        .query(
+            "SELECT entrypoint, queued, ready, picked, held, oldest_queued_seconds >= 0 \
+             FROM pgq.backlog ORDER BY entrypoint",
+            &[],
+        )
+        .await
+        .expect("backlog")
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get::<_, Option<bool>>(5).unwrap_or(false),
+            )
+        })
+        .collect();
+    // a: 4 jobs, one deferred; the claim took the two oldest of a.
+    assert_eq!(
+        backlog,
+        vec![
+            ("a".into(), 2, 1, 2, 0, true),
+            ("b".into(), 1, 1, 0, 0, true),
+            ("h".into(), 0, 0, 0, 1, false),
+        ]
+    );
+    let workers = c
+        .query(
+            "SELECT worker_id, jobs, entrypoints, oldest_heartbeat <= last_heartbeat \
+             FROM pgq.workers",
+            &[],
+        )
+        .await
+        .expect("workers");
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0].get::<_, uuid::Uuid>(0), worker);
+    assert_eq!(workers[0].get::<_, i64>(1), 2);
+    assert_eq!(workers[0].get::<_, Vec<String>>(2), vec!["a".to_string()]);
+    assert!(workers[0].get::<_, bool>(3));
+}

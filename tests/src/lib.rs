@@ -150,13 +150,23 @@ impl TestDb {
     pub async fn listen(&self) -> Listener {
         Listener::connect(&self.dsn).await
     }
+
+    /// A connection that LISTENs on `channel`, with its notifications.
+    pub async fn listen_to(&self, channel: &str) -> Listener {
+        Listener::connect_to(&self.dsn, channel).await
+    }
 }
 
 impl Listener {
     /// Connects to `dsn` and LISTENs on channel `pgq`.
     pub async fn connect(dsn: &str) -> Listener {
+        Listener::connect_to(dsn, pgqueuer::CHANNEL).await
+    }
+
+    /// Connects to `dsn` and LISTENs on `channel`.
+    pub async fn connect_to(dsn: &str, channel: &str) -> Listener {
         let config = pgqueuer::config(dsn).unwrap_or_else(|error| panic!("{dsn}: {error}"));
-        let inner = pgqueuer::Listener::connect(&config)
+        let inner = pgqueuer::Listener::connect_to(&config, channel)
             .await
             .unwrap_or_else(|error| panic!("cannot LISTEN at {dsn}: {error}"));
         Listener { inner }

@@ -13,7 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{Handler, HandlerResult};
+use super::handler::{Handler, Output};
 use crate::Job;
 
 /// A claim a lane holds: (job id, claim token).
@@ -22,7 +22,7 @@ pub(super) type ClaimKey = (i64, i32);
 /// A handler that finished: which claim, and what it returned (`Err` text when it panicked).
 pub(super) struct Outcome {
     pub claim: ClaimKey,
-    pub result: Result<HandlerResult, String>,
+    pub result: Result<Output, String>,
 }
 
 /// Waiting jobs in the order they start: priority descending, then id, then claim.

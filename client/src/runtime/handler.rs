@@ -5,15 +5,55 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::Job;
 
+/// Any error a handler returns.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What a handler returns: `Ok(())`, or any error (acked as `exception`, retried per the
-/// entrypoint's `max_attempts`), or a [`RetryRequested`].
-pub type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+/// entrypoint's `max_attempts`), a [`RetryRequested`] or an [`Unrecoverable`].
+pub type HandlerResult = Result<(), BoxError>;
+
+/// What a typed handler ([`PgQueuer::job`](crate::PgQueuer::job)) returns: a result, stored
+/// with the job's successful outcome (`()` stores nothing), or an error as for
+/// [`HandlerResult`].
+pub type JobResult<R = ()> = Result<R, BoxError>;
+
+/// What a registered handler's run comes to: the result to store, or the error.
+pub(crate) type Output = Result<Option<Value>, BoxError>;
 
 /// A registered handler: takes its job by value and runs as a tokio task.
 pub(crate) type Handler =
-    Arc<dyn Fn(Job) -> Pin<Box<dyn Future<Output = HandlerResult> + Send>> + Send + Sync>;
+    Arc<dyn Fn(Job) -> Pin<Box<dyn Future<Output = Output> + Send>> + Send + Sync>;
+
+/// A handler's error that no retry can mend (a payload it cannot read, a request it refuses):
+/// the job ends at once as `exception` (`pgq.fail`), whatever `max_attempts` says, with
+/// `{"type": "unrecoverable", "message": reason}` in its log row. A typed handler's payload that
+/// does not deserialise ends so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrecoverable {
+    /// Why, recorded in the log.
+    pub reason: String,
+}
+
+impl Unrecoverable {
+    /// An error ending the job for `reason`.
+    pub fn new(reason: impl Into<String>) -> Unrecoverable {
+        Unrecoverable {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Unrecoverable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Unrecoverable {}
 
 /// A handler's request to run its job again after `delay` (whatever `max_attempts` says).
 #[derive(Debug, Clone, PartialEq)]
@@ -62,9 +102,7 @@ pub(crate) fn with_timeout(handler: Handler, after: Duration) -> Handler {
         Box::pin(async move {
             match tokio::time::timeout(after, run).await {
                 Ok(result) => result,
-                Err(_) => {
-                    Err(Box::new(TimedOut { after }) as Box<dyn std::error::Error + Send + Sync>)
-                }
+                Err(_) => Err(Box::new(TimedOut { after }) as BoxError),
             }
         })
     })

@@ -206,8 +206,8 @@ impl Lane<'_> {
     }
 
     /// Writes the pending outcomes and claims `ask` jobs, in one round trip and one
-    /// transaction (requested retries, rare, go first in calls of their own). The claimed jobs
-    /// go to the slots. What fails stays pending.
+    /// transaction (requested retries and unrecoverable failures, rare, go first in calls of
+    /// their own). The claimed jobs go to the slots. What fails stays pending.
     async fn round_trip(&mut self, ask: usize) -> Result<Trip, Error> {
         let worker = Some(self.worker_id);
         while let Some((claim, delay, reason)) = self.pending.retries.last() {
@@ -215,6 +215,10 @@ impl Lane<'_> {
                 .retry(*claim, *delay, Some(reason), worker)
                 .await?;
             self.pending.retries.pop();
+        }
+        if !self.pending.fails.is_empty() {
+            self.queries.fail(&self.pending.fails, worker).await?;
+            self.pending.fails.clear();
         }
         let acks = std::mem::take(&mut self.pending.acks);
         let acked_any = !acks.is_empty();

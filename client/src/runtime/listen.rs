@@ -40,7 +40,7 @@ pub(super) async fn fan_out(
                         ours(entrypoints)
                     }
                     Event::Cancel { .. } => true,
-                    Event::Other => false,
+                    Event::Done { .. } | Event::Other => false,
                 };
                 if concerns {
                     let _ = lanes.send(Wake::Event(event));

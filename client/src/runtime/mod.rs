@@ -10,7 +10,9 @@
 //! - `listen`: the one LISTEN connection, whose notifications go to every lane.
 //!
 //! A handler's `Err` is acked as `exception` with `{"type", "message"}` in the detail. A panic
-//! is caught and acked the same way. A [`RetryRequested`] error calls `pgq.retry` instead.
+//! is caught and acked the same way. A [`RetryRequested`] error calls `pgq.retry` instead, an
+//! [`Unrecoverable`] one `pgq.fail`. A typed handler's result is the detail of its successful
+//! ack.
 //!
 //! Every report (ack, heartbeat, retry, release) names the claim it is about by its claim
 //! token, so a late report about a job that has since been claimed again is fenced off. Each
@@ -35,10 +37,14 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::{EntrypointSettings, Error, Job, Listener, Queries, Settings, connect_with};
+use serde::Serialize;
+
+use crate::{EntrypointSettings, Error, Job, JobArgs, Listener, Queries, Settings, connect_with};
 use dispatch::Dispatch;
 use handler::Handler;
-pub use handler::{HandlerResult, RetryRequested, ScheduledRun, TimedOut};
+pub use handler::{
+    BoxError, HandlerResult, JobResult, RetryRequested, ScheduledRun, TimedOut, Unrecoverable,
+};
 use lane::{Lane, heartbeat_every, heartbeat_timer};
 pub use options::{Mode, RunOptions};
 
@@ -162,7 +168,85 @@ impl PgQueuer {
         F: Fn(Job) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |job| Box::pin(handler(job)));
+        let handler: Handler = Arc::new(move |job| {
+            let run = handler(job);
+            Box::pin(async move { run.await.map(|()| None) })
+        });
+        self.register(name, settings, handler)
+    }
+
+    /// Registers the handler of a typed job ([`JobArgs`]): it receives the payload
+    /// deserialised (`A` is read from the handler's argument) and may return a result, stored
+    /// with the job's successful outcome (see [`Queries::job_status`]). A payload that is not
+    /// an `A` in JSON ends the job at once as `exception`, without retries ([`Unrecoverable`]).
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Resize { width: u32 }
+    /// impl pgqueuer::JobArgs for Resize { const ENTRYPOINT: &'static str = "resize"; }
+    ///
+    /// # fn example(pgq: &mut pgqueuer::PgQueuer) {
+    /// pgq.job(|resize: Resize, job: pgqueuer::Job| async move {
+    ///     println!("job {} (attempt {}): {} px", job.id, job.attempts, resize.width);
+    ///     Ok(resize.width * 2)
+    /// });
+    /// # }
+    /// ```
+    pub fn job<A, F, Fut, R>(&mut self, handler: F) -> &mut PgQueuer
+    where
+        A: JobArgs,
+        F: Fn(A, Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = JobResult<R>> + Send + 'static,
+        R: Serialize,
+    {
+        let handler: Handler = Arc::new(move |job: Job| match job.args::<A>() {
+            Ok(args) => {
+                let run = handler(args, job);
+                Box::pin(async move {
+                    let result = run.await?;
+                    crate::typed::result_detail(&result).map_err(BoxError::from)
+                })
+            }
+            Err(unreadable) => Box::pin(std::future::ready(Err(BoxError::from(unreadable)))),
+        });
+        let settings = self
+            .entrypoints
+            .get(A::ENTRYPOINT)
+            .map(|old| old.settings.clone())
+            .unwrap_or_default();
+        self.register(A::ENTRYPOINT, settings, handler)
+    }
+
+    /// [`job`](PgQueuer::job) with shared state beside the arguments, as for
+    /// [`entrypoint_with_state`](PgQueuer::entrypoint_with_state): each run gets a clone.
+    pub fn job_with_state<A, S, F, Fut, R>(&mut self, state: S, handler: F) -> &mut PgQueuer
+    where
+        A: JobArgs,
+        S: Clone + Send + Sync + 'static,
+        F: Fn(S, A, Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = JobResult<R>> + Send + 'static,
+        R: Serialize,
+    {
+        self.job(move |args: A, job| handler(state.clone(), args, job))
+    }
+
+    /// Sets the fleet-wide settings (limits, retries, hold, completion notifications) of a
+    /// registered entrypoint, written with `pgq.configure` when the runtime starts. Register
+    /// the entrypoint first; settings of an entrypoint without a handler do nothing.
+    pub fn configure(&mut self, entrypoint: &str, settings: EntrypointSettings) -> &mut PgQueuer {
+        if let Some(registered) = self.entrypoints.get_mut(entrypoint) {
+            registered.settings = settings;
+        }
+        self
+    }
+
+    fn register(
+        &mut self,
+        name: &str,
+        settings: EntrypointSettings,
+        handler: Handler,
+    ) -> &mut PgQueuer {
         let timeout = self.entrypoints.get(name).and_then(|old| old.timeout);
         self.entrypoints.insert(
             name.to_string(),

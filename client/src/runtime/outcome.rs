@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::dispatch::{ClaimKey, Outcome};
-use super::handler::RetryRequested;
+use super::handler::{RetryRequested, Unrecoverable};
 use crate::{Ack, Claim, JobStatus};
 
 pub(super) fn claim_of((id, token): ClaimKey) -> Claim {
@@ -22,23 +22,28 @@ pub(super) struct Pending {
     pub acks: Vec<Ack>,
     /// Handler-requested retries: (claim, delay, reason).
     pub retries: Vec<(Claim, Duration, String)>,
+    /// Jobs to end without retry (`pgq.fail`): (claim, detail).
+    pub fails: Vec<(Claim, Option<serde_json::Value>)>,
     /// When the oldest of them was recorded.
     pub since: Option<Instant>,
 }
 
 impl Pending {
     pub fn is_empty(&self) -> bool {
-        self.acks.is_empty() && self.retries.is_empty()
+        self.acks.is_empty() && self.retries.is_empty() && self.fails.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.acks.len() + self.retries.len()
+        self.acks.len() + self.retries.len() + self.fails.len()
     }
 
     /// The claims these outcomes are about.
     pub fn claims(&self) -> impl Iterator<Item = Claim> + '_ {
         let acked = self.acks.iter().map(|ack| ack.claim);
-        acked.chain(self.retries.iter().map(|(claim, _, _)| *claim))
+        let retried = self.retries.iter().map(|(claim, _, _)| *claim);
+        acked
+            .chain(retried)
+            .chain(self.fails.iter().map(|(claim, _)| *claim))
     }
 
     fn push(&mut self, ack: Ack) {
@@ -59,13 +64,20 @@ impl Pending {
     pub fn record(&mut self, Outcome { claim, result }: Outcome) {
         let (id, claim) = (claim.0, claim_of(claim));
         let (status, detail) = match result {
-            Ok(Ok(())) => (JobStatus::Successful, None),
+            Ok(Ok(result)) => (JobStatus::Successful, result),
             Ok(Err(error)) => {
                 if let Some(retry) = error.downcast_ref::<RetryRequested>() {
                     tracing::info!(id, reason = %retry.reason, "retry requested");
                     self.since.get_or_insert_with(Instant::now);
                     self.retries
                         .push((claim, retry.delay, retry.reason.clone()));
+                    return;
+                }
+                if let Some(fatal) = error.downcast_ref::<Unrecoverable>() {
+                    tracing::warn!(id, reason = %fatal.reason, "unrecoverable: the job ends without retry");
+                    self.since.get_or_insert_with(Instant::now);
+                    let detail = json!({"type": "unrecoverable", "message": fatal.reason});
+                    self.fails.push((claim, Some(detail)));
                     return;
                 }
                 tracing::warn!(id, %error, "handler failed");

@@ -55,12 +55,8 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
 /// One row per entrypoint: what is waiting, running and held now, and what finished in the
 /// window ($1 seconds).
 const ENTRYPOINTS: &str = "WITH live AS ( \
-        SELECT entrypoint, \
-               count(*) FILTER (WHERE status = 'queued') AS queued, \
-               count(*) FILTER (WHERE status = 'picked') AS picked, \
-               count(*) FILTER (WHERE status = 'failed') AS failed, \
-               extract(epoch FROM now() - min(created) FILTER (WHERE status = 'queued')) AS oldest \
-        FROM pgq.jobs GROUP BY entrypoint), \
+        SELECT entrypoint, queued, picked, held AS failed, oldest_queued_seconds AS oldest \
+        FROM pgq.backlog), \
     done AS ( \
         SELECT entrypoint, \
                count(*) FILTER (WHERE status <> 'queued') / $1::float8 AS rate, \
@@ -103,7 +99,7 @@ fn snapshot_sql() -> String {
                  WHERE created > now() - make_interval(secs => $1::float8) \
                    AND (status = 'exception' OR detail->>'reason' = 'exception') \
                  ORDER BY created DESC, id DESC LIMIT 5) x), \
-             'workers', (SELECT count(DISTINCT worker_id) FROM pgq.jobs WHERE status = 'picked') \
+             'workers', (SELECT count(*) FROM pgq.workers) \
          )::text"
     )
 }

@@ -190,20 +190,15 @@ pub async fn act(client: &Client, args: IdsArgs, what: &str) -> Result<(), Failu
 }
 
 pub async fn backlog(client: &Client, format: Format) -> Result<(), Failure> {
-    let sql = "SELECT entrypoint, \
-                      count(*) FILTER (WHERE status = 'queued') AS queued, \
-                      count(*) FILTER (WHERE status = 'picked') AS picked, \
-                      count(*) FILTER (WHERE status = 'failed') AS failed, \
-                      round(extract(epoch FROM now() - min(created) \
-                            FILTER (WHERE status = 'queued'))::numeric, 1) AS oldest_queued_seconds \
-               FROM pgq.jobs GROUP BY entrypoint ORDER BY entrypoint";
+    let sql = "SELECT entrypoint, queued, ready, picked, held, \
+                      round(oldest_queued_seconds::numeric, 1) AS oldest_queued_seconds \
+               FROM pgq.backlog ORDER BY entrypoint";
     list(client, sql, &[], &format).await
 }
 
 pub async fn workers(client: &Client, format: Format) -> Result<(), Failure> {
-    let sql = "SELECT worker_id, count(*) AS jobs, array_agg(DISTINCT entrypoint) AS entrypoints, \
-                      max(heartbeat) AS last_heartbeat \
-               FROM pgq.jobs WHERE status = 'picked' GROUP BY worker_id ORDER BY worker_id";
+    let sql = "SELECT worker_id, jobs, entrypoints, oldest_heartbeat, last_heartbeat \
+               FROM pgq.workers ORDER BY worker_id";
     list(client, sql, &[], &format).await
 }
 

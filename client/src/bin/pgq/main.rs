@@ -102,6 +102,17 @@ impl Failure {
 impl From<tokio_postgres::Error> for Failure {
     fn from(error: tokio_postgres::Error) -> Failure {
         let message = match error.as_db_error() {
+            // The read model's views came with schema 0.5.0.
+            Some(db)
+                if db.code() == &tokio_postgres::error::SqlState::UNDEFINED_TABLE
+                    && (db.message().contains("pgq.backlog")
+                        || db.message().contains("pgq.workers")) =>
+            {
+                format!(
+                    "{}: this command needs pgqueuer schema 0.5.0 or later: run pgq upgrade",
+                    db.message()
+                )
+            }
             Some(db) => db.message().to_string(),
             None => error.to_string(),
         };

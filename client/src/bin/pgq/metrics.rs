@@ -125,16 +125,26 @@ async fn render(client: &Client) -> Result<String, Failure> {
 
     for row in client
         .query(
-            "SELECT entrypoint, status::text, count(*) FROM pgq.jobs GROUP BY 1, 2",
+            "SELECT entrypoint, queued, picked, held, oldest_queued_seconds FROM pgq.backlog",
             &[],
         )
         .await?
     {
-        let labels = ByStatus {
-            entrypoint: row.try_get(0)?,
-            status: row.try_get(1)?,
-        };
-        jobs.get_or_create(&labels).set(row.try_get::<_, i64>(2)?);
+        let entrypoint: String = row.try_get(0)?;
+        for (column, status) in [(1, "queued"), (2, "picked"), (3, "failed")] {
+            let count: i64 = row.try_get(column)?;
+            if count > 0 {
+                let labels = ByStatus {
+                    entrypoint: entrypoint.clone(),
+                    status: status.to_string(),
+                };
+                jobs.get_or_create(&labels).set(count);
+            }
+        }
+        if let Some(age) = row.try_get::<_, Option<f64>>(4)? {
+            let labels = ByEntrypoint { entrypoint };
+            oldest.get_or_create(&labels).set(age);
+        }
     }
     for row in client
         .query(
@@ -151,24 +161,8 @@ async fn render(client: &Client) -> Result<String, Failure> {
             .get_or_create(&labels)
             .set(row.try_get::<_, i64>(2)?);
     }
-    for row in client
-        .query(
-            "SELECT entrypoint, extract(epoch FROM now() - min(created))::float8 \
-             FROM pgq.jobs WHERE status = 'queued' GROUP BY 1",
-            &[],
-        )
-        .await?
-    {
-        let labels = ByEntrypoint {
-            entrypoint: row.try_get(0)?,
-        };
-        oldest.get_or_create(&labels).set(row.try_get::<_, f64>(1)?);
-    }
     let count: i64 = client
-        .query_one(
-            "SELECT count(DISTINCT worker_id) FROM pgq.jobs WHERE status = 'picked'",
-            &[],
-        )
+        .query_one("SELECT count(*) FROM pgq.workers", &[])
         .await?
         .try_get(0)?;
     workers.set(count);

@@ -9,9 +9,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pgqueuer::{Job, PgQueuer, Queries, RunOptions, ScheduledRun};
+use pgqueuer::{Job, JobArgs, NewJob, OnConflict, PgQueuer, Queries, RunOptions, ScheduledRun};
 use support::{pgq, stderr, stdout};
 use tokio::sync::Notify;
+
+/// The quick start's job type.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Fetch {
+    url: String,
+}
+
+impl JobArgs for Fetch {
+    const ENTRYPOINT: &'static str = "fetch";
+}
 
 /// A login role and a database it owns, made by the superuser (as a managed service's console
 /// does); returns a DSN for that role and database.
@@ -85,11 +95,14 @@ async fn a_database_owner_installs_sql_only_and_runs_the_quick_start() {
     // The README's quick start: a producer, a consumer, and a schedule fired by the
     // runtime's own tick (there is no background worker).
     let producer = Queries::new(pgqueuer::connect(&dsn).await.expect("connect"));
-    let payloads: Vec<Vec<u8>> = (1..=5)
-        .map(|i| format!("hello world {i}").into_bytes())
+    let jobs: Vec<NewJob> = (1..=5)
+        .map(|i| {
+            let url = format!("https://example.com/{i}");
+            NewJob::typed(&Fetch { url }).expect("serialises")
+        })
         .collect();
     producer
-        .enqueue(vec!["fetch"; 5], payloads, vec![0; 5])
+        .enqueue_many(&jobs, OnConflict::Raise)
         .await
         .expect("enqueue");
 
@@ -99,7 +112,8 @@ async fn a_database_owner_installs_sql_only_and_runs_the_quick_start() {
     let mut consumer = PgQueuer::new(pgqueuer::config(&dsn).expect("config"));
     {
         let (fetched, progress) = (Arc::clone(&fetched), Arc::clone(&progress));
-        consumer.entrypoint("fetch", move |_job: Job| {
+        consumer.job(move |fetch: Fetch, _job: Job| {
+            assert!(fetch.url.starts_with("https://example.com/"));
             fetched.fetch_add(1, Ordering::SeqCst);
             progress.notify_one();
             async { Ok(()) }

@@ -1158,6 +1158,7 @@ $$;
 -- sql/status.sql
 CREATE OR REPLACE FUNCTION pgq._notify_completed() RETURNS trigger
 LANGUAGE plpgsql
+SET enable_seqscan = on
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

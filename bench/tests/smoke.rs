@@ -35,6 +35,7 @@ fn every_scenario_runs_and_reports_its_numbers() {
         "enqueue",
         "drain",
         "drain (synchronous_commit off)",
+        "drain (notify_completion)",
         "throughput",
         "latency",
         "backlog 1000",
@@ -61,6 +62,13 @@ fn every_scenario_runs_and_reports_its_numbers() {
         ),
         (&Value::from(0), &Value::from(500), &Value::from(0)),
         "every job ran once: {detail}"
+    );
+
+    let notified = &results_of(&document, "drain (notify_completion)")[0]["detail"];
+    assert_eq!(
+        (&notified["left"], &notified["log_rows"]),
+        (&Value::from(0), &Value::from(500)),
+        "{notified}"
     );
 
     let throughput = &results_of(&document, "throughput")[0]["detail"];

@@ -21,16 +21,20 @@
 //!    them.
 //! 2. **Errors** (`error.rs`): one [`Error`] type; the SQL API's documented SQLSTATEs become
 //!    [`Error::Invalid`] and [`Error::Duplicate`], an unknown schema [`Error::Schema`].
-//! 3. **Jobs** (`job.rs`): a claimed [`Job`], its [`Claim`] (id and claim token), a [`NewJob`]
-//!    to enqueue, an [`Ack`] saying how one ended, [`JobStatus`].
+//! 3. **Jobs** (`job.rs`, `typed.rs`): a claimed [`Job`], its [`Claim`] (id and claim token), a
+//!    [`NewJob`] to enqueue, an [`Ack`] saying how one ended, [`JobStatus`], and a
+//!    [`JobOutcome`] (status and result) as `pgq.job_status` reports it. Typed jobs: a serde
+//!    type implementing [`JobArgs`] travels as JSON with a `content-type` header
+//!    ([`NewJob::typed`], [`Job::args`]).
 //! 4. **Calls** (`queries.rs`): [`Queries`] calls every function of the SQL API with typed
 //!    arguments, one prepared statement each, one round trip a call (or a pipelined
 //!    transaction: [`Queries::ack_and_dequeue`]). [`enqueue_in`] (`enqueue.rs`) enqueues
 //!    through any client, a transaction included, so jobs commit with the caller's rows.
-//! 5. **Notifications** (`notify.rs`): [`Listener`] and [`Notification`]; a notification is a
-//!    hint to look, never an authority.
-//! 6. **The runtime** (`runtime/`): [`PgQueuer`] runs handlers for entrypoints and schedules
-//!    with [`RunOptions`]: lanes that claim ahead and write outcomes with the next claim
+//! 5. **Notifications** (`notify.rs`, `completion.rs`): [`Listener`] and [`Notification`]; a
+//!    notification is a hint to look, never an authority. [`Completions`] waits for jobs to
+//!    end on the `pgq_done` notifications of entrypoints that opted in.
+//! 6. **The runtime** (`runtime/`): [`PgQueuer`] runs handlers for entrypoints, typed jobs
+//!    ([`PgQueuer::job`]) and schedules with [`RunOptions`]: lanes that claim ahead and write outcomes with the next claim
 //!    (`lane.rs`), one queue of claimed jobs shared by the handler slots (`dispatch.rs`), one
 //!    LISTEN connection for all lanes (`listen.rs`). docs/design/0009-pipelined-runtime.md
 //!    explains why.

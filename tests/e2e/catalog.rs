@@ -62,6 +62,10 @@ async fn the_snapshot_sees_each_kind_of_schema_difference() {
             "ALTER TABLE pgq.jobs SET (fillfactor = 50)",
         ),
         (
+            "a disabled trigger",
+            "ALTER TABLE pgq.log DISABLE TRIGGER log_completed",
+        ),
+        (
             "a new function",
             "CREATE FUNCTION pgq.extra() RETURNS int LANGUAGE sql AS 'SELECT 1'",
         ),

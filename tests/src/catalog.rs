@@ -79,7 +79,7 @@ SELECT line FROM (
     SELECT format('view %s: %s', c.relname, pg_get_viewdef(c.oid))
     FROM rel c WHERE c.relkind IN ('v', 'm')
     UNION ALL
-    SELECT format('trigger %s', pg_get_triggerdef(t.oid))
+    SELECT format('trigger %s enabled=%s', pg_get_triggerdef(t.oid), t.tgenabled)
     FROM pg_trigger t JOIN rel c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal
     UNION ALL
     SELECT format('policy %s on %s: %s %s roles=%s using=%s check=%s', p.polname, c.relname,

@@ -96,3 +96,45 @@ BEGIN
     RETURN result;
 END
 $$;
+
+-- pgq.pause: stop claiming the entrypoint's jobs. Jobs already picked run to their end, enqueue
+-- goes on, stale picked jobs are not claimed again, and schedule fires are skipped (pgq.tick)
+-- until pgq.resume. Returns true if the entrypoint was running.
+CREATE FUNCTION pgq.pause(entrypoint text) RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    was boolean;
+BEGIN
+    PERFORM pgq._check_entrypoint(entrypoint);
+    SELECT e.paused INTO was FROM pgq.entrypoints e WHERE e.name = pause.entrypoint FOR UPDATE;
+    INSERT INTO pgq.entrypoints AS e (name, paused) VALUES (pause.entrypoint, true)
+    ON CONFLICT (name) DO UPDATE SET paused = true, updated = now();
+    RETURN NOT coalesce(was, false);
+END
+$$;
+
+-- pgq.resume: claim the entrypoint's jobs again, and tell the workers (an 'enqueued'
+-- notification). Returns true if it was paused.
+CREATE FUNCTION pgq.resume(entrypoint text) RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM pgq._check_entrypoint(entrypoint);
+    UPDATE pgq.entrypoints e SET paused = false, updated = now()
+    WHERE e.name = resume.entrypoint AND e.paused;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM pgq._notify_enqueued(ARRAY[resume.entrypoint]);
+    END IF;
+    RETURN n > 0;
+END
+$$;

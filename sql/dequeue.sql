@@ -1,9 +1,10 @@
 -- pgq.dequeue: claim up to batch_size jobs of these entrypoints, best first (priority DESC,
 -- id ASC across all of them), and return them in that order.
 --
--- Eligible: queued jobs whose execute_after has passed, and picked jobs whose heartbeat is
--- older than their entrypoint's heartbeat_timeout (a stale re-pick, by any worker, the holder
--- too; not held back by limits, since the job already holds a seat). Every claim takes the
+-- Paused entrypoints (pgq.pause) are left out. Eligible: queued jobs whose execute_after has
+-- passed, and picked jobs whose heartbeat is older than their entrypoint's heartbeat_timeout
+-- (a stale re-pick, by any worker, the holder too; not held back by limits, since the job
+-- already holds a seat). Every claim takes the
 -- job's next claim token (claim_token + 1). Stale jobs whose cancel was requested are not
 -- claimed: they end as canceled.
 --
@@ -101,6 +102,7 @@ BEGIN
         FROM unnest(names) AS a(name)
         LEFT JOIN pgq.entrypoints s ON s.name = a.name
         LEFT JOIN unnest(limited, lim_allow) AS l(name, allow) ON l.name = a.name
+        WHERE s.paused IS NOT TRUE  -- pgq.pause: nothing of it is claimed
     ), fresh AS (
         SELECT c.id, c.priority, c.entrypoint, true AS fresh
         FROM ask CROSS JOIN LATERAL (

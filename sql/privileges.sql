@@ -3,9 +3,11 @@
 --   pgq_producer  enqueue, enqueue_many, job_status, version
 --   pgq_worker    a producer that also runs jobs: dequeue, heartbeat, ack, fail, retry, release,
 --                 release_lost, cancel_requested, lease, tick
---   pgq_monitor   reads the tables (pgq.jobs without its payloads), the views, job_status
+--   pgq_monitor   reads the tables (pgq.jobs without its payloads), the views, job_status,
+--                 durability
 --   pgq_admin     a worker and monitor that also operates the queue: configure, schedule,
---                 unschedule, unschedule_id, cancel, requeue, clear, purge_log; reads payloads
+--                 unschedule, unschedule_id, cancel, requeue, clear, purge_log, pause, resume,
+--                 set_log_retention, set_stats_retention, set_durability; reads payloads
 --   pgq_owner     owns the tables and functions; the API functions run as it (SECURITY
 --                 DEFINER). Not a superuser: a flaw in a function yields the queue, not the
 --                 server. Nobody logs in as these roles: grant them (GRANT pgq_worker TO app).
@@ -97,6 +99,8 @@ ALTER TABLE pgq.entrypoints OWNER TO pgq_owner;
 ALTER TABLE pgq.jobs OWNER TO pgq_owner;
 ALTER TABLE pgq.log OWNER TO pgq_owner;
 ALTER TABLE pgq.schedules OWNER TO pgq_owner;
+ALTER TABLE pgq.settings OWNER TO pgq_owner;
+ALTER TABLE pgq.stats OWNER TO pgq_owner;
 ALTER VIEW pgq.queue_summary OWNER TO pgq_owner;
 ALTER VIEW pgq.throughput OWNER TO pgq_owner;
 ALTER VIEW pgq.backlog OWNER TO pgq_owner;
@@ -133,13 +137,14 @@ GRANT EXECUTE ON FUNCTION
 TO pgq_worker;
 
 GRANT SELECT ON pgq.entrypoints, pgq.log, pgq.schedules, pgq.queue_summary, pgq.throughput,
-    pgq.backlog, pgq.workers
+    pgq.backlog, pgq.workers, pgq.settings, pgq.stats
 TO pgq_monitor;
 GRANT SELECT (id, entrypoint, priority, headers, dedupe_key, status, attempts, worker_id,
               created, updated, heartbeat, execute_after, picked_at, detail, claim_token,
               cancel_requested)
 ON pgq.jobs TO pgq_monitor;
-GRANT EXECUTE ON FUNCTION pgq.job_status(bigint[]), pgq.version() TO pgq_monitor;
+GRANT EXECUTE ON FUNCTION pgq.job_status(bigint[]), pgq.version(), pgq.durability()
+TO pgq_monitor;
 
 GRANT SELECT ON pgq.jobs TO pgq_admin;
 GRANT EXECUTE ON FUNCTION
@@ -150,5 +155,10 @@ GRANT EXECUTE ON FUNCTION
     pgq.cancel(bigint[]),
     pgq.requeue(bigint[]),
     pgq.clear(text),
-    pgq.purge_log(interval)
+    pgq.purge_log(interval),
+    pgq.pause(text),
+    pgq.resume(text),
+    pgq.set_log_retention(interval),
+    pgq.set_stats_retention(interval),
+    pgq.set_durability(text, interval)
 TO pgq_admin;

@@ -114,9 +114,11 @@ $$;
 -- set, next_run advanced past now. Missed fires are coalesced into that one job, whose
 -- scheduled_for is the latest fire. Rows are locked FOR UPDATE SKIP LOCKED, so concurrent
 -- ticks turn each fire into exactly one job. Notifies like enqueue for the jobs it made.
--- Returns the earliest next due time of enabled schedules and of deferred queued jobs, or
--- NULL when there is none. It also ends, as canceled, running jobs whose cancel was requested
--- and whose lease has expired.
+-- The fires of a paused entrypoint (pgq.pause) are skipped: next_run advances, no job is
+-- made, so a long pause does not pile up fires. Returns the earliest next due time of enabled
+-- schedules, of deferred queued jobs and of the maintenance (pgq._maintain, run here: the
+-- log's retention and the statistics rollup). It also ends, as canceled, running jobs whose
+-- cancel was requested and whose lease has expired.
 CREATE FUNCTION pgq.tick() RETURNS timestamptz
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -126,6 +128,7 @@ AS $$
 DECLARE
     eps      text[];
     earliest timestamptz;
+    maintain timestamptz;
 BEGIN
     PERFORM pgq._end_expired_cancels(NULL);
     WITH due AS (
@@ -136,8 +139,10 @@ BEGIN
         FOR UPDATE SKIP LOCKED
     ), fired AS (
         SELECT d.*, pgq._cron_latest(d.expression, d.timezone, now()) AS scheduled_for,
-               pgq._cron_next(d.expression, d.timezone, now()) AS next_run
+               pgq._cron_next(d.expression, d.timezone, now()) AS next_run,
+               coalesce(e.paused, false) AS paused
         FROM due d
+        LEFT JOIN pgq.entrypoints e ON e.name = d.entrypoint
     ), advanced AS (
         UPDATE pgq.schedules s
         SET last_run = now(), next_run = f.next_run, updated = now()
@@ -148,6 +153,7 @@ BEGIN
         SELECT f.entrypoint, jsonb_build_object('schedule_id', f.id, 'expression', f.expression,
                                                 'scheduled_for', f.scheduled_for)
         FROM fired f
+        WHERE NOT f.paused
         ORDER BY f.id
         RETURNING entrypoint
     )
@@ -160,11 +166,18 @@ BEGIN
          WHERE j.status = 'queued' AND j.execute_after > j.created  -- jobs_deferred_idx
            AND j.execute_after > now()))
     INTO earliest;
-    RETURN earliest;
+    -- A failing maintenance must not stop the schedules: it is reported and retried later.
+    BEGIN
+        maintain := pgq._maintain();
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'pgqueuer maintenance failed: % (SQLSTATE %)', SQLERRM, SQLSTATE;
+        maintain := now() + interval '30 seconds';
+    END;
+    RETURN least(earliest, maintain);
 END
 $$;
 
--- pgq._worker_round: one round of the background worker (extension/src/worker.rs). Fires due
+-- pgq._worker_round: one round of the background worker (extension/src/scheduler.rs). Fires due
 -- schedules (pgq.tick) and sends one 'enqueued' notification for the entrypoints of deferred
 -- or retried jobs that fell due since the previous round. Returns the next due time.
 CREATE FUNCTION pgq._worker_round(since timestamptz) RETURNS timestamptz

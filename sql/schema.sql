@@ -34,7 +34,9 @@ CREATE TABLE pgq.entrypoints (
     updated           timestamptz NOT NULL DEFAULT now(),
     -- Whether the end of each job is announced on channel pgq_done (sql/status.sql): for jobs
     -- whose completion someone awaits. Off by default: no notification on the hot path.
-    notify_completion boolean NOT NULL DEFAULT false
+    notify_completion boolean NOT NULL DEFAULT false,
+    -- A paused entrypoint's jobs are not claimed (pgq.pause, pgq.resume; sql/configure.sql).
+    paused            boolean NOT NULL DEFAULT false
 );
 
 -- One row per live job: queued, picked, or held as failed.

@@ -68,7 +68,7 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
 }
 
 /// The runtime drains `params.jobs` jobs; returns the seconds taken and what it left.
-async fn runtime_drain(
+pub async fn runtime_drain(
     target: &Target,
     config: &Settings,
     params: &Params,
@@ -112,7 +112,7 @@ async fn runtime_drain(
 }
 
 /// `params.connections` raw-SQL clients (as many as the runtime's connections) drain `params.jobs` jobs; returns the seconds taken.
-async fn raw_drain(
+pub async fn raw_drain(
     target: &Target,
     config: &Settings,
     params: &Params,

@@ -4,11 +4,13 @@
 
 mod backlog;
 mod drain;
+mod durability;
 mod enqueue;
 mod graphile;
 mod latency;
 mod memory;
 mod pgmq;
+mod pinned;
 mod report;
 mod target;
 mod throughput;
@@ -76,6 +78,9 @@ struct Args {
     /// Claims timed at each backlog size and variant.
     #[arg(long, default_value_t = 30)]
     claims: usize,
+    /// Each phase of the pinned scenario (before, during and after the pin), in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    pin_seconds: f64,
     /// Jobs in flight at once in the worker memory scenario.
     #[arg(long, default_value_t = 10_000)]
     in_flight: u64,
@@ -107,6 +112,11 @@ enum Scenario {
     Latency,
     Backlog,
     Memory,
+    /// Drains in each durability mode (throwaway cluster only).
+    Durability,
+    /// The mixed load before, during and after a pinned xmin horizon (3 x --pin-seconds; only
+    /// when named in --only).
+    Pinned,
     /// A peer: needs --pgmq-sql.
     Pgmq,
     /// A peer: needs --graphile-modules.
@@ -129,6 +139,7 @@ pub struct Params {
     pub backlog: Vec<u64>,
     pub claims: usize,
     pub in_flight: u64,
+    pub pin_seconds: f64,
 }
 
 impl Params {
@@ -148,6 +159,7 @@ impl Params {
                 backlog: vec![1000],
                 claims: 3,
                 in_flight: 200,
+                pin_seconds: 1.0,
             };
         }
         Params {
@@ -164,6 +176,7 @@ impl Params {
             backlog: args.backlog.clone(),
             claims: args.claims,
             in_flight: args.in_flight,
+            pin_seconds: args.pin_seconds,
         }
     }
 
@@ -175,7 +188,7 @@ impl Params {
             "producers": self.producers,
             "throughput_seconds": self.seconds, "latency_jobs": self.latency_jobs,
             "latency_rate": self.latency_rate, "backlog": self.backlog,
-            "claims": self.claims, "in_flight": self.in_flight,
+            "claims": self.claims, "in_flight": self.in_flight, "pin_seconds": self.pin_seconds,
         })
     }
 }
@@ -237,6 +250,7 @@ fn validate(args: &Args) -> Vec<String> {
         ("--latency-rate", args.latency_rate),
         ("--claims", args.claims as f64),
         ("--in-flight", args.in_flight as f64),
+        ("--pin-seconds", args.pin_seconds),
     ] {
         if !(value.is_finite() && value > 0.0) {
             problems.push(format!("{name} must be above 0, not {value}"));
@@ -252,6 +266,7 @@ async fn benchmark(args: &Args) -> Result<(), String> {
     let params = Params::from(args);
     let wanted = |scenario: Scenario| match scenario {
         // A peer runs when its files were given, unless --only leaves it out.
+        Scenario::Pinned if args.only.is_empty() => args.smoke,
         Scenario::Pgmq if args.only.is_empty() => args.pgmq_sql.is_some(),
         Scenario::Graphile if args.only.is_empty() => args.graphile_modules.is_some(),
         _ => args.only.is_empty() || args.only.contains(&scenario),
@@ -286,6 +301,12 @@ async fn benchmark(args: &Args) -> Result<(), String> {
     }
     if wanted(Scenario::Memory) {
         measures.extend(memory::run(&target, &params).await?);
+    }
+    if wanted(Scenario::Durability) {
+        measures.extend(durability::run(&target, &params).await?);
+    }
+    if wanted(Scenario::Pinned) {
+        measures.extend(pinned::run(&target, &params).await?);
     }
     if wanted(Scenario::Pgmq) {
         let path = args.pgmq_sql.as_deref().ok_or(

@@ -15,7 +15,7 @@ pub struct Target {
     /// The DSN, for a child process.
     pub dsn: String,
     /// Ours alone (a throwaway cluster): the queue may be truncated.
-    owned: bool,
+    pub owned: bool,
     _cluster: Option<Cluster>,
 }
 

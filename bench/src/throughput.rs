@@ -32,6 +32,36 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
     ])
 }
 
+/// `params.producers` connections that enqueue batches of `params.enqueue_batch` jobs of
+/// `entrypoint` as fast as they can until `stop`, counting them in `enqueued`.
+pub async fn spawn_producers(
+    target: &Target,
+    params: &Params,
+    entrypoint: &str,
+    stop: &Arc<AtomicBool>,
+    enqueued: &Arc<AtomicU64>,
+    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
+) -> Result<(), String> {
+    for _ in 0..params.producers {
+        let queries = Queries::new(target.connect().await?);
+        let (stop, enqueued) = (Arc::clone(stop), Arc::clone(enqueued));
+        let jobs: Vec<NewJob> = (0..params.enqueue_batch)
+            .map(|_| NewJob::new(entrypoint).payload(b"{}".to_vec()))
+            .collect();
+        tasks.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                queries
+                    .enqueue_many(&jobs, OnConflict::Raise)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                enqueued.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+            }
+            Ok::<(), String>(())
+        });
+    }
+    Ok(())
+}
+
 /// Producers and workers for `params.seconds`; returns the jobs finished, the seconds and the
 /// counts.
 async fn mixed(
@@ -50,25 +80,7 @@ async fn mixed(
     let stop = Arc::new(AtomicBool::new(false));
     let enqueued = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..params.producers {
-        let queries = Queries::new(target.connect().await?);
-        let (stop, enqueued, entrypoint) =
-            (Arc::clone(&stop), Arc::clone(&enqueued), entrypoint.clone());
-        let batch = params.enqueue_batch;
-        tasks.spawn(async move {
-            let jobs: Vec<NewJob> = (0..batch)
-                .map(|_| NewJob::new(entrypoint.as_str()).payload(b"{}".to_vec()))
-                .collect();
-            while !stop.load(Ordering::Relaxed) {
-                queries
-                    .enqueue_many(&jobs, OnConflict::Raise)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                enqueued.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-            }
-            Ok::<(), String>(())
-        });
-    }
+    spawn_producers(target, params, &entrypoint, &stop, &enqueued, &mut tasks).await?;
     if workers == Workers::Raw {
         for _ in 0..params.connections {
             let client = target.connect().await?;

@@ -41,6 +41,12 @@ fn every_scenario_runs_and_reports_its_numbers() {
         "backlog 1000",
         "backlog 1000 (limits)",
         "worker memory",
+        "durability (durable)",
+        "durability (balanced)",
+        "durability (volatile)",
+        "pinned xmin: before",
+        "pinned xmin: during",
+        "pinned xmin: after",
     ] {
         let results = results_of(&document, scenario);
         assert!(!results.is_empty(), "no result for {scenario}");
@@ -69,6 +75,15 @@ fn every_scenario_runs_and_reports_its_numbers() {
         (&notified["left"], &notified["log_rows"]),
         (&Value::from(0), &Value::from(500)),
         "{notified}"
+    );
+
+    let volatile = &results_of(&document, "durability (volatile)")[0]["detail"];
+    assert_eq!(volatile["log_rows"], 500, "every job ran once: {volatile}");
+    let pinned = &results_of(&document, "pinned xmin: before")[0]["detail"];
+    assert_eq!(
+        pinned["run"]["windows"].as_array().map(Vec::len),
+        Some(30),
+        "{pinned}"
     );
 
     let throughput = &results_of(&document, "throughput")[0]["detail"];

@@ -42,6 +42,8 @@ pub const ORDER: &[&str] = &[
     "ack",
     "cancel",
     "status",
+    "maintenance",
+    "durability",
     "schedules",
 ];
 

@@ -395,6 +395,16 @@ impl Cluster {
         .map(drop)
     }
 
+    /// Crashes the server and starts it again (`pg_ctl restart -m immediate`: no shutdown
+    /// checkpoint, so the start is a crash recovery, which empties unlogged tables).
+    pub fn crash_restart(&self) -> Result<(), Error> {
+        run(
+            &mut self.pg_ctl(&["-m", "immediate", "restart"]),
+            "pg_ctl restart -m immediate",
+        )
+        .map(drop)
+    }
+
     /// `pg_ctl` for this cluster's data directory, log and port, waiting for the action to
     /// finish (at most 60 s), as the server's user.
     fn pg_ctl(&self, action: &[&str]) -> Command {

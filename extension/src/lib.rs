@@ -55,6 +55,16 @@ extension_sql_file!(
     name = "status",
     requires = ["schema"]
 );
+extension_sql_file!(
+    "../../sql/maintenance.sql",
+    name = "maintenance",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../../sql/durability.sql",
+    name = "durability",
+    requires = ["maintenance"]
+);
 // The table's CHECK calls pgq._cron_check, so the Rust functions come first.
 extension_sql_file!(
     "../../sql/schedules.sql",

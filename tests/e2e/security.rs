@@ -85,6 +85,20 @@ UPDATE pgq.schedules SET next_run = pg_catalog.now() OPERATOR(pg_catalog.-) inte
 SELECT pgq.tick();
 SELECT pgq._worker_round(pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 day');
 SELECT pgq.unschedule('s');
+SELECT pgq.pause('a');
+SELECT pgq.resume('a');
+SELECT pgq.set_log_retention('1 day');
+SELECT pgq.set_stats_retention('1 day');
+SELECT pgq.set_durability('balanced');
+SELECT pgq.set_durability('durable');
+SELECT pgq.durability();
+SELECT pgq.enqueue('f');
+SELECT pgq.fail(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['f'])));
+SELECT pgq.configure('f', notify_completion => true);
+SELECT pgq.enqueue('f');
+SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['f'])));
+SELECT count(*) FROM pgq.backlog;
+SELECT count(*) FROM pgq.workers;
 SELECT pgq.version();
 SELECT count(*) FROM pgq.queue_summary;
 SELECT count(*) FROM pgq.throughput;
@@ -265,6 +279,14 @@ const MATRIX: &[(&[&str], &str)] = &[
     (ADMIN, "SELECT pgq.requeue(ARRAY[1::bigint])"),
     (ADMIN, "SELECT pgq.clear('r')"),
     (ADMIN, "SELECT pgq.purge_log('1 day')"),
+    (ADMIN, "SELECT pgq.pause('r')"),
+    (ADMIN, "SELECT pgq.resume('r')"),
+    (ADMIN, "SELECT pgq.set_log_retention('30 days')"),
+    (ADMIN, "SELECT pgq.set_stats_retention('30 days')"),
+    (ADMIN, "SELECT pgq.set_durability('durable')"),
+    (MONITOR, "SELECT pgq.durability()"),
+    (MONITOR, "SELECT count(*) FROM pgq.settings"),
+    (MONITOR, "SELECT count(*) FROM pgq.stats"),
     (MONITOR, "SELECT count(*) FROM pgq.queue_summary"),
     (MONITOR, "SELECT count(*) FROM pgq.throughput"),
     (MONITOR, "SELECT count(*) FROM pgq.backlog"),
@@ -296,6 +318,8 @@ const MATRIX: &[(&[&str], &str)] = &[
     ),
     (OWNER_ONLY, "SELECT pgq._wake_scheduler(now())"),
     (OWNER_ONLY, "SELECT pgq._notify_enqueued(ARRAY['x'])"),
+    (OWNER_ONLY, "SELECT pgq._maintain()"),
+    (OWNER_ONLY, "UPDATE pgq.settings SET log_retention = NULL"),
     (
         OWNER_ONLY,
         "SELECT pgq._end_claims(ARRAY[1::bigint], NULL, NULL, NULL, NULL, true)",

@@ -29,6 +29,8 @@ const ORDER: &[&str] = &[
     "ack",
     "cancel",
     "status",
+    "maintenance",
+    "durability",
     "schedules",
 ];
 

@@ -340,13 +340,17 @@ impl Lane<'_> {
         Ok(())
     }
 
-    /// Fires due schedules (when no background worker does) and plans the next tick.
+    /// Fires due schedules and runs the maintenance (when no background worker does) and
+    /// plans the next tick: when `pgq.tick` says, at the latest after `dequeue_timeout`.
     async fn tick(&mut self) -> Result<(), Error> {
         let due = self.queries.tick().await?;
-        let wait = due
-            .and_then(|due| due.duration_since(std::time::SystemTime::now()).ok())
-            .unwrap_or(Duration::ZERO)
-            .min(self.options.dequeue_timeout);
+        let wait = match due {
+            Some(due) => due
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+            None => self.options.dequeue_timeout,
+        }
+        .min(self.options.dequeue_timeout);
         self.next_tick = Some(Instant::now() + wait.max(Duration::from_millis(1)));
         self.more = true; // a schedule may have enqueued a job of ours
         Ok(())

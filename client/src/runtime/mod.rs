@@ -343,7 +343,7 @@ impl PgQueuer {
         for (entrypoint, expression, timezone) in &self.schedules {
             queries.schedule(entrypoint, expression, timezone).await?;
         }
-        // Without the background worker in this database, fire the schedules ourselves.
+        // Whether the background worker serves this database.
         let scheduler: bool = queries
             .client()
             .query_one(
@@ -353,7 +353,9 @@ impl PgQueuer {
             )
             .await?
             .try_get(0)?;
-        let next_tick = if self.schedules.is_empty() || scheduler {
+        // If not, the first lane ticks: schedules, and the maintenance (log retention, the
+        // statistics rollup).
+        let next_tick = if scheduler {
             None
         } else {
             tracing::info!(

@@ -52,8 +52,8 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
-/// One row per entrypoint: what is waiting, running and held now, and what finished in the
-/// window ($1 seconds).
+/// One row per entrypoint: what is waiting, running and held now, whether it is paused, and
+/// what finished in the window ($1 seconds; a range of log_created_idx, not the whole log).
 const ENTRYPOINTS: &str = "WITH live AS ( \
         SELECT entrypoint, queued, picked, held AS failed, oldest_queued_seconds AS oldest \
         FROM pgq.backlog), \
@@ -62,13 +62,15 @@ const ENTRYPOINTS: &str = "WITH live AS ( \
                count(*) FILTER (WHERE status <> 'queued') / $1::float8 AS rate, \
                count(*) FILTER (WHERE status = 'exception') AS exceptions \
         FROM pgq.log WHERE created > now() - make_interval(secs => $1::float8) \
-        GROUP BY entrypoint) \
+        GROUP BY entrypoint), \
+    paused AS (SELECT name AS entrypoint, true AS paused FROM pgq.entrypoints WHERE paused) \
     SELECT entrypoint, coalesce(queued, 0) AS queued, coalesce(picked, 0) AS picked, \
            coalesce(failed, 0) AS failed, \
            round(coalesce(rate, 0)::numeric, 2) AS jobs_per_second, \
            round(oldest::numeric, 1) AS oldest_queued_seconds, \
-           coalesce(exceptions, 0) AS recent_exceptions \
-    FROM live FULL JOIN done USING (entrypoint) ORDER BY entrypoint";
+           coalesce(exceptions, 0) AS recent_exceptions, coalesce(paused, false) AS paused \
+    FROM live FULL JOIN done USING (entrypoint) FULL JOIN paused USING (entrypoint) \
+    ORDER BY entrypoint";
 
 /// How many seconds of history the sparkline can show (as many as fit the terminal's width).
 const SPARKLINE_SECONDS: f64 = 300.0;
@@ -263,6 +265,7 @@ struct EntrypointRow {
     jobs_per_second: f64,
     oldest_queued_seconds: Option<f64>,
     recent_exceptions: u64,
+    paused: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -312,6 +315,7 @@ impl Snapshot {
                         .unwrap_or(0.0),
                     oldest_queued_seconds: row.get("oldest_queued_seconds").and_then(Value::as_f64),
                     recent_exceptions: count(row, "recent_exceptions"),
+                    paused: row.get("paused").and_then(Value::as_bool).unwrap_or(false),
                 })
                 .collect(),
             per_second: list("per_second")
@@ -422,7 +426,10 @@ fn draw_entrypoints(frame: &mut Frame, area: Rect, snapshot: &Snapshot) {
     .bold();
     let rows = snapshot.entrypoints.iter().map(|e| {
         Row::new([
-            e.entrypoint.clone(),
+            match e.paused {
+                true => format!("{} (paused)", e.entrypoint),
+                false => e.entrypoint.clone(),
+            },
             e.queued.to_string(),
             e.picked.to_string(),
             e.failed.to_string(),

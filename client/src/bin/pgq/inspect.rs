@@ -1,5 +1,5 @@
 //! Inspecting and operating the queue: `schedules`, `failed`, `requeue`, `cancel`, `backlog`,
-//! `workers`, `stale`, `stats`. Each query returns one JSON array (json_agg), printed as is
+//! `workers`, `stale`, `stats` (from the rollup, pgq.stats). Each query returns one JSON array (json_agg), printed as is
 //! with `--json` or as an aligned table.
 
 use clap::Args;
@@ -211,9 +211,14 @@ pub async fn stale(client: &Client, args: StaleArgs) -> Result<(), Failure> {
 }
 
 pub async fn stats(client: &Client, args: StatsArgs) -> Result<(), Failure> {
-    let sql = "SELECT entrypoint, status, count(*) AS count, \
-                      round((count(*) / $1::float8)::numeric, 3) AS per_second \
-               FROM pgq.log WHERE created > now() - make_interval(secs => $1::float8) \
+    // The rollup, not the log: whole minutes that overlap the window, so a window shorter than
+    // a minute still counts its minute. Outcomes of the last minute or so are not folded yet.
+    let sql = "SELECT entrypoint, status, sum(count)::bigint AS count, \
+                      round((sum(count) / $1::float8)::numeric, 3) AS per_second, \
+                      round((sum(run_seconds_sum) / sum(count))::numeric, 3) AS mean_run_seconds, \
+                      round(max(run_seconds_max)::numeric, 3) AS max_run_seconds \
+               FROM pgq.stats \
+               WHERE minute > now() - make_interval(secs => $1::float8) - interval '1 minute' \
                GROUP BY entrypoint, status ORDER BY entrypoint, status";
     list(client, sql, &[&args.window], &args.format).await
 }

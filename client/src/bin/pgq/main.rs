@@ -5,6 +5,7 @@ mod inspect;
 mod install;
 mod listen;
 mod metrics;
+mod operate;
 mod queue;
 
 use std::process::ExitCode;
@@ -63,8 +64,17 @@ enum Command {
     Workers(inspect::Format),
     /// Picked jobs whose heartbeat is older than --threshold seconds.
     Stale(inspect::StaleArgs),
-    /// Outcomes per entrypoint and status over the last --window seconds.
+    /// Outcomes per entrypoint and status over the last --window seconds (from the per-minute
+    /// statistics, pgq.stats).
     Stats(inspect::StatsArgs),
+    /// Stop claiming an entrypoint's jobs (running ones finish; enqueue goes on).
+    Pause(operate::EntrypointArg),
+    /// Claim an entrypoint's jobs again.
+    Resume(operate::EntrypointArg),
+    /// Print the log's and the statistics' retention, or set them (--log, --stats).
+    Retention(operate::RetentionArgs),
+    /// Print the durability mode, or switch to durable, balanced or volatile.
+    Durability(operate::DurabilityArgs),
     /// Print every notification on channel pgq, one JSON payload a line, until Ctrl-C.
     Listen,
     /// A live view, per entrypoint: queued, picked and held jobs, jobs per second with a
@@ -173,6 +183,10 @@ async fn main() -> ExitCode {
         Command::Workers(format) => inspect::workers(&client, format).await,
         Command::Stale(args) => inspect::stale(&client, args).await,
         Command::Stats(args) => inspect::stats(&client, args).await,
+        Command::Pause(args) => operate::pause(&client, args).await,
+        Command::Resume(args) => operate::resume(&client, args).await,
+        Command::Retention(args) => operate::retention(&client, args).await,
+        Command::Durability(args) => operate::durability(&client, args).await,
         Command::Dashboard(args) => dashboard::dashboard(client, cli.dsn, args).await,
         Command::Metrics(args) => metrics::metrics(&client, args).await,
         Command::Listen | Command::Sql(_) => unreachable!("handled before connecting"),

@@ -39,8 +39,8 @@ DO $$
 BEGIN
     RAISE WARNING '%', 'pgqueuer 0.6.0 keeps this database''s pgq.log forever, as before: '
         || 'set a retention with SELECT pgq.set_log_retention(''7 days'') (or pgq retention '
-        || '7d); new installs keep 7 days. The statistics rollup (pgq.stats) starts from the '
-        || 'whole log.';
+        || '--log ''7 days''); new installs keep 7 days. The statistics rollup (pgq.stats) '
+        || 'starts from the whole log.';
 END
 $$;
 
@@ -1316,6 +1316,8 @@ $$;
 -- sql/maintenance.sql
 CREATE OR REPLACE FUNCTION pgq._maintain() RETURNS timestamptz
 LANGUAGE plpgsql
+SET jit = off
+SET enable_seqscan = off
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1368,12 +1370,17 @@ BEGIN
         END IF;
     END IF;
 
-    -- The log's retention: only rows the rollup has counted.
+    -- The log's retention: only rows the rollup has counted. The oldest 10,000 past the
+    -- retention, read in log_created_idx order (so a round with nothing to delete reads
+    -- nothing); the id bound applies to those alone, or the planner would walk the primary
+    -- key over the whole log for it.
     IF s.log_retention IS NOT NULL THEN
         DELETE FROM pgq.log l
-        WHERE l.id IN (SELECT o.id FROM pgq.log o
-                       WHERE o.id <= s.stats_folded_to AND o.created < now() - s.log_retention
-                       ORDER BY o.id LIMIT 10000);
+        WHERE l.id IN (SELECT o.id
+                       FROM (SELECT x.id FROM pgq.log x
+                             WHERE x.created < now() - s.log_retention
+                             ORDER BY x.created LIMIT 10000) o
+                       WHERE o.id <= s.stats_folded_to);
         GET DIAGNOSTICS deleted = ROW_COUNT;
     END IF;
     DELETE FROM pgq.stats t

@@ -256,3 +256,40 @@ async fn tick_runs_the_maintenance_and_survives_its_failure() {
     assert!(due > std::time::SystemTime::now());
     assert_eq!(count(&c, "pgq.jobs WHERE entrypoint = 's'").await, 1);
 }
+
+/// However large the log, a round reads it only by index: the fold by a range of ids, the
+/// retention by log_created_idx (so a round with nothing to delete reads nothing).
+#[tokio::test]
+async fn a_round_reads_the_log_only_by_index() {
+    let db = TestDb::installed().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.set_log_retention('1 day');
+         SELECT pgq.enqueue_many(ARRAY['a', 'a']);
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['a'], 2)));",
+    )
+    .await
+    .expect("two outcomes");
+    round(&c).await;
+    rounds_until(&c, "EXISTS (SELECT FROM pgq.stats)").await;
+    let plans = db
+        .nested_plans(
+            "UPDATE pgq.settings SET maintained_at = NULL, stats_pending_to = NULL;
+             SELECT pgq._maintain();",
+        )
+        .await;
+    let reading_log: Vec<&String> = plans
+        .iter()
+        .filter(|plan| plan.contains(" on log "))
+        .collect();
+    assert!(
+        reading_log
+            .iter()
+            .any(|plan| plan.contains("log_created_idx")),
+        "the retention's plan: {plans:#?}"
+    );
+    assert!(
+        !plans.iter().any(|plan| plan.contains("Seq Scan on log ")),
+        "{plans:#?}"
+    );
+}

@@ -1337,6 +1337,11 @@ BEGIN
         RETURN s.maintained_at + interval '1 second';
     END IF;
 
+    -- A noted xmax beyond this server's (settings restored from another server's dump) would
+    -- never be passed: note the range again.
+    IF s.stats_pending_xmax > pg_snapshot_xmax(pg_current_snapshot()) THEN
+        s.stats_pending_to := NULL;
+    END IF;
     -- Fold the pending range once it is final, 50,000 ids at most.
     IF s.stats_pending_to IS NOT NULL
        AND pg_snapshot_xmin(pg_current_snapshot()) > s.stats_pending_xmax THEN

@@ -293,3 +293,22 @@ async fn a_round_reads_the_log_only_by_index() {
         "{plans:#?}"
     );
 }
+
+/// Settings restored from another server's dump may carry a noted xmax this server has not
+/// reached: the range is noted again rather than waited for forever.
+#[tokio::test]
+async fn a_noted_xmax_from_another_server_is_noted_again() {
+    let db = TestDb::installed().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.enqueue('a');
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['a'])));",
+    )
+    .await
+    .expect("an outcome");
+    round(&c).await;
+    c.batch_execute("UPDATE pgq.settings SET stats_pending_xmax = '999999999999'")
+        .await
+        .expect("a far xmax");
+    rounds_until(&c, "EXISTS (SELECT FROM pgq.stats)").await;
+}

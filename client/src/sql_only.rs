@@ -140,8 +140,13 @@ pub fn library_twins() -> String {
 /// Roles and privileges: `sql/privileges.sql` when the installer may make the roles (or they
 /// are there for it), otherwise nothing for anyone but the installer and a WARNING.
 pub fn privileges_script() -> String {
-    let privileges = file("sql/privileges.sql");
-    assert!(!privileges.contains("$pgq_privileges$"));
+    privileges_as_sql_only(&file("sql/privileges.sql"))
+}
+
+/// `privileges` (a version's sql/privileges.sql) made fit for a SQL-only install: run only when
+/// the installer may have the roles.
+fn privileges_as_sql_only(privileges: &str) -> String {
+    assert!(!privileges.contains("$pgq_sql$"));
     format!(
         r#"-- Roles and privileges (sql/privileges.sql), when this role may have them.
 DO $pgq_roles$
@@ -309,12 +314,15 @@ pub fn upgrade_script_between(from: &str, to: &str) -> Result<String, NoUpgrade>
                 "no upgrade path from pgqueuer {from} to {to} (no upgrade script from {at})"
             )));
         };
-        let text = replace_section(
-            text,
-            "-- BEGIN sql/privileges.sql",
-            "-- END sql/privileges.sql",
-            &privileges_script(),
-        );
+        // Each step grants what its own version has (a later version's grants name objects
+        // that do not exist yet).
+        let (begin, end) = ("-- BEGIN sql/privileges.sql", "-- END sql/privileges.sql");
+        let text = match section(text, begin, end) {
+            Some(privileges) => {
+                replace_section(text, begin, end, &privileges_as_sql_only(privileges))
+            }
+            None => text.to_string(),
+        };
         writeln!(out, "\n-- extension/sql/pgqueuer--{at}--{next}.sql").expect("write");
         out.push_str(&transform(&text, next));
         at = next;
@@ -323,6 +331,14 @@ pub fn upgrade_script_between(from: &str, to: &str) -> Result<String, NoUpgrade>
     out.push_str(&library_twins().replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"));
     writeln!(out, "COMMENT ON SCHEMA pgq IS '{SCHEMA_COMMENT} {to}';").expect("write");
     Ok(out)
+}
+
+/// The lines between `begin` and `end` (both left out), if `script` has them.
+fn section<'a>(script: &'a str, begin: &str, end: &str) -> Option<&'a str> {
+    let start = script.find(begin)?;
+    let after_begin = script[start..].find('\n').map(|line| start + line + 1)?;
+    let stop = script[after_begin..].find(end)?;
+    Some(&script[after_begin..after_begin + stop])
 }
 
 /// `script` with the lines between `begin` and `end` (both kept) replaced by `content`; the

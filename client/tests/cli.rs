@@ -240,8 +240,30 @@ async fn inspection_commands_report_the_queue_in_tables_and_json() {
         json(&db.dsn, &["stale", "--threshold", "3600"]),
         Value::Array(vec![])
     );
+    // pgq stats reads the rollup: maintenance rounds fold the log in (a range once every
+    // transaction of the cluster that was running when it was noted has ended).
+    let folded = async {
+        loop {
+            c.batch_execute("UPDATE pgq.settings SET maintained_at = NULL; SELECT pgq.tick();")
+                .await
+                .expect("a maintenance round");
+            let folded: bool = c
+                .query_one("SELECT EXISTS (SELECT FROM pgq.stats)", &[])
+                .await
+                .expect("stats")
+                .get(0);
+            if folded {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), folded)
+        .await
+        .expect("the rollup folds the log");
     let stats = json(&db.dsn, &["stats"]);
     assert_eq!(stats[0]["status"], "failed");
+    assert_eq!(stats[0]["count"], 1);
     let schedules = json(&db.dsn, &["schedules"]);
     assert_eq!(schedules[0]["expression"], "@daily");
 
@@ -657,6 +679,8 @@ async fn commands_run_with_the_least_role_they_need() {
         &["schedules"],
         &["dashboard", "--once"],
         &["version"],
+        &["retention"],
+        &["durability"],
     ] {
         let output = pgq(&as_role("monitor"), report);
         assert_eq!(
@@ -674,9 +698,15 @@ async fn commands_run_with_the_least_role_they_need() {
         stderr(&refused)
     );
 
+    let refused = pgq(&as_role("monitor"), &["pause", "mail"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
     for operation in [
         &["cancel", id.as_str()][..],
         &["schedules", "--remove", "report"],
+        &["pause", "mail"],
+        &["resume", "mail"],
+        &["retention", "--log", "3d", "--stats", "1 year"],
+        &["durability", "durable"],
     ] {
         let output = pgq(&as_role("admin"), operation);
         assert_eq!(
@@ -688,4 +718,41 @@ async fn commands_run_with_the_least_role_they_need() {
     }
     assert_eq!(count(&c, "pgq.jobs").await, 0);
     assert_eq!(count(&c, "pgq.schedules").await, 0);
+}
+
+#[tokio::test]
+async fn operating_commands_pause_set_retention_and_switch_durability() {
+    let db = TestDb::installed().await;
+    let run = |args: &[&str]| {
+        let output = pgq(&db.dsn, args);
+        (output.status.code(), stdout(&output), stderr(&output))
+    };
+    let (code, out, _) = run(&["retention"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "log retention: 7 days\nstats retention: 90 days")
+    );
+    let (_, out, _) = run(&["retention", "--log", "forever"]);
+    assert!(out.starts_with("log retention: forever\n"), "{out}");
+    let (_, out, _) = run(&["retention", "--log", "3d", "--stats", "1 year"]);
+    assert_eq!(out, "log retention: 3 days\nstats retention: 1 year");
+    let (code, _, err) = run(&["retention", "--log=-1 day"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("retention must be from 0 to 100 years"),
+        "{err}"
+    );
+
+    assert_eq!(run(&["durability"]).1, "durable");
+    assert_eq!(
+        run(&["durability", "balanced"]).1,
+        "durability: durable -> balanced"
+    );
+    assert_eq!(run(&["durability"]).1, "balanced");
+    assert_eq!(run(&["durability", "fast"]).0, Some(2), "clap refuses it");
+
+    assert!(run(&["pause", "mail"]).1.starts_with("paused mail"));
+    assert_eq!(run(&["pause", "mail"]).1, "mail was already paused");
+    assert_eq!(run(&["resume", "mail"]).1, "resumed mail");
+    assert_eq!(run(&["resume", "mail"]).1, "mail was not paused");
 }

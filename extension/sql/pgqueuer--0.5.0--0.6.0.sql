@@ -1328,10 +1328,17 @@ DECLARE
     expired  bigint := 0;
     behind   boolean := false;
 BEGIN
-    INSERT INTO pgq.settings DEFAULT VALUES ON CONFLICT (singleton) DO NOTHING;
-    SELECT * INTO s FROM pgq.settings FOR UPDATE SKIP LOCKED;
+    -- One session at a time, and none waits for another: a session that cannot take this
+    -- transaction-level advisory lock (the key spells "pgqmaint" in ASCII) skips the round.
+    -- (A row lock would not do: the first round inserts the settings row, and a second
+    -- session's insert of it would wait for the first's transaction to end.)
+    IF NOT pg_try_advisory_xact_lock(8099567169448799860) THEN
+        RETURN now() + interval '30 seconds';
+    END IF;
+    SELECT * INTO s FROM pgq.settings;
     IF NOT FOUND THEN
-        RETURN now() + interval '30 seconds';  -- another session maintains now
+        INSERT INTO pgq.settings DEFAULT VALUES ON CONFLICT (singleton) DO NOTHING;
+        SELECT * INTO s FROM pgq.settings;
     END IF;
     IF s.maintained_at > now() - interval '1 second' THEN
         RETURN s.maintained_at + interval '1 second';

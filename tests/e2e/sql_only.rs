@@ -152,7 +152,12 @@ async fn every_released_sql_only_install_upgrades_to_this_version_with_its_jobs(
         client
             .batch_execute(&sql_only::upgrade_script(version).expect("an upgrade path"))
             .await
-            .unwrap_or_else(|error| panic!("upgrading from {version}: {error}"));
+            .unwrap_or_else(|error| {
+                panic!(
+                    "upgrading from {version}: {}",
+                    pgqueuer_tests::describe(&error)
+                )
+            });
         let differences = difference(&expected, &snapshot(&client).await);
         assert!(differences.is_empty(), "from {version}: {differences}");
         let kept: i64 = client

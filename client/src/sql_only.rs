@@ -140,7 +140,7 @@ pub fn library_twins() -> String {
 /// Roles and privileges: `sql/privileges.sql` when the installer may make the roles (or they
 /// are there for it), otherwise nothing for anyone but the installer and a WARNING.
 pub fn privileges_script() -> String {
-    privileges_as_sql_only(&file("sql/privileges.sql"))
+    privileges_as_sql_only(file("sql/privileges.sql"))
 }
 
 /// `privileges` (a version's sql/privileges.sql) made fit for a SQL-only install: run only when

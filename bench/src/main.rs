@@ -81,6 +81,9 @@ struct Args {
     /// Each phase of the pinned scenario (before, during and after the pin), in seconds.
     #[arg(long, default_value_t = 120.0)]
     pin_seconds: f64,
+    /// Jobs a second the pinned scenario's producer offers (paced).
+    #[arg(long, default_value_t = 5000.0)]
+    pin_rate: f64,
     /// Jobs in flight at once in the worker memory scenario.
     #[arg(long, default_value_t = 10_000)]
     in_flight: u64,
@@ -140,6 +143,7 @@ pub struct Params {
     pub claims: usize,
     pub in_flight: u64,
     pub pin_seconds: f64,
+    pub pin_rate: f64,
 }
 
 impl Params {
@@ -160,6 +164,7 @@ impl Params {
                 claims: 3,
                 in_flight: 200,
                 pin_seconds: 1.0,
+                pin_rate: 500.0,
             };
         }
         Params {
@@ -177,6 +182,7 @@ impl Params {
             claims: args.claims,
             in_flight: args.in_flight,
             pin_seconds: args.pin_seconds,
+            pin_rate: args.pin_rate,
         }
     }
 
@@ -189,6 +195,7 @@ impl Params {
             "throughput_seconds": self.seconds, "latency_jobs": self.latency_jobs,
             "latency_rate": self.latency_rate, "backlog": self.backlog,
             "claims": self.claims, "in_flight": self.in_flight, "pin_seconds": self.pin_seconds,
+            "pin_rate": self.pin_rate,
         })
     }
 }
@@ -251,6 +258,7 @@ fn validate(args: &Args) -> Vec<String> {
         ("--claims", args.claims as f64),
         ("--in-flight", args.in_flight as f64),
         ("--pin-seconds", args.pin_seconds),
+        ("--pin-rate", args.pin_rate),
     ] {
         if !(value.is_finite() && value > 0.0) {
             problems.push(format!("{name} must be above 0, not {value}"));

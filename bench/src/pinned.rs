@@ -1,10 +1,11 @@
-//! Scenario pinned: the `throughput` scenario's mixed load (producers as fast as they can, one
-//! runtime with its defaults) for `--pin-seconds` before, during and after a pin: another
-//! session holds a REPEATABLE READ transaction with a snapshot open, so vacuum may remove no
-//! row version newer than it, the way a forgotten transaction pins a production server. It
-//! reports the jobs finished per second in each phase (during and after against before), and in
-//! the detail, per window of a tenth of a phase, the rate and the sizes of `pgq.jobs`, its
-//! indexes and its dead rows.
+//! Scenario pinned: a steady load (one producer enqueueing `--pin-rate` jobs a second, paced,
+//! and one runtime with its defaults) for `--pin-seconds` before, during and after a pin:
+//! another session holds a REPEATABLE READ transaction with a snapshot open, so vacuum may
+//! remove no row version newer than it, the way a forgotten transaction pins a production
+//! server. A healthy queue finishes what is offered and its backlog stays flat; a queue slowed
+//! by dead row versions falls behind. It reports the jobs finished per second in each phase
+//! (during and after against before), and in the detail, per window of a tenth of a phase, the
+//! rate, the backlog and the sizes of `pgq.jobs`, its indexes and its dead rows.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,7 +18,6 @@ use crate::Params;
 use crate::drain::no_op_runtime;
 use crate::report::Measure;
 use crate::target::{PREFIX, Target, db};
-use crate::throughput::spawn_producers;
 
 /// The sizes that show dead rows piling up.
 async fn sizes(client: &pgqueuer::tokio_postgres::Client) -> Result<Value, String> {
@@ -48,7 +48,36 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
     let stop = Arc::new(AtomicBool::new(false));
     let enqueued = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
-    spawn_producers(target, params, &entrypoint, &stop, &enqueued, &mut tasks).await?;
+    {
+        // Paced: every 10 ms, what the rate owes since the start.
+        let queries = pgqueuer::Queries::new(target.connect().await?);
+        let (stop, enqueued, entrypoint) =
+            (Arc::clone(&stop), Arc::clone(&enqueued), entrypoint.clone());
+        let rate = params.pin_rate;
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let owed = (started.elapsed().as_secs_f64() * rate) as u64;
+                let due = owed
+                    .saturating_sub(enqueued.load(Ordering::Relaxed))
+                    .min(10_000);
+                if due == 0 {
+                    continue;
+                }
+                let jobs: Vec<pgqueuer::NewJob> = (0..due)
+                    .map(|_| pgqueuer::NewJob::new(entrypoint.as_str()).payload(b"{}".to_vec()))
+                    .collect();
+                queries
+                    .enqueue_many(&jobs, pgqueuer::OnConflict::Raise)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                enqueued.fetch_add(due, Ordering::Relaxed);
+            }
+            Ok::<(), String>(())
+        });
+    }
     let handled = Arc::new(AtomicU64::new(0));
     let (pgq, options) = no_op_runtime(&target.config, &entrypoint, &handled, params);
     let options = RunOptions {
@@ -108,7 +137,7 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
 
     let seconds = phase.as_secs_f64();
     let detail = json!({
-        "phase_seconds": seconds, "producers": params.producers,
+        "phase_seconds": seconds, "offered_per_second": params.pin_rate,
         "enqueued": enqueued.load(Ordering::Relaxed), "windows": windows,
     });
     let before = phases[0] as f64 / seconds;

@@ -34,7 +34,7 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
 
 /// `params.producers` connections that enqueue batches of `params.enqueue_batch` jobs of
 /// `entrypoint` as fast as they can until `stop`, counting them in `enqueued`.
-pub async fn spawn_producers(
+async fn spawn_producers(
     target: &Target,
     params: &Params,
     entrypoint: &str,

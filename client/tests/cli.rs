@@ -244,7 +244,7 @@ async fn inspection_commands_report_the_queue_in_tables_and_json() {
     // transaction of the cluster that was running when it was noted has ended).
     let folded = async {
         loop {
-            c.batch_execute("UPDATE pgq.settings SET maintained_at = NULL; SELECT pgq.tick();")
+            c.batch_execute("UPDATE pgq.settings SET next_round = NULL; SELECT pgq.tick();")
                 .await
                 .expect("a maintenance round");
             let folded: bool = c

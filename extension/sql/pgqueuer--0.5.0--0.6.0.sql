@@ -17,6 +17,7 @@ CREATE TABLE pgq.settings (
     stats_pending_to bigint,
     stats_pending_xmax xid8,
     maintained_at    timestamptz,
+    next_round       timestamptz,
     updated          timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE pgq.stats (
@@ -1340,8 +1341,8 @@ BEGIN
         INSERT INTO pgq.settings DEFAULT VALUES ON CONFLICT (singleton) DO NOTHING;
         SELECT * INTO s FROM pgq.settings;
     END IF;
-    IF s.maintained_at > now() - interval '1 second' THEN
-        RETURN s.maintained_at + interval '1 second';
+    IF s.next_round > now() THEN
+        RETURN s.next_round;
     END IF;
 
     -- A noted xmax beyond this server's (settings restored from another server's dump) would
@@ -1402,13 +1403,12 @@ BEGIN
         ORDER BY o.minute LIMIT 10000);
     GET DIAGNOSTICS expired = ROW_COUNT;
 
+    s.next_round := now() + CASE WHEN behind OR deleted = 10000 OR expired = 10000
+                                 THEN interval '1 second' ELSE interval '30 seconds' END;
     UPDATE pgq.settings SET stats_folded_to = s.stats_folded_to,
         stats_pending_to = s.stats_pending_to, stats_pending_xmax = s.stats_pending_xmax,
-        maintained_at = now();
-    IF behind OR deleted = 10000 OR expired = 10000 THEN
-        RETURN now() + interval '1 second';
-    END IF;
-    RETURN now() + interval '30 seconds';
+        maintained_at = now(), next_round = s.next_round;
+    RETURN s.next_round;
 END
 $$;
 

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 /// One maintenance round now (the once-a-second spacing is reset, as if a second had passed).
 async fn round(c: &Client) {
     c.batch_execute(
-        "UPDATE pgq.settings SET maintained_at = NULL;
+        "UPDATE pgq.settings SET next_round = NULL;
          SELECT pgq._maintain();",
     )
     .await
@@ -126,7 +126,7 @@ async fn retention_deletes_old_log_rows_in_batches_and_keeps_recent_ones() {
 
     let mut open = db.connect().await;
     let held = open.transaction().await.expect("BEGIN");
-    held.batch_execute("UPDATE pgq.settings SET maintained_at = NULL")
+    held.batch_execute("UPDATE pgq.settings SET next_round = NULL")
         .await
         .expect("reset");
     held.query_one("SELECT pgq._maintain()", &[])
@@ -245,7 +245,7 @@ async fn tick_runs_the_maintenance_and_survives_its_failure() {
     );
     // A broken maintenance (a table it writes made unwritable) is reported; schedules fire.
     c.batch_execute(
-        "UPDATE pgq.settings SET maintained_at = NULL;
+        "UPDATE pgq.settings SET next_round = NULL, maintained_at = NULL;
          ALTER TABLE pgq.settings ADD CONSTRAINT broken CHECK (maintained_at IS NULL);
          SELECT pgq.schedule('s', '* * * * *');
          UPDATE pgq.schedules SET next_run = now() - interval '1 minute';",
@@ -274,7 +274,7 @@ async fn a_round_reads_the_log_only_by_index() {
     rounds_until(&c, "EXISTS (SELECT FROM pgq.stats)").await;
     let plans = db
         .nested_plans(
-            "UPDATE pgq.settings SET maintained_at = NULL, stats_pending_to = NULL;
+            "UPDATE pgq.settings SET next_round = NULL, stats_pending_to = NULL;
              SELECT pgq._maintain();",
         )
         .await;

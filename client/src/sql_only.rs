@@ -318,9 +318,12 @@ pub fn upgrade_script_between(from: &str, to: &str) -> Result<String, NoUpgrade>
         // that do not exist yet).
         let (begin, end) = ("-- BEGIN sql/privileges.sql", "-- END sql/privileges.sql");
         let text = match section(text, begin, end) {
-            Some(privileges) => {
-                replace_section(text, begin, end, &privileges_as_sql_only(privileges))
-            }
+            Some(range) => format!(
+                "{}{}{}",
+                &text[..range.start],
+                privileges_as_sql_only(&text[range.clone()]),
+                &text[range.end..]
+            ),
             None => text.to_string(),
         };
         writeln!(out, "\n-- extension/sql/pgqueuer--{at}--{next}.sql").expect("write");
@@ -333,32 +336,12 @@ pub fn upgrade_script_between(from: &str, to: &str) -> Result<String, NoUpgrade>
     Ok(out)
 }
 
-/// The lines between `begin` and `end` (both left out), if `script` has them.
-fn section<'a>(script: &'a str, begin: &str, end: &str) -> Option<&'a str> {
+/// Where the lines between `begin` and `end` (both left out) are, if `script` has them.
+fn section(script: &str, begin: &str, end: &str) -> Option<std::ops::Range<usize>> {
     let start = script.find(begin)?;
     let after_begin = script[start..].find('\n').map(|line| start + line + 1)?;
     let stop = script[after_begin..].find(end)?;
-    Some(&script[after_begin..after_begin + stop])
-}
-
-/// `script` with the lines between `begin` and `end` (both kept) replaced by `content`; the
-/// script itself when it has no such section.
-fn replace_section(script: &str, begin: &str, end: &str, content: &str) -> String {
-    let Some(start) = script.find(begin) else {
-        return script.to_string();
-    };
-    let after_begin = script[start..]
-        .find('\n')
-        .map_or(script.len(), |line| start + line + 1);
-    let Some(stop) = script[after_begin..].find(end) else {
-        return script.to_string();
-    };
-    format!(
-        "{}{}{}",
-        &script[..after_begin],
-        content,
-        &script[after_begin + stop..]
-    )
+    Some(after_begin..after_begin + stop)
 }
 
 #[cfg(test)]

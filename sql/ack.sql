@@ -10,6 +10,12 @@
 --
 -- A job whose cancel was requested while it ran (pgq.cancel) ends as canceled whatever its
 -- worker reports: one 'canceled' log row, whose detail keeps the reported outcome.
+--
+-- Finding the jobs. Reports name their jobs by id, so each is found by primary key. They test
+-- "status IS NOT DISTINCT FROM 'picked'" rather than "status = 'picked'", which is the same for
+-- a column that is never NULL but does not match jobs_picked_idx's predicate: with it, the
+-- planner read that whole index (it looks small), and under a pinned xmin it holds an entry for
+-- every job acked since (docs/design/0014-pinned-xmin.md).
 
 -- pgq.ack: report how claimed jobs ended, in one statement for the whole batch.
 --
@@ -75,7 +81,7 @@ BEGIN
             ORDER BY u.id, u.i
         ), deleted AS (
             DELETE FROM pgq.jobs j USING input i
-            WHERE j.id = i.id AND j.status = 'picked' AND j.cancel_requested IS NULL
+            WHERE j.id = i.id AND j.status IS NOT DISTINCT FROM 'picked' AND j.cancel_requested IS NULL
               AND (ack.worker_id IS NULL OR j.worker_id = ack.worker_id)
               AND (i.token IS NULL OR j.claim_token = i.token)
             RETURNING j.id, j.entrypoint, j.priority, j.attempts, j.worker_id, j.created,
@@ -176,7 +182,7 @@ BEGIN
         FROM input i
         JOIN pgq.jobs j ON j.id = i.id
         LEFT JOIN pgq.entrypoints e ON e.name = j.entrypoint
-        WHERE j.status = 'picked' AND (_end_claims.worker_id IS NULL OR j.worker_id = _end_claims.worker_id)
+        WHERE j.status IS NOT DISTINCT FROM 'picked' AND (_end_claims.worker_id IS NULL OR j.worker_id = _end_claims.worker_id)
           AND (i.token IS NULL OR j.claim_token = i.token)
         FOR UPDATE OF j
     ), decided AS (
@@ -273,7 +279,7 @@ BEGIN
 
     SELECT j.id, j.worker_id AS holder, j.cancel_requested IS NOT NULL AS canceled INTO held
     FROM pgq.jobs j
-    WHERE j.id = retry.job_id AND j.status = 'picked'
+    WHERE j.id = retry.job_id AND j.status IS NOT DISTINCT FROM 'picked'
       AND (retry.worker_id IS NULL OR j.worker_id = retry.worker_id)
       AND (retry.claim_token IS NULL OR j.claim_token = retry.claim_token)
     FOR UPDATE;
@@ -339,7 +345,7 @@ BEGIN
     ids := ARRAY(
         SELECT j.id FROM pgq.jobs j
         JOIN unnest(job_ids, claim_tokens) AS u(id, token) ON j.id = u.id
-        WHERE j.status = 'picked'
+        WHERE j.status IS NOT DISTINCT FROM 'picked'
           AND (release.worker_id IS NULL OR j.worker_id = release.worker_id)
           AND (u.token IS NULL OR j.claim_token = u.token));
     RETURN pgq._give_back(ids);
@@ -402,7 +408,7 @@ BEGIN
         UPDATE pgq.jobs j
         SET status = 'queued', worker_id = NULL, heartbeat = NULL, picked_at = NULL,
             updated = now()
-        WHERE j.id = ANY (ids) AND j.status = 'picked' AND j.cancel_requested IS NULL
+        WHERE j.id = ANY (ids) AND j.status IS NOT DISTINCT FROM 'picked' AND j.cancel_requested IS NULL
         RETURNING j.entrypoint
     )
     SELECT n + count(*), array_agg(r.entrypoint) INTO n, eps FROM released r;

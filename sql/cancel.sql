@@ -38,7 +38,7 @@ BEGIN
 
     WITH marked AS (
         UPDATE pgq.jobs j SET cancel_requested = coalesce(j.cancel_requested, now())
-        WHERE j.id = ANY (job_ids) AND j.status = 'picked'
+        WHERE j.id = ANY (job_ids) AND j.status IS NOT DISTINCT FROM 'picked'
         RETURNING j.id
     )
     SELECT array_agg(m.id) INTO requested FROM marked m;

@@ -42,6 +42,22 @@ DECLARE
     lim_allow   int[];
     lim_tokens  double precision[];
     clock       timestamptz;
+    want        int := batch_size;
+    got         bigint[];
+    n_claimed   bigint;
+    entries     bigint;
+    wasted      bigint := 0;
+    state_name  text;
+    state       text;
+    parts       text[];
+    from_p      int[];
+    from_id     bigint[];
+    cur         text[];
+    head        boolean;
+    head_at     timestamptz;
+    head_cost   interval;
+    started     timestamptz;
+    t0          timestamptz;
 BEGIN
     IF entrypoints IS NULL OR cardinality(entrypoints) = 0 THEN
         PERFORM pgq._invalid(format('entrypoints must list at least one entrypoint, not %s',
@@ -54,7 +70,7 @@ BEGIN
         PERFORM pgq._invalid(format('batch_size must be from 1 to 10000, not %s',
             coalesce(batch_size::text, 'NULL')));
     END IF;
-    names := ARRAY(SELECT DISTINCT e FROM unnest(entrypoints) AS e);
+    names := ARRAY(SELECT DISTINCT e FROM unnest(entrypoints) AS e ORDER BY e);
     PERFORM pgq._end_expired_cancels(names);
 
     SELECT array_agg(l.name) INTO limited FROM (
@@ -93,53 +109,165 @@ BEGIN
         WHERE e.name = ANY (limited);
     END IF;
 
-    RETURN QUERY
-    WITH ask AS (
-        -- A timeout beyond the allowed range (a row written around pgq.configure) is read
-        -- as the longest one, rather than overflowing now() - timeout.
-        SELECT a.name, least(coalesce(s.heartbeat_timeout, '30 seconds'), '7 days') AS timeout,
-               l.allow
-        FROM unnest(names) AS a(name)
-        LEFT JOIN pgq.entrypoints s ON s.name = a.name
-        LEFT JOIN unnest(limited, lim_allow) AS l(name, allow) ON l.name = a.name
-        WHERE s.paused IS NOT TRUE  -- pgq.pause: nothing of it is claimed
-    ), fresh AS (
-        SELECT c.id, c.priority, c.entrypoint, true AS fresh
-        FROM ask CROSS JOIN LATERAL (
-            SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
-            WHERE j.entrypoint = ask.name AND j.status = 'queued' AND j.execute_after <= now()
-            ORDER BY j.priority DESC, j.id
-            LIMIT least(dequeue.batch_size, ask.allow)
-            FOR UPDATE SKIP LOCKED
-        ) c
-    ), stale AS (
-        SELECT c.id, c.priority, c.entrypoint, false AS fresh
-        FROM ask CROSS JOIN LATERAL (
-            SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
-            WHERE j.entrypoint = ask.name AND j.status = 'picked'
-              AND j.heartbeat < now() - ask.timeout AND j.cancel_requested IS NULL
-            ORDER BY j.priority DESC, j.id
-            LIMIT dequeue.batch_size
-            FOR UPDATE SKIP LOCKED
-        ) c
-    ), chosen AS (
-        SELECT * FROM (SELECT * FROM fresh UNION ALL SELECT * FROM stale) u
-        ORDER BY u.priority DESC, u.id
-        LIMIT dequeue.batch_size
-    ), bucket AS (
-        UPDATE pgq.entrypoints e
-        SET tokens = b.tokens - coalesce(c.n, 0), tokens_at = clock
-        FROM unnest(limited, lim_tokens) AS b(name, tokens)
-        LEFT JOIN (SELECT ch.entrypoint, count(*) AS n FROM chosen ch WHERE ch.fresh
-                   GROUP BY ch.entrypoint) c ON c.entrypoint = b.name
-        WHERE e.name = b.name AND b.tokens IS NOT NULL
-    ), claimed AS (
-        UPDATE pgq.jobs j
-        SET status = 'picked', worker_id = dequeue.worker_id, heartbeat = now(),
-            picked_at = now(), updated = now(), claim_token = j.claim_token + 1
-        WHERE j.id = ANY (ARRAY(SELECT chosen.id FROM chosen))
-        RETURNING j.*
-    )
-    SELECT * FROM claimed ORDER BY claimed.priority DESC, claimed.id;
+    -- The claim cursor (docs/design/0014-pinned-xmin.md). Claims normally read each
+    -- entrypoint's jobs from the head of jobs_queued_idx. While an old snapshot pins the xmin
+    -- horizon, the head keeps an entry for every job claimed since, which no claim can skip,
+    -- and reading it costs more with every claim. When the last read of the head passed 1000
+    -- or more such entries, a claim starts after the last job this session claimed of each
+    -- entrypoint instead, and reads the head again (for retried, released and newly due jobs,
+    -- and jobs whose enqueue committed after a later one's) at most a tenth of the time, and at
+    -- least a second apart while the claims fill their batches. The state is a setting of the
+    -- session, named after the entrypoint set: "head_read_at head_read_seconds wasted" and a
+    -- cursor "priority:id" (or "-") per entrypoint. Claims with limits always read the head.
+    state_name := 'pgq.claim_' || md5(names::text);
+    IF limited IS NULL THEN
+        state := current_setting(state_name, true);
+    END IF;
+    t0 := clock_timestamp();
+    -- Our own format, or nothing: a value set by hand that is not ours is ignored.
+    IF state ~ '^[0-9]{1,12}(\.[0-9]{1,6})? [0-9]{1,6}(\.[0-9]{1,6})? [0-9]{1,12}( (-?[0-9]{1,10}:-?[0-9]{1,19}|-))*$'
+       AND cardinality(string_to_array(state, ' ')) = cardinality(names) + 3 THEN
+        parts := string_to_array(state, ' ');
+        head_at := to_timestamp(parts[1]::numeric);
+        head_cost := parts[2]::numeric * interval '1 second';
+        wasted := parts[3]::bigint;
+        cur := parts[4:];
+        FOR i IN 1 .. cardinality(names) LOOP
+            IF cur[i] = '-' THEN
+                from_p[i] := 2147483647;
+                from_id[i] := -9223372036854775808;
+            ELSE
+                from_p[i] := least(greatest(split_part(cur[i], ':', 1)::numeric,
+                                            -2147483648), 2147483647)::int;
+                from_id[i] := least(greatest(split_part(cur[i], ':', 2)::numeric,
+                                             -9223372036854775808), 9223372036854775807)::bigint;
+            END IF;
+        END LOOP;
+        head := wasted < 1000 OR head_at > t0
+                OR t0 - head_at >= greatest(interval '1 second', 10 * head_cost);
+    ELSE
+        head := true;
+    END IF;
+
+    FOR pass IN 1 .. 2 LOOP
+        IF head THEN
+            from_p := array_fill(2147483647, ARRAY[cardinality(names)]);
+            from_id := array_fill((-9223372036854775808)::bigint, ARRAY[cardinality(names)]);
+            started := clock_timestamp();
+            -- Index entries read so far in this transaction: the difference after the claim,
+            -- less the jobs claimed, is what the head made it pass.
+            entries := pg_stat_get_xact_tuples_returned('pgq.jobs_queued_idx'::regclass)
+                       + pg_stat_get_xact_tuples_returned('pgq.jobs_picked_idx'::regclass);
+        END IF;
+        WITH ask AS (
+            -- A timeout beyond the allowed range (a row written around pgq.configure) is read
+            -- as the longest one, rather than overflowing now() - timeout.
+            SELECT a.name, a.p, a.id,
+                   least(coalesce(s.heartbeat_timeout, '30 seconds'), '7 days') AS timeout,
+                   l.allow
+            FROM unnest(names, from_p, from_id) AS a(name, p, id)
+            LEFT JOIN pgq.entrypoints s ON s.name = a.name
+            LEFT JOIN unnest(limited, lim_allow) AS l(name, allow) ON l.name = a.name
+            WHERE s.paused IS NOT TRUE  -- pgq.pause: nothing of it is claimed
+        ), fresh AS (
+            -- From the cursor (p, id) on, in index order: higher priorities from their head
+            -- (jobs enqueued since), the rest of priority p, then lower priorities. From the
+            -- head, (p, id) is (max int, min bigint).
+            SELECT c.id, c.priority, c.entrypoint, true AS fresh
+            FROM ask CROSS JOIN LATERAL (
+                SELECT * FROM (SELECT * FROM (
+                    SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
+                    WHERE j.entrypoint = ask.name AND j.status = 'queued'
+                      AND j.execute_after <= now() AND j.priority > ask.p
+                    ORDER BY j.priority DESC, j.id
+                    LIMIT least(want, ask.allow)
+                    FOR UPDATE SKIP LOCKED
+                ) a UNION ALL SELECT * FROM (
+                    SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
+                    WHERE j.entrypoint = ask.name AND j.status = 'queued'
+                      AND j.execute_after <= now() AND j.priority = ask.p AND j.id > ask.id
+                    ORDER BY j.priority DESC, j.id
+                    LIMIT least(want, ask.allow)
+                    FOR UPDATE SKIP LOCKED
+                ) a UNION ALL SELECT * FROM (
+                    SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
+                    WHERE j.entrypoint = ask.name AND j.status = 'queued'
+                      AND j.execute_after <= now() AND j.priority < ask.p
+                    ORDER BY j.priority DESC, j.id
+                    LIMIT least(want, ask.allow)
+                    FOR UPDATE SKIP LOCKED
+                ) a) u
+                ORDER BY u.priority DESC, u.id
+                LIMIT least(want, ask.allow)
+            ) c
+        ), stale AS (
+            -- Read with the head only: under a pinned xmin this index keeps an entry for every
+            -- job acked since, all with old heartbeats.
+            SELECT c.id, c.priority, c.entrypoint, false AS fresh
+            FROM ask CROSS JOIN LATERAL (
+                SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
+                WHERE head AND j.entrypoint = ask.name AND j.status = 'picked'
+                  AND j.heartbeat < now() - ask.timeout AND j.cancel_requested IS NULL
+                ORDER BY j.priority DESC, j.id
+                LIMIT want
+                FOR UPDATE SKIP LOCKED
+            ) c
+        ), chosen AS (
+            SELECT * FROM (SELECT * FROM fresh UNION ALL SELECT * FROM stale) u
+            ORDER BY u.priority DESC, u.id
+            LIMIT want
+        ), bucket AS (
+            UPDATE pgq.entrypoints e
+            SET tokens = b.tokens - coalesce(c.n, 0), tokens_at = clock
+            FROM unnest(limited, lim_tokens) AS b(name, tokens)
+            LEFT JOIN (SELECT ch.entrypoint, count(*) AS n FROM chosen ch WHERE ch.fresh
+                       GROUP BY ch.entrypoint) c ON c.entrypoint = b.name
+            WHERE e.name = b.name AND b.tokens IS NOT NULL
+        ), claimed AS (
+            UPDATE pgq.jobs j
+            SET status = 'picked', worker_id = dequeue.worker_id, heartbeat = now(),
+                picked_at = now(), updated = now(), claim_token = j.claim_token + 1
+            WHERE j.id = ANY (ARRAY(SELECT chosen.id FROM chosen))
+            RETURNING j.id
+        )
+        SELECT coalesce(got, '{}') || coalesce(array_agg(c.id), '{}'),
+               -- Each entrypoint's cursor moves to its last fresh claim, if it had one.
+               ARRAY(SELECT coalesce(
+                         (SELECT ch.priority || ':' || ch.id FROM chosen ch
+                          WHERE ch.fresh AND ch.entrypoint = n.name
+                          ORDER BY ch.priority, ch.id DESC LIMIT 1),
+                         CASE WHEN n.p = 2147483647 AND n.id = -9223372036854775808 THEN
+                             coalesce(cur[n.i], '-')
+                         ELSE n.p || ':' || n.id END)
+                     FROM unnest(names, from_p, from_id) WITH ORDINALITY AS n(name, p, id, i)
+                     ORDER BY n.i),
+               count(*)
+        INTO got, cur, n_claimed
+        FROM claimed c;
+
+        IF head THEN
+            head_at := started;
+            head_cost := clock_timestamp() - started;
+            wasted := greatest(0, pg_stat_get_xact_tuples_returned('pgq.jobs_queued_idx'::regclass)
+                                  + pg_stat_get_xact_tuples_returned('pgq.jobs_picked_idx'::regclass)
+                                  - entries - n_claimed);
+        END IF;
+        -- A claim from the cursor that comes back short reads the head for the rest when a
+        -- tenth of the time allows it: deferred jobs that fell due and retried or released
+        -- jobs are then claimed at once.
+        EXIT WHEN head OR cardinality(got) >= batch_size
+                  OR clock_timestamp() - head_at < 10 * head_cost;
+        head := true;
+        want := batch_size - cardinality(got);
+    END LOOP;
+
+    IF limited IS NULL THEN
+        PERFORM set_config(state_name, format('%s %s %s %s',
+            round(extract(epoch FROM head_at), 6), round(extract(epoch FROM head_cost), 6),
+            wasted, array_to_string(cur, ' ')), false);
+    END IF;
+    -- The claimed rows, read again by id: best first, across both reads.
+    RETURN QUERY SELECT j.* FROM pgq.jobs j WHERE j.id = ANY (got)
+                 ORDER BY j.priority DESC, j.id;
 END
 $$;

@@ -25,7 +25,7 @@ BEGIN
     END IF;
     UPDATE pgq.jobs j SET heartbeat = now()
     FROM unnest(job_ids, claim_tokens) AS u(id, token)
-    WHERE j.id = u.id AND j.status = 'picked'
+    WHERE j.id = u.id AND j.status IS NOT DISTINCT FROM 'picked'
       AND (holder IS NULL OR j.worker_id = holder)
       AND (u.token IS NULL OR j.claim_token = u.token);
     GET DIAGNOSTICS n = ROW_COUNT;

@@ -185,7 +185,11 @@ BEGIN
                 ) a UNION ALL SELECT * FROM (
                     SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
                     WHERE j.entrypoint = ask.name AND j.status = 'queued'
-                      AND j.execute_after <= now() AND j.priority = ask.p AND j.id > ask.id
+                      AND j.execute_after <= now()
+                      -- A range rather than "priority = ask.p", so that only this index
+                      -- gives the order: with an equality, the generic plan read the
+                      -- primary key from ask.id on (each job in id order, all of them).
+                      AND j.priority >= ask.p AND j.priority <= ask.p AND j.id > ask.id
                     ORDER BY j.priority DESC, j.id
                     LIMIT least(want, ask.allow)
                     FOR UPDATE SKIP LOCKED

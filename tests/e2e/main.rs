@@ -16,6 +16,7 @@ mod limits;
 mod maintenance;
 mod notify;
 mod pause;
+mod pinned;
 mod queries;
 mod release;
 mod runtime;

@@ -81,7 +81,8 @@ BEGIN
             ORDER BY u.id, u.i
         ), deleted AS (
             DELETE FROM pgq.jobs j USING input i
-            WHERE j.id = i.id AND j.status IS NOT DISTINCT FROM 'picked' AND j.cancel_requested IS NULL
+            WHERE j.id = i.id AND j.status IS NOT DISTINCT FROM 'picked'
+              AND j.cancel_requested IS NULL
               AND (ack.worker_id IS NULL OR j.worker_id = ack.worker_id)
               AND (i.token IS NULL OR j.claim_token = i.token)
             RETURNING j.id, j.entrypoint, j.priority, j.attempts, j.worker_id, j.created,
@@ -182,7 +183,8 @@ BEGIN
         FROM input i
         JOIN pgq.jobs j ON j.id = i.id
         LEFT JOIN pgq.entrypoints e ON e.name = j.entrypoint
-        WHERE j.status IS NOT DISTINCT FROM 'picked' AND (_end_claims.worker_id IS NULL OR j.worker_id = _end_claims.worker_id)
+        WHERE j.status IS NOT DISTINCT FROM 'picked'
+          AND (_end_claims.worker_id IS NULL OR j.worker_id = _end_claims.worker_id)
           AND (i.token IS NULL OR j.claim_token = i.token)
         FOR UPDATE OF j
     ), decided AS (
@@ -408,7 +410,8 @@ BEGIN
         UPDATE pgq.jobs j
         SET status = 'queued', worker_id = NULL, heartbeat = NULL, picked_at = NULL,
             updated = now()
-        WHERE j.id = ANY (ids) AND j.status IS NOT DISTINCT FROM 'picked' AND j.cancel_requested IS NULL
+        WHERE j.id = ANY (ids) AND j.status IS NOT DISTINCT FROM 'picked'
+          AND j.cancel_requested IS NULL
         RETURNING j.entrypoint
     )
     SELECT n + count(*), array_agg(r.entrypoint) INTO n, eps FROM released r;

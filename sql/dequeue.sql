@@ -4,9 +4,11 @@
 -- Paused entrypoints (pgq.pause) are left out. Eligible: queued jobs whose execute_after has
 -- passed, and picked jobs whose heartbeat is older than their entrypoint's heartbeat_timeout
 -- (a stale re-pick, by any worker, the holder too; not held back by limits, since the job
--- already holds a seat). Every claim takes the
--- job's next claim token (claim_token + 1). Stale jobs whose cancel was requested are not
+-- already holds a seat). Every claim takes the job's next claim token (claim_token + 1). Stale jobs whose cancel was requested are not
 -- claimed: they end as canceled.
+--
+-- While an old snapshot pins the xmin horizon, a session's claims start after the last job it
+-- claimed (the claim cursor, below): jobs it passed are claimed at its next read of the head.
 --
 -- Limits. Claimers of an entrypoint with a concurrency_limit or rate_limit first lock its
 -- pgq.entrypoints row (in name order, so they cannot deadlock): a concurrent claimer waits
@@ -125,7 +127,8 @@ BEGIN
     END IF;
     t0 := clock_timestamp();
     -- Our own format, or nothing: a value set by hand that is not ours is ignored.
-    IF state ~ '^[0-9]{1,12}(\.[0-9]{1,6})? [0-9]{1,6}(\.[0-9]{1,6})? [0-9]{1,12}( (-?[0-9]{1,10}:-?[0-9]{1,19}|-))*$'
+    IF state ~ ('^[0-9]{1,12}(\.[0-9]{1,6})? [0-9]{1,6}(\.[0-9]{1,6})? [0-9]{1,12}'
+                || '( (-?[0-9]{1,10}:-?[0-9]{1,19}|-))*$')
        AND cardinality(string_to_array(state, ' ')) = cardinality(names) + 3 THEN
         parts := string_to_array(state, ' ');
         head_at := to_timestamp(parts[1]::numeric);
@@ -252,9 +255,10 @@ BEGIN
         IF head THEN
             head_at := started;
             head_cost := clock_timestamp() - started;
-            wasted := greatest(0, pg_stat_get_xact_tuples_returned('pgq.jobs_queued_idx'::regclass)
-                                  + pg_stat_get_xact_tuples_returned('pgq.jobs_picked_idx'::regclass)
-                                  - entries - n_claimed);
+            wasted := greatest(0,
+                pg_stat_get_xact_tuples_returned('pgq.jobs_queued_idx'::regclass)
+                + pg_stat_get_xact_tuples_returned('pgq.jobs_picked_idx'::regclass)
+                - entries - n_claimed);
         END IF;
         -- A claim from the cursor that comes back short reads the head for the rest when a
         -- tenth of the time allows it: deferred jobs that fell due and retried or released

@@ -623,7 +623,13 @@ impl Queries {
 
 /// The versions of the pgqueuer schema (`pgq.version()`) this client works with. The worker
 /// runtime refuses to start on any other; see docs/updating.md for the order of an upgrade.
-pub const SCHEMA_VERSIONS: &[&str] = &[env!("CARGO_PKG_VERSION"), "0.4.0", "0.3.0", "0.2.0"];
+pub const SCHEMA_VERSIONS: &[&str] = &[
+    env!("CARGO_PKG_VERSION"),
+    "0.5.0",
+    "0.4.0",
+    "0.3.0",
+    "0.2.0",
+];
 
 /// Why [`Queries::check_schema`] refused `installed`, in one line naming both versions.
 fn schema_mismatch(database: &str, installed: &str) -> String {

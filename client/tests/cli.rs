@@ -756,3 +756,30 @@ async fn operating_commands_pause_set_retention_and_switch_durability() {
     assert_eq!(run(&["resume", "mail"]).1, "resumed mail");
     assert_eq!(run(&["resume", "mail"]).1, "mail was not paused");
 }
+
+#[tokio::test]
+async fn commands_of_a_later_schema_say_which_version_they_need() {
+    let db = TestDb::empty().await;
+    let c = db.connect().await;
+    c.batch_execute("CREATE EXTENSION pgqueuer VERSION '0.5.0'")
+        .await
+        .expect("install release 0.5.0");
+    for args in [
+        &["stats"][..],
+        &["pause", "mail"],
+        &["resume", "mail"],
+        &["retention"],
+        &["durability"],
+    ] {
+        let output = pgq(&db.dsn, args);
+        assert_eq!(output.status.code(), Some(1), "pgq {args:?}");
+        assert!(
+            stderr(&output)
+                .ends_with("this command needs pgqueuer schema 0.6.0 or later: run pgq upgrade"),
+            "pgq {args:?}: {}",
+            stderr(&output)
+        );
+    }
+    let backlog = pgq(&db.dsn, &["backlog"]);
+    assert_eq!(backlog.status.code(), Some(0), "{}", stderr(&backlog));
+}

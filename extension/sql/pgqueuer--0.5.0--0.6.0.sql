@@ -555,7 +555,8 @@ BEGIN
     END IF;
     t0 := clock_timestamp();
     -- Our own format, or nothing: a value set by hand that is not ours is ignored.
-    IF state ~ '^[0-9]{1,12}(\.[0-9]{1,6})? [0-9]{1,6}(\.[0-9]{1,6})? [0-9]{1,12}( (-?[0-9]{1,10}:-?[0-9]{1,19}|-))*$'
+    IF state ~ ('^[0-9]{1,12}(\.[0-9]{1,6})? [0-9]{1,6}(\.[0-9]{1,6})? [0-9]{1,12}'
+                || '( (-?[0-9]{1,10}:-?[0-9]{1,19}|-))*$')
        AND cardinality(string_to_array(state, ' ')) = cardinality(names) + 3 THEN
         parts := string_to_array(state, ' ');
         head_at := to_timestamp(parts[1]::numeric);
@@ -615,7 +616,11 @@ BEGIN
                 ) a UNION ALL SELECT * FROM (
                     SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
                     WHERE j.entrypoint = ask.name AND j.status = 'queued'
-                      AND j.execute_after <= now() AND j.priority = ask.p AND j.id > ask.id
+                      AND j.execute_after <= now()
+                      -- A range rather than "priority = ask.p", so that only this index
+                      -- gives the order: with an equality, the generic plan read the
+                      -- primary key from ask.id on (each job in id order, all of them).
+                      AND j.priority >= ask.p AND j.priority <= ask.p AND j.id > ask.id
                     ORDER BY j.priority DESC, j.id
                     LIMIT least(want, ask.allow)
                     FOR UPDATE SKIP LOCKED
@@ -678,9 +683,10 @@ BEGIN
         IF head THEN
             head_at := started;
             head_cost := clock_timestamp() - started;
-            wasted := greatest(0, pg_stat_get_xact_tuples_returned('pgq.jobs_queued_idx'::regclass)
-                                  + pg_stat_get_xact_tuples_returned('pgq.jobs_picked_idx'::regclass)
-                                  - entries - n_claimed);
+            wasted := greatest(0,
+                pg_stat_get_xact_tuples_returned('pgq.jobs_queued_idx'::regclass)
+                + pg_stat_get_xact_tuples_returned('pgq.jobs_picked_idx'::regclass)
+                - entries - n_claimed);
         END IF;
         -- A claim from the cursor that comes back short reads the head for the rest when a
         -- tenth of the time allows it: deferred jobs that fell due and retried or released
@@ -812,7 +818,8 @@ BEGIN
             ORDER BY u.id, u.i
         ), deleted AS (
             DELETE FROM pgq.jobs j USING input i
-            WHERE j.id = i.id AND j.status IS NOT DISTINCT FROM 'picked' AND j.cancel_requested IS NULL
+            WHERE j.id = i.id AND j.status IS NOT DISTINCT FROM 'picked'
+              AND j.cancel_requested IS NULL
               AND (ack.worker_id IS NULL OR j.worker_id = ack.worker_id)
               AND (i.token IS NULL OR j.claim_token = i.token)
             RETURNING j.id, j.entrypoint, j.priority, j.attempts, j.worker_id, j.created,
@@ -904,7 +911,8 @@ BEGIN
         FROM input i
         JOIN pgq.jobs j ON j.id = i.id
         LEFT JOIN pgq.entrypoints e ON e.name = j.entrypoint
-        WHERE j.status IS NOT DISTINCT FROM 'picked' AND (_end_claims.worker_id IS NULL OR j.worker_id = _end_claims.worker_id)
+        WHERE j.status IS NOT DISTINCT FROM 'picked'
+          AND (_end_claims.worker_id IS NULL OR j.worker_id = _end_claims.worker_id)
           AND (i.token IS NULL OR j.claim_token = i.token)
         FOR UPDATE OF j
     ), decided AS (
@@ -1120,7 +1128,8 @@ BEGIN
         UPDATE pgq.jobs j
         SET status = 'queued', worker_id = NULL, heartbeat = NULL, picked_at = NULL,
             updated = now()
-        WHERE j.id = ANY (ids) AND j.status IS NOT DISTINCT FROM 'picked' AND j.cancel_requested IS NULL
+        WHERE j.id = ANY (ids) AND j.status IS NOT DISTINCT FROM 'picked'
+          AND j.cancel_requested IS NULL
         RETURNING j.entrypoint
     )
     SELECT n + count(*), array_agg(r.entrypoint) INTO n, eps FROM released r;

@@ -37,7 +37,10 @@ async fn pinned(n: i32) -> (TestDb, Client, Client, Vec<i64>) {
 /// Claims `n` jobs of "a" and acks them; returns their ids.
 async fn claim_and_ack(c: &Client, n: i32) -> Vec<i64> {
     let rows = c
-        .query("SELECT id, claim_token FROM pgq.dequeue(ARRAY['a'], $1)", &[&n])
+        .query(
+            "SELECT id, claim_token FROM pgq.dequeue(ARRAY['a'], $1)",
+            &[&n],
+        )
         .await
         .expect("claim");
     let ids: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
@@ -75,24 +78,19 @@ async fn under_a_pinned_xmin_a_claim_starts_after_the_jobs_its_session_claimed()
 
     // This claim reads the head: it passes the 1500 entries of the jobs claimed since the pin
     // (the cost every claim paid before the cursor), and notes it.
-    let (claimed, passed) = entries_read(
-        &c,
-        ENTRIES,
-        "SELECT id FROM pgq.dequeue(ARRAY['a'], 10)",
-    )
-    .await;
+    let (claimed, passed) =
+        entries_read(&c, ENTRIES, "SELECT id FROM pgq.dequeue(ARRAY['a'], 10)").await;
     assert_eq!(claimed, ids[1500..1510]);
     assert!(passed >= 1500, "the head read passed {passed} entries");
 
     // The next one starts after the last job this session claimed.
-    let (claimed, passed) = entries_read(
-        &c,
-        ENTRIES,
-        "SELECT id FROM pgq.dequeue(ARRAY['a'], 10)",
-    )
-    .await;
+    let (claimed, passed) =
+        entries_read(&c, ENTRIES, "SELECT id FROM pgq.dequeue(ARRAY['a'], 10)").await;
     assert_eq!(claimed, ids[1510..1520], "the next jobs, in order");
-    assert!(passed < 100, "a claim from the cursor read {passed} entries");
+    assert!(
+        passed < 100,
+        "a claim from the cursor read {passed} entries"
+    );
 
     // Reports find their jobs by primary key: jobs_picked_idx, which keeps an entry for each
     // of the 1510 jobs acked since the pin, is not read.
@@ -168,6 +166,11 @@ async fn jobs_the_cursor_passed_are_claimed_when_the_head_is_read_again() {
         &[],
     )
     .await;
-    assert_eq!(claimed, [urgent, ids[1510]], "from the head, not after {}", ids[1512]);
+    assert_eq!(
+        claimed,
+        [urgent, ids[1510]],
+        "from the head, not after {}",
+        ids[1512]
+    );
     drop(pin);
 }

@@ -112,22 +112,48 @@ impl Failure {
 impl From<tokio_postgres::Error> for Failure {
     fn from(error: tokio_postgres::Error) -> Failure {
         let message = match error.as_db_error() {
-            // The read model's views came with schema 0.5.0.
-            Some(db)
-                if db.code() == &tokio_postgres::error::SqlState::UNDEFINED_TABLE
-                    && (db.message().contains("pgq.backlog")
-                        || db.message().contains("pgq.workers")) =>
-            {
-                format!(
-                    "{}: this command needs pgqueuer schema 0.5.0 or later: run pgq upgrade",
+            Some(db) => match since(db) {
+                Some(version) => format!(
+                    "{}: this command needs pgqueuer schema {version} or later: run pgq upgrade",
                     db.message()
-                )
-            }
-            Some(db) => db.message().to_string(),
+                ),
+                None => db.message().to_string(),
+            },
             None => error.to_string(),
         };
         Failure::new(message)
     }
+}
+
+/// The schema version that brought the table, column or function an error says is missing,
+/// when it is one that came after the oldest schema this `pgq` works with.
+fn since(db: &tokio_postgres::error::DbError) -> Option<&'static str> {
+    use tokio_postgres::error::SqlState;
+    const LATER: &[(&SqlState, &str, &str)] = &[
+        (&SqlState::UNDEFINED_TABLE, "pgq.backlog", "0.5.0"),
+        (&SqlState::UNDEFINED_TABLE, "pgq.workers", "0.5.0"),
+        (&SqlState::UNDEFINED_TABLE, "pgq.stats", "0.6.0"),
+        (&SqlState::UNDEFINED_TABLE, "pgq.settings", "0.6.0"),
+        (&SqlState::UNDEFINED_COLUMN, "paused", "0.6.0"),
+        (&SqlState::UNDEFINED_FUNCTION, "pgq.pause", "0.6.0"),
+        (&SqlState::UNDEFINED_FUNCTION, "pgq.resume", "0.6.0"),
+        (
+            &SqlState::UNDEFINED_FUNCTION,
+            "pgq.set_log_retention",
+            "0.6.0",
+        ),
+        (
+            &SqlState::UNDEFINED_FUNCTION,
+            "pgq.set_stats_retention",
+            "0.6.0",
+        ),
+        (&SqlState::UNDEFINED_FUNCTION, "pgq.durability", "0.6.0"),
+        (&SqlState::UNDEFINED_FUNCTION, "pgq.set_durability", "0.6.0"),
+    ];
+    LATER
+        .iter()
+        .find(|(code, name, _)| db.code() == *code && db.message().contains(name))
+        .map(|(_, _, version)| *version)
 }
 
 impl From<pgqueuer::Error> for Failure {

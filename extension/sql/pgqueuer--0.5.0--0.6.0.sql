@@ -699,7 +699,9 @@ BEGIN
 
     IF limited IS NULL THEN
         PERFORM set_config(state_name, format('%s %s %s %s',
-            round(extract(epoch FROM head_at), 6), round(extract(epoch FROM head_cost), 6),
+            -- numeric: extract returns double precision before PostgreSQL 14.
+            round(extract(epoch FROM head_at)::numeric, 6),
+            round(extract(epoch FROM head_cost)::numeric, 6),
             wasted, array_to_string(cur, ' ')), false);
     END IF;
     -- The claimed rows, read again by id: best first, across both reads.

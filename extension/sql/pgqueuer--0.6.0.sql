@@ -224,879 +224,6 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:37
--- requires:
---   schema
-
--- pgq.dequeue: claim up to batch_size jobs of these entrypoints, best first (priority DESC,
--- id ASC across all of them), and return them in that order.
---
--- Paused entrypoints (pgq.pause) are left out. Eligible: queued jobs whose execute_after has
--- passed, and picked jobs whose heartbeat is older than their entrypoint's heartbeat_timeout
--- (a stale re-pick, by any worker, the holder too; not held back by limits, since the job
--- already holds a seat). Every claim takes the job's next claim token (claim_token + 1). Stale jobs whose cancel was requested are not
--- claimed: they end as canceled.
---
--- While an old snapshot pins the xmin horizon, a session's claims start after the last job it
--- claimed (the claim cursor, below): jobs it passed are claimed at its next read of the head.
---
--- Limits. Claimers of an entrypoint with a concurrency_limit or rate_limit first lock its
--- pgq.entrypoints row (in name order, so they cannot deadlock): a concurrent claimer waits
--- for the first to commit. The next statement then takes a new snapshot (READ COMMITTED),
--- so it counts the seats and tokens that committed claims left. Unlimited entrypoints take
--- no lock at all.
-CREATE FUNCTION pgq.dequeue(
-    entrypoints text[],
-    batch_size  int DEFAULT 1,
-    worker_id   uuid DEFAULT NULL
-) RETURNS SETOF pgq.jobs
--- Planner settings (docs/design/0006): the planner cannot estimate the per-entrypoint LIMIT and
--- guesses 10 % of the table. Custom plans therefore always looked cheaper than the generic one,
--- so every call planned the claim again (1 ms of a 1.4 ms claim of one job); the generic plan is
--- forced, and it stays good because the claimed rows are updated by id (= ANY, an index scan)
--- rather than through a join whose plan follows that guess. Sequential scans are off: a session
--- keeps its generic plan, and one made while the queue was empty (a worker starting on an idle
--- queue) chose them; when the queue then grew, every claim read the whole table (852 against
--- 15 776 jobs/s in the benchmark's mixed load). Every statement here has an index to use. JIT is
--- off: on a large queue the guessed cost crossed jit_above_cost and each claim paid ~50 ms of
--- compilation (1M jobs).
-LANGUAGE plpgsql
-SET jit = off
-SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    names       text[];
-    limited     text[];
-    lim_allow   int[];
-    lim_tokens  double precision[];
-    clock       timestamptz;
-    want        int := batch_size;
-    got         bigint[];
-    n_claimed   bigint;
-    entries     bigint;
-    wasted      bigint := 0;
-    state_name  text;
-    state       text;
-    parts       text[];
-    from_p      int[];
-    from_id     bigint[];
-    cur         text[];
-    head        boolean;
-    head_at     timestamptz;
-    head_cost   interval;
-    started     timestamptz;
-    t0          timestamptz;
-BEGIN
-    IF entrypoints IS NULL OR cardinality(entrypoints) = 0 THEN
-        PERFORM pgq._invalid(format('entrypoints must list at least one entrypoint, not %s',
-            coalesce(quote_literal(entrypoints), 'NULL')));
-    END IF;
-    PERFORM pgq._check_entrypoint(e, format('entrypoints[%s]', i))
-    FROM unnest(entrypoints) WITH ORDINALITY AS u(e, i)
-    WHERE e IS NULL OR e = '' OR octet_length(e) > 255;
-    IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
-        PERFORM pgq._invalid(format('batch_size must be from 1 to 10000, not %s',
-            coalesce(batch_size::text, 'NULL')));
-    END IF;
-    names := ARRAY(SELECT DISTINCT e FROM unnest(entrypoints) AS e ORDER BY e);
-    PERFORM pgq._end_expired_cancels(names);
-
-    SELECT array_agg(l.name) INTO limited FROM (
-        SELECT e.name FROM pgq.entrypoints e
-        WHERE e.name = ANY (names) AND (e.concurrency_limit > 0 OR e.rate_limit > 0)
-        ORDER BY e.name
-        FOR UPDATE
-    ) l;
-
-    IF limited IS NOT NULL THEN
-        IF current_setting('transaction_isolation') <> 'read committed' THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_transaction_state',
-                MESSAGE = format('pgq.dequeue of entrypoints with limits (%s) must run in READ '
-                                 'COMMITTED, not %s', array_to_string(limited, ', '),
-                                 current_setting('transaction_isolation')),
-                HINT = 'a later snapshot is needed to count the seats and tokens in use';
-        END IF;
-        clock := clock_timestamp();
-        SELECT array_agg(e.name ORDER BY e.name),
-               array_agg(least(
-                   CASE WHEN e.concurrency_limit > 0 THEN greatest(0, e.concurrency_limit - (
-                       SELECT count(*) FROM pgq.jobs j
-                       WHERE j.entrypoint = e.name AND j.status = 'picked'))
-                   END,
-                   least(floor(b.tokens), dequeue.batch_size)::int) ORDER BY e.name),
-               array_agg(b.tokens ORDER BY e.name)
-        INTO limited, lim_allow, lim_tokens
-        FROM pgq.entrypoints e
-        CROSS JOIN LATERAL (
-            SELECT CASE WHEN e.rate_limit > 0 THEN least(greatest(1, e.rate_limit),
-                coalesce(e.tokens + e.rate_limit
-                                    * greatest(0, extract(epoch FROM clock - e.tokens_at)),
-                         greatest(1, e.rate_limit)))
-            END AS tokens
-        ) b
-        WHERE e.name = ANY (limited);
-    END IF;
-
-    -- The claim cursor (docs/design/0014-pinned-xmin.md). Claims normally read each
-    -- entrypoint's jobs from the head of jobs_queued_idx. While an old snapshot pins the xmin
-    -- horizon, the head keeps an entry for every job claimed since, which no claim can skip,
-    -- and reading it costs more with every claim. When the last read of the head passed 1000
-    -- or more such entries, a claim starts after the last job this session claimed of each
-    -- entrypoint instead, and reads the head again (for retried, released and newly due jobs,
-    -- and jobs whose enqueue committed after a later one's) at most a tenth of the time, and at
-    -- least a second apart while the claims fill their batches. The state is a setting of the
-    -- session, named after the entrypoint set: "head_read_at head_read_seconds wasted" and a
-    -- cursor "priority:id" (or "-") per entrypoint. Claims with limits always read the head.
-    state_name := 'pgq.claim_' || md5(names::text);
-    IF limited IS NULL THEN
-        state := current_setting(state_name, true);
-    END IF;
-    t0 := clock_timestamp();
-    -- Our own format, or nothing: a value set by hand that is not ours is ignored.
-    IF state ~ ('^[0-9]{1,12}(\.[0-9]{1,6})? [0-9]{1,6}(\.[0-9]{1,6})? [0-9]{1,12}'
-                || '( (-?[0-9]{1,10}:-?[0-9]{1,19}|-))*$')
-       AND cardinality(string_to_array(state, ' ')) = cardinality(names) + 3 THEN
-        parts := string_to_array(state, ' ');
-        head_at := to_timestamp(parts[1]::numeric);
-        head_cost := parts[2]::numeric * interval '1 second';
-        wasted := parts[3]::bigint;
-        cur := parts[4:];
-        FOR i IN 1 .. cardinality(names) LOOP
-            IF cur[i] = '-' THEN
-                from_p[i] := 2147483647;
-                from_id[i] := -9223372036854775808;
-            ELSE
-                from_p[i] := least(greatest(split_part(cur[i], ':', 1)::numeric,
-                                            -2147483648), 2147483647)::int;
-                from_id[i] := least(greatest(split_part(cur[i], ':', 2)::numeric,
-                                             -9223372036854775808), 9223372036854775807)::bigint;
-            END IF;
-        END LOOP;
-        head := wasted < 1000 OR head_at > t0
-                OR t0 - head_at >= greatest(interval '1 second', 10 * head_cost);
-    ELSE
-        head := true;
-    END IF;
-
-    FOR pass IN 1 .. 2 LOOP
-        IF head THEN
-            from_p := array_fill(2147483647, ARRAY[cardinality(names)]);
-            from_id := array_fill((-9223372036854775808)::bigint, ARRAY[cardinality(names)]);
-            started := clock_timestamp();
-            -- Index entries read so far in this transaction: the difference after the claim,
-            -- less the jobs claimed, is what the head made it pass.
-            entries := pg_stat_get_xact_tuples_returned('pgq.jobs_queued_idx'::regclass)
-                       + pg_stat_get_xact_tuples_returned('pgq.jobs_picked_idx'::regclass);
-        END IF;
-        WITH ask AS (
-            -- A timeout beyond the allowed range (a row written around pgq.configure) is read
-            -- as the longest one, rather than overflowing now() - timeout.
-            SELECT a.name, a.p, a.id,
-                   least(coalesce(s.heartbeat_timeout, '30 seconds'), '7 days') AS timeout,
-                   l.allow
-            FROM unnest(names, from_p, from_id) AS a(name, p, id)
-            LEFT JOIN pgq.entrypoints s ON s.name = a.name
-            LEFT JOIN unnest(limited, lim_allow) AS l(name, allow) ON l.name = a.name
-            WHERE s.paused IS NOT TRUE  -- pgq.pause: nothing of it is claimed
-        ), fresh AS (
-            -- From the cursor (p, id) on, in index order: higher priorities from their head
-            -- (jobs enqueued since), the rest of priority p, then lower priorities. From the
-            -- head, (p, id) is (max int, min bigint).
-            SELECT c.id, c.priority, c.entrypoint, true AS fresh
-            FROM ask CROSS JOIN LATERAL (
-                SELECT * FROM (SELECT * FROM (
-                    SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
-                    WHERE j.entrypoint = ask.name AND j.status = 'queued'
-                      AND j.execute_after <= now() AND j.priority > ask.p
-                    ORDER BY j.priority DESC, j.id
-                    LIMIT least(want, ask.allow)
-                    FOR UPDATE SKIP LOCKED
-                ) a UNION ALL SELECT * FROM (
-                    SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
-                    WHERE j.entrypoint = ask.name AND j.status = 'queued'
-                      AND j.execute_after <= now()
-                      -- A range rather than "priority = ask.p", so that only this index
-                      -- gives the order: with an equality, the generic plan read the
-                      -- primary key from ask.id on (each job in id order, all of them).
-                      AND j.priority >= ask.p AND j.priority <= ask.p AND j.id > ask.id
-                    ORDER BY j.priority DESC, j.id
-                    LIMIT least(want, ask.allow)
-                    FOR UPDATE SKIP LOCKED
-                ) a UNION ALL SELECT * FROM (
-                    SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
-                    WHERE j.entrypoint = ask.name AND j.status = 'queued'
-                      AND j.execute_after <= now() AND j.priority < ask.p
-                    ORDER BY j.priority DESC, j.id
-                    LIMIT least(want, ask.allow)
-                    FOR UPDATE SKIP LOCKED
-                ) a) u
-                ORDER BY u.priority DESC, u.id
-                LIMIT least(want, ask.allow)
-            ) c
-        ), stale AS (
-            -- Read with the head only: under a pinned xmin this index keeps an entry for every
-            -- job acked since, all with old heartbeats.
-            SELECT c.id, c.priority, c.entrypoint, false AS fresh
-            FROM ask CROSS JOIN LATERAL (
-                SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
-                WHERE head AND j.entrypoint = ask.name AND j.status = 'picked'
-                  AND j.heartbeat < now() - ask.timeout AND j.cancel_requested IS NULL
-                ORDER BY j.priority DESC, j.id
-                LIMIT want
-                FOR UPDATE SKIP LOCKED
-            ) c
-        ), chosen AS (
-            SELECT * FROM (SELECT * FROM fresh UNION ALL SELECT * FROM stale) u
-            ORDER BY u.priority DESC, u.id
-            LIMIT want
-        ), bucket AS (
-            UPDATE pgq.entrypoints e
-            SET tokens = b.tokens - coalesce(c.n, 0), tokens_at = clock
-            FROM unnest(limited, lim_tokens) AS b(name, tokens)
-            LEFT JOIN (SELECT ch.entrypoint, count(*) AS n FROM chosen ch WHERE ch.fresh
-                       GROUP BY ch.entrypoint) c ON c.entrypoint = b.name
-            WHERE e.name = b.name AND b.tokens IS NOT NULL
-        ), claimed AS (
-            UPDATE pgq.jobs j
-            SET status = 'picked', worker_id = dequeue.worker_id, heartbeat = now(),
-                picked_at = now(), updated = now(), claim_token = j.claim_token + 1
-            WHERE j.id = ANY (ARRAY(SELECT chosen.id FROM chosen))
-            RETURNING j.id
-        )
-        SELECT coalesce(got, '{}') || coalesce(array_agg(c.id), '{}'),
-               -- Each entrypoint's cursor moves to its last fresh claim, if it had one.
-               ARRAY(SELECT coalesce(
-                         (SELECT ch.priority || ':' || ch.id FROM chosen ch
-                          WHERE ch.fresh AND ch.entrypoint = n.name
-                          ORDER BY ch.priority, ch.id DESC LIMIT 1),
-                         CASE WHEN n.p = 2147483647 AND n.id = -9223372036854775808 THEN
-                             coalesce(cur[n.i], '-')
-                         ELSE n.p || ':' || n.id END)
-                     FROM unnest(names, from_p, from_id) WITH ORDINALITY AS n(name, p, id, i)
-                     ORDER BY n.i),
-               count(*)
-        INTO got, cur, n_claimed
-        FROM claimed c;
-
-        IF head THEN
-            head_at := started;
-            head_cost := clock_timestamp() - started;
-            wasted := greatest(0,
-                pg_stat_get_xact_tuples_returned('pgq.jobs_queued_idx'::regclass)
-                + pg_stat_get_xact_tuples_returned('pgq.jobs_picked_idx'::regclass)
-                - entries - n_claimed);
-        END IF;
-        -- A claim from the cursor that comes back short reads the head for the rest when a
-        -- tenth of the time allows it: deferred jobs that fell due and retried or released
-        -- jobs are then claimed at once.
-        EXIT WHEN head OR cardinality(got) >= batch_size
-                  OR clock_timestamp() - head_at < 10 * head_cost;
-        head := true;
-        want := batch_size - cardinality(got);
-    END LOOP;
-
-    IF limited IS NULL THEN
-        PERFORM set_config(state_name, format('%s %s %s %s',
-            round(extract(epoch FROM head_at), 6), round(extract(epoch FROM head_cost), 6),
-            wasted, array_to_string(cur, ' ')), false);
-    END IF;
-    -- The claimed rows, read again by id: best first, across both reads.
-    RETURN QUERY SELECT j.* FROM pgq.jobs j WHERE j.id = ANY (got)
-                 ORDER BY j.priority DESC, j.id;
-END
-$$;
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- extension/src/lib.rs:48
--- requires:
---   schema
-
--- Taking jobs out of the queue, and putting held ones back.
-
--- pgq.cancel: queued and held (failed) jobs leave the queue at once, each with one 'canceled'
--- log row. A picked job is running: its cancel is requested (pgq.jobs.cancel_requested) and
--- its id goes out in a cancel notification, so that its worker can stop the handler. Until
--- that worker reports (any outcome then ends the job as canceled, with one log row) or its
--- lease expires (then pgq.dequeue or pgq.tick end it as canceled; it never runs again), the
--- job keeps its seat under a concurrency limit and its dedupe key, since its handler may still
--- be running. Returns how many jobs were canceled or had their cancel requested.
-CREATE FUNCTION pgq.cancel(job_ids bigint[]) RETURNS bigint
--- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
-LANGUAGE plpgsql
-SET enable_seqscan = off
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    n         bigint;
-    requested bigint[];
-BEGIN
-    IF job_ids IS NULL THEN
-        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
-    END IF;
-    WITH gone AS (
-        DELETE FROM pgq.jobs j
-        WHERE j.id = ANY (job_ids) AND j.status IN ('queued', 'failed')
-        RETURNING j.*
-    ), logged AS (
-        INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
-                             enqueued_at, picked_at)
-        SELECT g.id, g.entrypoint, g.priority, 'canceled', NULL, g.attempts,
-               jsonb_build_object('reason', 'canceled', 'previous_status', g.status),
-               g.created, g.picked_at
-        FROM gone g
-    )
-    SELECT count(*) INTO n FROM gone g;
-
-    WITH marked AS (
-        UPDATE pgq.jobs j SET cancel_requested = coalesce(j.cancel_requested, now())
-        WHERE j.id = ANY (job_ids) AND j.status IS NOT DISTINCT FROM 'picked'
-        RETURNING j.id
-    )
-    SELECT array_agg(m.id) INTO requested FROM marked m;
-
-    PERFORM pgq._notify_cancel(requested);
-    RETURN n + coalesce(cardinality(requested), 0);
-END
-$$;
-
--- pgq.cancel_requested: which of these jobs are running with their cancel requested, in which
--- claim. A worker checks a cancel notification with it before it stops a handler: anyone who
--- can connect can NOTIFY on channel pgq, so a notification is a hint, not an order.
-CREATE FUNCTION pgq.cancel_requested(job_ids bigint[])
-RETURNS TABLE (job_id bigint, claim_token int)
-LANGUAGE plpgsql STABLE
-SET enable_seqscan = off
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-BEGIN
-    IF job_ids IS NULL THEN
-        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
-    END IF;
-    RETURN QUERY
-    SELECT j.id, j.claim_token FROM pgq.jobs j
-    WHERE j.id = ANY (job_ids) AND j.status = 'picked' AND j.cancel_requested IS NOT NULL
-    ORDER BY j.id;
-END
-$$;
-
--- Ends these running jobs whose cancel was requested: the row leaves pgq.jobs with one
--- 'canceled' log row; its detail says what ended it (how: 'lease_expired', or what the worker
--- reported: 'released', 'retry_requested'; an ack writes its own). Returns how many.
-CREATE FUNCTION pgq._end_canceled(ids bigint[], how text, reporter uuid) RETURNS bigint
-LANGUAGE plpgsql
-SET enable_seqscan = off
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    n bigint;
-BEGIN
-    WITH gone AS (
-        DELETE FROM pgq.jobs j
-        WHERE j.id = ANY (ids) AND j.status = 'picked' AND j.cancel_requested IS NOT NULL
-        RETURNING j.*
-    ), logged AS (
-        INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
-                             enqueued_at, picked_at)
-        SELECT g.id, g.entrypoint, g.priority, 'canceled', coalesce(reporter, g.worker_id),
-               g.attempts,
-               jsonb_build_object('reason', 'canceled', 'previous_status', 'picked',
-                                  'outcome', how),
-               g.created, g.picked_at
-        FROM gone g
-    )
-    SELECT count(*) INTO n FROM gone;
-    RETURN n;
-END
-$$;
-
--- Ends, as canceled, the running jobs of these entrypoints (NULL: of all) whose cancel was
--- requested and whose lease has expired: their worker is gone, and they never run again.
-CREATE FUNCTION pgq._end_expired_cancels(entrypoints text[]) RETURNS bigint
--- Called by every claim: the lookup reads jobs_canceling_idx, which is empty but for running
--- jobs whose cancel was requested, so it costs next to nothing when there is none.
-LANGUAGE plpgsql
-SET enable_seqscan = off
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    expired bigint[];
-BEGIN
-    expired := ARRAY(
-        SELECT j.id FROM pgq.jobs j
-        LEFT JOIN pgq.entrypoints e ON e.name = j.entrypoint
-        WHERE j.status = 'picked' AND j.cancel_requested IS NOT NULL
-          AND (entrypoints IS NULL OR j.entrypoint = ANY (entrypoints))
-          AND j.heartbeat < now() - least(coalesce(e.heartbeat_timeout, '30 seconds'), '7 days')
-        FOR UPDATE OF j SKIP LOCKED);
-    IF cardinality(expired) = 0 THEN
-        RETURN 0;
-    END IF;
-    RETURN pgq._end_canceled(expired, 'lease_expired', NULL);
-END
-$$;
-
--- pgq.requeue: held (failed) jobs go back to queued with attempts 0. Other ids are ignored.
--- If a held job's dedupe key has been taken by an active job meanwhile, nothing is requeued
--- (23505, naming the key).
-CREATE FUNCTION pgq.requeue(job_ids bigint[]) RETURNS bigint
--- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
-LANGUAGE plpgsql
-SET enable_seqscan = off
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    n     bigint;
-    eps   text[];
-    taken record;
-BEGIN
-    IF job_ids IS NULL THEN
-        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
-    END IF;
-
-    SELECT h.id, h.dedupe_key INTO taken
-    FROM pgq.jobs h
-    WHERE h.id = ANY (job_ids) AND h.status = 'failed' AND h.dedupe_key IS NOT NULL
-      AND EXISTS (
-          SELECT FROM pgq.jobs o
-          -- IS NOT NULL, though implied, lets the planner prove the dedupe index's predicate.
-          WHERE o.dedupe_key = h.dedupe_key AND o.dedupe_key IS NOT NULL AND o.id <> h.id
-            AND (o.status IN ('queued', 'picked')
-                 OR o.status = 'failed' AND o.id = ANY (job_ids) AND o.id < h.id))
-    ORDER BY h.id
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'unique_violation',
-            MESSAGE = format('dedupe key %L of held job %s is already used by a queued or '
-                             'picked job', taken.dedupe_key, taken.id),
-            DETAIL = 'nothing was requeued',
-            HINT = 'cancel one of the two jobs first';
-    END IF;
-
-    WITH changed AS (
-        UPDATE pgq.jobs j
-        SET status = 'queued', attempts = 0, worker_id = NULL, execute_after = now(),
-            heartbeat = NULL, picked_at = NULL, detail = NULL, updated = now()
-        WHERE j.id = ANY (job_ids) AND j.status = 'failed'
-        RETURNING j.*
-    ), logged AS (
-        INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
-                             enqueued_at, picked_at)
-        SELECT c.id, c.entrypoint, c.priority, 'queued', NULL, 0,
-               jsonb_build_object('reason', 'requeue'), c.created, NULL
-        FROM changed c
-    )
-    SELECT count(*), array_agg(c.entrypoint) INTO n, eps FROM changed c;
-
-    PERFORM pgq._notify_enqueued(eps);
-    RETURN n;
-END
-$$;
-
--- pgq.clear: removes the queued jobs of one entrypoint (NULL: of all), each with a 'deleted'
--- log row. Picked jobs are running: cancel them with pgq.cancel. Held jobs stay.
-CREATE FUNCTION pgq.clear(entrypoint text DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    n bigint;
-BEGIN
-    IF entrypoint = '' THEN
-        PERFORM pgq._invalid('entrypoint must be a non-empty name, or NULL for every entrypoint');
-    END IF;
-    WITH gone AS (
-        DELETE FROM pgq.jobs j
-        WHERE j.status = 'queued' AND (clear.entrypoint IS NULL OR j.entrypoint = clear.entrypoint)
-        RETURNING j.*
-    ), logged AS (
-        INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
-                             enqueued_at, picked_at)
-        SELECT g.id, g.entrypoint, g.priority, 'deleted', NULL, g.attempts,
-               jsonb_build_object('reason', 'clear'), g.created, g.picked_at
-        FROM gone g
-    )
-    SELECT count(*) INTO n FROM gone;
-    RETURN n;
-END
-$$;
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- extension/src/lib.rs:53
--- requires:
---   schema
-
--- Reading the queue: job status, completion notifications, the log's retention, and the views
--- that dashboards, `pgq backlog`, `pgq workers` and `pgq metrics` read (the read model).
-
--- pgq.job_status: the latest status of each job, live or finished (completion tracking from
--- any language). Live jobs report their row (detail NULL, except a held job's error);
--- finished ones their latest log row. Unknown or purged ids are left out. NULL is 22023.
-CREATE FUNCTION pgq.job_status(job_ids bigint[])
-RETURNS TABLE (job_id bigint, status pgq.job_state, detail jsonb)
-LANGUAGE plpgsql STABLE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-BEGIN
-    IF job_ids IS NULL THEN
-        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
-    END IF;
-    RETURN QUERY
-    SELECT s.job_id, s.status, s.detail FROM (
-        SELECT j.id AS job_id, j.status, CASE WHEN j.status = 'failed' THEN j.detail END AS detail
-        FROM pgq.jobs j
-        WHERE j.id = ANY (job_ids)
-        UNION ALL
-        (SELECT DISTINCT ON (l.job_id) l.job_id, l.status, l.detail
-         FROM pgq.log l
-         WHERE l.job_id = ANY (job_ids)
-           AND NOT EXISTS (SELECT FROM pgq.jobs j WHERE j.id = l.job_id)
-         ORDER BY l.job_id, l.id DESC)
-    ) s
-    ORDER BY s.job_id;
-END
-$$;
-
--- Completion notifications. For an entrypoint configured with notify_completion, each
--- statement that ends jobs sends {"type": "done", "ids": [...]} on channel pgq_done (at most
--- 300 ids per notification, so that one stays far below NOTIFY's 8000 bytes), when it commits.
--- Every way a job ends writes its log row, so a statement trigger on pgq.log sees them all: ack,
--- fail, cancel, clear, a lease that ran out. Retries and requeues (log status 'queued') are not
--- ends; a held job ('failed') is. Like every notification, a hint: a waiter reads
--- pgq.job_status to learn the outcome. Entrypoints without the setting cost one probe of
--- pgq.entrypoints per statement.
---
--- The probe is a sequential scan of a table of a few rows, and the acks that fire this trigger
--- run with enable_seqscan = off: inherited here, that setting's penalty made the probe's
--- estimated cost pass jit_above_cost, and JIT compiling it cost 25 - 130 ms per ack (the
--- runtime drained at a seventh of its speed). So this function turns sequential scans on.
-CREATE FUNCTION pgq._notify_completed() RETURNS trigger
-LANGUAGE plpgsql
-SET enable_seqscan = on
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pgq.entrypoints e WHERE e.notify_completion) THEN
-        RETURN NULL;
-    END IF;
-    PERFORM pg_notify('pgq_done', jsonb_build_object(
-        'type', 'done', 'ids', jsonb_agg(c.job_id ORDER BY c.job_id))::text)
-    FROM (SELECT a.job_id, (row_number() OVER (ORDER BY a.job_id) - 1) / 300 AS chunk
-          FROM added a
-          JOIN pgq.entrypoints e ON e.name = a.entrypoint AND e.notify_completion
-          WHERE a.status <> 'queued') c
-    GROUP BY c.chunk;
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER log_completed AFTER INSERT ON pgq.log
-REFERENCING NEW TABLE AS added
-FOR EACH STATEMENT EXECUTE FUNCTION pgq._notify_completed();
-
--- pgq.purge_log: deletes log rows older than older_than. Returns the count deleted.
-CREATE FUNCTION pgq.purge_log(older_than interval) RETURNS bigint
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    n bigint;
-BEGIN
-    IF older_than IS NULL OR older_than < '0' THEN
-        PERFORM pgq._invalid(format('older_than must be an interval of 0 or more, not %s',
-            coalesce(older_than::text, 'NULL')));
-    END IF;
-    DELETE FROM pgq.log l WHERE l.created < now() - older_than;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
-END
-$$;
-
--- Live jobs by entrypoint, status and priority, with the oldest one's creation time.
-CREATE VIEW pgq.queue_summary AS
-SELECT entrypoint, status, priority, count(*) AS count, min(created) AS oldest
-FROM pgq.jobs
-GROUP BY entrypoint, status, priority;
-
--- Outcomes per second over the last hour, by entrypoint and status.
-CREATE VIEW pgq.throughput AS
-SELECT date_trunc('second', created) AS second, entrypoint, status, count(*) AS count
-FROM pgq.log
-WHERE created > now() - interval '1 hour'
-GROUP BY 1, 2, 3;
-
--- The backlog of each entrypoint with live jobs: queued (of which ready to run now), picked,
--- held (failed, waiting for pgq.requeue), and how long the oldest queued job has waited.
-CREATE VIEW pgq.backlog AS
-SELECT entrypoint,
-       count(*) FILTER (WHERE status = 'queued') AS queued,
-       count(*) FILTER (WHERE status = 'queued' AND execute_after <= now()) AS ready,
-       count(*) FILTER (WHERE status = 'picked') AS picked,
-       count(*) FILTER (WHERE status = 'failed') AS held,
-       extract(epoch FROM now() - min(created) FILTER (WHERE status = 'queued'))::float8
-           AS oldest_queued_seconds
-FROM pgq.jobs
-GROUP BY entrypoint;
-
--- The workers running jobs now: how many, of which entrypoints, and their heartbeats.
-CREATE VIEW pgq.workers AS
-SELECT worker_id,
-       count(*) AS jobs,
-       array_agg(DISTINCT entrypoint ORDER BY entrypoint) AS entrypoints,
-       min(heartbeat) AS oldest_heartbeat,
-       max(heartbeat) AS last_heartbeat
-FROM pgq.jobs
-WHERE status = 'picked'
-GROUP BY worker_id;
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- extension/src/lib.rs:22
--- requires:
---   schema
-
--- pgq.version(): the version of the pgqueuer extension installed in this database.
---
--- This is the schema version recorded by CREATE EXTENSION / ALTER EXTENSION UPDATE
--- (what \dx shows), which is what callers need to know which SQL API they can use.
-CREATE FUNCTION pgq.version() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pgqueuer'
-$$;
-
-COMMENT ON FUNCTION pgq.version() IS 'Version of the pgqueuer extension installed in this database';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- extension/src/lib.rs:27
--- requires:
---   schema
-
--- pgq.configure: the fleet-wide settings of an entrypoint (upsert; NULL keeps the current value).
---
--- notify_completion: announce the end of each of its jobs on channel pgq_done (sql/status.sql),
--- for callers that wait for them; off by default.
---
--- A new heartbeat_timeout (the lease) takes effect at once for running jobs too: so that a
--- shorter one does not make them stale by itself, their heartbeats are refreshed, and a
--- {"type": "configured", "entrypoints": [name]} notification tells their workers to heartbeat
--- at the new pace.
-CREATE FUNCTION pgq.configure(
-    entrypoint        text,
-    concurrency_limit int DEFAULT NULL,
-    rate_limit        double precision DEFAULT NULL,
-    heartbeat_timeout interval DEFAULT NULL,
-    max_attempts      int DEFAULT NULL,
-    retry_delay       interval DEFAULT NULL,
-    retry_delay_max   interval DEFAULT NULL,
-    on_failure        text DEFAULT NULL,
-    notify_completion boolean DEFAULT NULL
-) RETURNS pgq.entrypoints
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    result pgq.entrypoints;
-    lease  interval;
-BEGIN
-    PERFORM pgq._check_entrypoint(entrypoint);
-    IF concurrency_limit NOT BETWEEN 0 AND 1000000 THEN
-        PERFORM pgq._invalid(format(
-            'concurrency_limit must be from 0 (unlimited) to 1000000, not %s', concurrency_limit));
-    END IF;
-    IF NOT rate_limit BETWEEN 0 AND 1000000 THEN
-        PERFORM pgq._invalid(format(
-            'rate_limit must be from 0 (unlimited) to 1000000 jobs per second, not %s',
-            rate_limit));
-    END IF;
-    IF heartbeat_timeout NOT BETWEEN '1 second' AND '7 days' THEN
-        PERFORM pgq._invalid(format('heartbeat_timeout must be from 1 second to 7 days, not %s',
-            heartbeat_timeout),
-            'a worker heartbeats several times per heartbeat_timeout; a job whose worker stays '
-            'silent that long is claimed again');
-    END IF;
-    IF max_attempts NOT BETWEEN 1 AND 1000000 THEN
-        PERFORM pgq._invalid(format('max_attempts must be from 1 (no retry) to 1000000, not %s',
-            max_attempts));
-    END IF;
-    IF retry_delay NOT BETWEEN '0' AND '7 days' THEN
-        PERFORM pgq._invalid(format('retry_delay must be from 0 to 7 days, not %s', retry_delay));
-    END IF;
-    IF retry_delay_max NOT BETWEEN '0' AND '30 days' THEN
-        PERFORM pgq._invalid(format('retry_delay_max must be from 0 to 30 days, not %s',
-            retry_delay_max));
-    END IF;
-    IF on_failure NOT IN ('delete', 'hold') THEN
-        PERFORM pgq._invalid(format('on_failure must be ''delete'' or ''hold'', not %L',
-            on_failure));
-    END IF;
-
-    SELECT e.heartbeat_timeout INTO lease
-    FROM pgq.entrypoints e WHERE e.name = configure.entrypoint
-    FOR UPDATE;
-    lease := coalesce(lease, '30 seconds');
-
-    INSERT INTO pgq.entrypoints AS e (name, concurrency_limit, rate_limit, heartbeat_timeout,
-        max_attempts, retry_delay, retry_delay_max, on_failure, notify_completion)
-    VALUES (configure.entrypoint,
-        coalesce(configure.concurrency_limit, 0),
-        coalesce(configure.rate_limit, 0),
-        coalesce(configure.heartbeat_timeout, '30 seconds'),
-        coalesce(configure.max_attempts, 1),
-        coalesce(configure.retry_delay, '1 second'),
-        coalesce(configure.retry_delay_max, '5 minutes'),
-        coalesce(configure.on_failure, 'delete'),
-        coalesce(configure.notify_completion, false))
-    ON CONFLICT (name) DO UPDATE SET
-        concurrency_limit = coalesce(configure.concurrency_limit, e.concurrency_limit),
-        rate_limit        = coalesce(configure.rate_limit, e.rate_limit),
-        heartbeat_timeout = coalesce(configure.heartbeat_timeout, e.heartbeat_timeout),
-        max_attempts      = coalesce(configure.max_attempts, e.max_attempts),
-        retry_delay       = coalesce(configure.retry_delay, e.retry_delay),
-        retry_delay_max   = coalesce(configure.retry_delay_max, e.retry_delay_max),
-        on_failure        = coalesce(configure.on_failure, e.on_failure),
-        notify_completion = coalesce(configure.notify_completion, e.notify_completion),
-        updated           = now()
-    RETURNING e.* INTO result;
-
-    IF result.heartbeat_timeout <> lease THEN
-        UPDATE pgq.jobs j SET heartbeat = now()
-        WHERE j.entrypoint = configure.entrypoint AND j.status = 'picked';
-        PERFORM pg_notify('pgq', jsonb_build_object(
-            'type', 'configured', 'entrypoints', jsonb_build_array(configure.entrypoint))::text);
-    END IF;
-    RETURN result;
-END
-$$;
-
--- pgq.pause: stop claiming the entrypoint's jobs. Jobs already picked run to their end, enqueue
--- goes on, stale picked jobs are not claimed again, and schedule fires are skipped (pgq.tick)
--- until pgq.resume. Returns true if the entrypoint was running.
-CREATE FUNCTION pgq.pause(entrypoint text) RETURNS boolean
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    was boolean;
-BEGIN
-    PERFORM pgq._check_entrypoint(entrypoint);
-    SELECT e.paused INTO was FROM pgq.entrypoints e WHERE e.name = pause.entrypoint FOR UPDATE;
-    INSERT INTO pgq.entrypoints AS e (name, paused) VALUES (pause.entrypoint, true)
-    ON CONFLICT (name) DO UPDATE SET paused = true, updated = now();
-    RETURN NOT coalesce(was, false);
-END
-$$;
-
--- pgq.resume: claim the entrypoint's jobs again, and tell the workers (an 'enqueued'
--- notification). Returns true if it was paused.
-CREATE FUNCTION pgq.resume(entrypoint text) RETURNS boolean
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    n bigint;
-BEGIN
-    PERFORM pgq._check_entrypoint(entrypoint);
-    UPDATE pgq.entrypoints e SET paused = false, updated = now()
-    WHERE e.name = resume.entrypoint AND e.paused;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    IF n > 0 THEN
-        PERFORM pgq._notify_enqueued(ARRAY[resume.entrypoint]);
-    END IF;
-    RETURN n > 0;
-END
-$$;
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- extension/src/lib.rs:42
--- requires:
---   schema
-
--- pgq.heartbeat: a worker says it still runs these jobs. Fenced like ack (sql/ack.sql): with
--- claim tokens, only those claims are refreshed; with worker_id, only jobs that worker still
--- holds. Returns the count refreshed.
-CREATE FUNCTION pgq.heartbeat(
-    job_ids      bigint[],
-    worker_id    uuid DEFAULT NULL,
-    claim_tokens int[] DEFAULT NULL
-) RETURNS bigint
--- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
-LANGUAGE plpgsql
-SET enable_seqscan = off
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    holder ALIAS FOR $2;  -- "heartbeat.worker_id" would read as the heartbeat column
-    n      bigint;
-BEGIN
-    IF job_ids IS NULL THEN
-        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
-    END IF;
-    IF claim_tokens IS NOT NULL THEN
-        PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
-    END IF;
-    UPDATE pgq.jobs j SET heartbeat = now()
-    FROM unnest(job_ids, claim_tokens) AS u(id, token)
-    WHERE j.id = u.id AND j.status IS NOT DISTINCT FROM 'picked'
-      AND (holder IS NULL OR j.worker_id = holder)
-      AND (u.token IS NULL OR j.claim_token = u.token);
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
-END
-$$;
-
--- pgq.lease: the shortest heartbeat_timeout of these entrypoints (30 seconds for one without
--- settings): a worker that runs their jobs must heartbeat well within it. NULL entrypoints
--- (or none) are 22023.
-CREATE FUNCTION pgq.lease(entrypoints text[]) RETURNS interval
-LANGUAGE plpgsql STABLE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    shortest interval;
-BEGIN
-    IF entrypoints IS NULL OR cardinality(entrypoints) = 0 THEN
-        PERFORM pgq._invalid('entrypoints must list at least one entrypoint');
-    END IF;
-    SELECT min(least(coalesce(e.heartbeat_timeout, '30 seconds'), '7 days')) INTO shortest
-    FROM unnest(entrypoints) AS u(name)
-    LEFT JOIN pgq.entrypoints e ON e.name = u.name;
-    RETURN shortest;
-END
-$$;
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- extension/src/lib.rs:47
 -- requires:
 --   schema
@@ -1525,6 +652,591 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- extension/src/lib.rs:42
+-- requires:
+--   schema
+
+-- pgq.heartbeat: a worker says it still runs these jobs. Fenced like ack (sql/ack.sql): with
+-- claim tokens, only those claims are refreshed; with worker_id, only jobs that worker still
+-- holds. Returns the count refreshed.
+CREATE FUNCTION pgq.heartbeat(
+    job_ids      bigint[],
+    worker_id    uuid DEFAULT NULL,
+    claim_tokens int[] DEFAULT NULL
+) RETURNS bigint
+-- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    holder ALIAS FOR $2;  -- "heartbeat.worker_id" would read as the heartbeat column
+    n      bigint;
+BEGIN
+    IF job_ids IS NULL THEN
+        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
+    END IF;
+    IF claim_tokens IS NOT NULL THEN
+        PERFORM pgq._check_claim_tokens(job_ids, claim_tokens);
+    END IF;
+    UPDATE pgq.jobs j SET heartbeat = now()
+    FROM unnest(job_ids, claim_tokens) AS u(id, token)
+    WHERE j.id = u.id AND j.status IS NOT DISTINCT FROM 'picked'
+      AND (holder IS NULL OR j.worker_id = holder)
+      AND (u.token IS NULL OR j.claim_token = u.token);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- pgq.lease: the shortest heartbeat_timeout of these entrypoints (30 seconds for one without
+-- settings): a worker that runs their jobs must heartbeat well within it. NULL entrypoints
+-- (or none) are 22023.
+CREATE FUNCTION pgq.lease(entrypoints text[]) RETURNS interval
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    shortest interval;
+BEGIN
+    IF entrypoints IS NULL OR cardinality(entrypoints) = 0 THEN
+        PERFORM pgq._invalid('entrypoints must list at least one entrypoint');
+    END IF;
+    SELECT min(least(coalesce(e.heartbeat_timeout, '30 seconds'), '7 days')) INTO shortest
+    FROM unnest(entrypoints) AS u(name)
+    LEFT JOIN pgq.entrypoints e ON e.name = u.name;
+    RETURN shortest;
+END
+$$;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- extension/src/lib.rs:27
+-- requires:
+--   schema
+
+-- pgq.configure: the fleet-wide settings of an entrypoint (upsert; NULL keeps the current value).
+--
+-- notify_completion: announce the end of each of its jobs on channel pgq_done (sql/status.sql),
+-- for callers that wait for them; off by default.
+--
+-- A new heartbeat_timeout (the lease) takes effect at once for running jobs too: so that a
+-- shorter one does not make them stale by itself, their heartbeats are refreshed, and a
+-- {"type": "configured", "entrypoints": [name]} notification tells their workers to heartbeat
+-- at the new pace.
+CREATE FUNCTION pgq.configure(
+    entrypoint        text,
+    concurrency_limit int DEFAULT NULL,
+    rate_limit        double precision DEFAULT NULL,
+    heartbeat_timeout interval DEFAULT NULL,
+    max_attempts      int DEFAULT NULL,
+    retry_delay       interval DEFAULT NULL,
+    retry_delay_max   interval DEFAULT NULL,
+    on_failure        text DEFAULT NULL,
+    notify_completion boolean DEFAULT NULL
+) RETURNS pgq.entrypoints
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    result pgq.entrypoints;
+    lease  interval;
+BEGIN
+    PERFORM pgq._check_entrypoint(entrypoint);
+    IF concurrency_limit NOT BETWEEN 0 AND 1000000 THEN
+        PERFORM pgq._invalid(format(
+            'concurrency_limit must be from 0 (unlimited) to 1000000, not %s', concurrency_limit));
+    END IF;
+    IF NOT rate_limit BETWEEN 0 AND 1000000 THEN
+        PERFORM pgq._invalid(format(
+            'rate_limit must be from 0 (unlimited) to 1000000 jobs per second, not %s',
+            rate_limit));
+    END IF;
+    IF heartbeat_timeout NOT BETWEEN '1 second' AND '7 days' THEN
+        PERFORM pgq._invalid(format('heartbeat_timeout must be from 1 second to 7 days, not %s',
+            heartbeat_timeout),
+            'a worker heartbeats several times per heartbeat_timeout; a job whose worker stays '
+            'silent that long is claimed again');
+    END IF;
+    IF max_attempts NOT BETWEEN 1 AND 1000000 THEN
+        PERFORM pgq._invalid(format('max_attempts must be from 1 (no retry) to 1000000, not %s',
+            max_attempts));
+    END IF;
+    IF retry_delay NOT BETWEEN '0' AND '7 days' THEN
+        PERFORM pgq._invalid(format('retry_delay must be from 0 to 7 days, not %s', retry_delay));
+    END IF;
+    IF retry_delay_max NOT BETWEEN '0' AND '30 days' THEN
+        PERFORM pgq._invalid(format('retry_delay_max must be from 0 to 30 days, not %s',
+            retry_delay_max));
+    END IF;
+    IF on_failure NOT IN ('delete', 'hold') THEN
+        PERFORM pgq._invalid(format('on_failure must be ''delete'' or ''hold'', not %L',
+            on_failure));
+    END IF;
+
+    SELECT e.heartbeat_timeout INTO lease
+    FROM pgq.entrypoints e WHERE e.name = configure.entrypoint
+    FOR UPDATE;
+    lease := coalesce(lease, '30 seconds');
+
+    INSERT INTO pgq.entrypoints AS e (name, concurrency_limit, rate_limit, heartbeat_timeout,
+        max_attempts, retry_delay, retry_delay_max, on_failure, notify_completion)
+    VALUES (configure.entrypoint,
+        coalesce(configure.concurrency_limit, 0),
+        coalesce(configure.rate_limit, 0),
+        coalesce(configure.heartbeat_timeout, '30 seconds'),
+        coalesce(configure.max_attempts, 1),
+        coalesce(configure.retry_delay, '1 second'),
+        coalesce(configure.retry_delay_max, '5 minutes'),
+        coalesce(configure.on_failure, 'delete'),
+        coalesce(configure.notify_completion, false))
+    ON CONFLICT (name) DO UPDATE SET
+        concurrency_limit = coalesce(configure.concurrency_limit, e.concurrency_limit),
+        rate_limit        = coalesce(configure.rate_limit, e.rate_limit),
+        heartbeat_timeout = coalesce(configure.heartbeat_timeout, e.heartbeat_timeout),
+        max_attempts      = coalesce(configure.max_attempts, e.max_attempts),
+        retry_delay       = coalesce(configure.retry_delay, e.retry_delay),
+        retry_delay_max   = coalesce(configure.retry_delay_max, e.retry_delay_max),
+        on_failure        = coalesce(configure.on_failure, e.on_failure),
+        notify_completion = coalesce(configure.notify_completion, e.notify_completion),
+        updated           = now()
+    RETURNING e.* INTO result;
+
+    IF result.heartbeat_timeout <> lease THEN
+        UPDATE pgq.jobs j SET heartbeat = now()
+        WHERE j.entrypoint = configure.entrypoint AND j.status = 'picked';
+        PERFORM pg_notify('pgq', jsonb_build_object(
+            'type', 'configured', 'entrypoints', jsonb_build_array(configure.entrypoint))::text);
+    END IF;
+    RETURN result;
+END
+$$;
+
+-- pgq.pause: stop claiming the entrypoint's jobs. Jobs already picked run to their end, enqueue
+-- goes on, stale picked jobs are not claimed again, and schedule fires are skipped (pgq.tick)
+-- until pgq.resume. Returns true if the entrypoint was running.
+CREATE FUNCTION pgq.pause(entrypoint text) RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    was boolean;
+BEGIN
+    PERFORM pgq._check_entrypoint(entrypoint);
+    SELECT e.paused INTO was FROM pgq.entrypoints e WHERE e.name = pause.entrypoint FOR UPDATE;
+    INSERT INTO pgq.entrypoints AS e (name, paused) VALUES (pause.entrypoint, true)
+    ON CONFLICT (name) DO UPDATE SET paused = true, updated = now();
+    RETURN NOT coalesce(was, false);
+END
+$$;
+
+-- pgq.resume: claim the entrypoint's jobs again, and tell the workers (an 'enqueued'
+-- notification). Returns true if it was paused.
+CREATE FUNCTION pgq.resume(entrypoint text) RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM pgq._check_entrypoint(entrypoint);
+    UPDATE pgq.entrypoints e SET paused = false, updated = now()
+    WHERE e.name = resume.entrypoint AND e.paused;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM pgq._notify_enqueued(ARRAY[resume.entrypoint]);
+    END IF;
+    RETURN n > 0;
+END
+$$;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- extension/src/lib.rs:48
+-- requires:
+--   schema
+
+-- Taking jobs out of the queue, and putting held ones back.
+
+-- pgq.cancel: queued and held (failed) jobs leave the queue at once, each with one 'canceled'
+-- log row. A picked job is running: its cancel is requested (pgq.jobs.cancel_requested) and
+-- its id goes out in a cancel notification, so that its worker can stop the handler. Until
+-- that worker reports (any outcome then ends the job as canceled, with one log row) or its
+-- lease expires (then pgq.dequeue or pgq.tick end it as canceled; it never runs again), the
+-- job keeps its seat under a concurrency limit and its dedupe key, since its handler may still
+-- be running. Returns how many jobs were canceled or had their cancel requested.
+CREATE FUNCTION pgq.cancel(job_ids bigint[]) RETURNS bigint
+-- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    n         bigint;
+    requested bigint[];
+BEGIN
+    IF job_ids IS NULL THEN
+        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
+    END IF;
+    WITH gone AS (
+        DELETE FROM pgq.jobs j
+        WHERE j.id = ANY (job_ids) AND j.status IN ('queued', 'failed')
+        RETURNING j.*
+    ), logged AS (
+        INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
+                             enqueued_at, picked_at)
+        SELECT g.id, g.entrypoint, g.priority, 'canceled', NULL, g.attempts,
+               jsonb_build_object('reason', 'canceled', 'previous_status', g.status),
+               g.created, g.picked_at
+        FROM gone g
+    )
+    SELECT count(*) INTO n FROM gone g;
+
+    WITH marked AS (
+        UPDATE pgq.jobs j SET cancel_requested = coalesce(j.cancel_requested, now())
+        WHERE j.id = ANY (job_ids) AND j.status IS NOT DISTINCT FROM 'picked'
+        RETURNING j.id
+    )
+    SELECT array_agg(m.id) INTO requested FROM marked m;
+
+    PERFORM pgq._notify_cancel(requested);
+    RETURN n + coalesce(cardinality(requested), 0);
+END
+$$;
+
+-- pgq.cancel_requested: which of these jobs are running with their cancel requested, in which
+-- claim. A worker checks a cancel notification with it before it stops a handler: anyone who
+-- can connect can NOTIFY on channel pgq, so a notification is a hint, not an order.
+CREATE FUNCTION pgq.cancel_requested(job_ids bigint[])
+RETURNS TABLE (job_id bigint, claim_token int)
+LANGUAGE plpgsql STABLE
+SET enable_seqscan = off
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF job_ids IS NULL THEN
+        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
+    END IF;
+    RETURN QUERY
+    SELECT j.id, j.claim_token FROM pgq.jobs j
+    WHERE j.id = ANY (job_ids) AND j.status = 'picked' AND j.cancel_requested IS NOT NULL
+    ORDER BY j.id;
+END
+$$;
+
+-- Ends these running jobs whose cancel was requested: the row leaves pgq.jobs with one
+-- 'canceled' log row; its detail says what ended it (how: 'lease_expired', or what the worker
+-- reported: 'released', 'retry_requested'; an ack writes its own). Returns how many.
+CREATE FUNCTION pgq._end_canceled(ids bigint[], how text, reporter uuid) RETURNS bigint
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    WITH gone AS (
+        DELETE FROM pgq.jobs j
+        WHERE j.id = ANY (ids) AND j.status = 'picked' AND j.cancel_requested IS NOT NULL
+        RETURNING j.*
+    ), logged AS (
+        INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
+                             enqueued_at, picked_at)
+        SELECT g.id, g.entrypoint, g.priority, 'canceled', coalesce(reporter, g.worker_id),
+               g.attempts,
+               jsonb_build_object('reason', 'canceled', 'previous_status', 'picked',
+                                  'outcome', how),
+               g.created, g.picked_at
+        FROM gone g
+    )
+    SELECT count(*) INTO n FROM gone;
+    RETURN n;
+END
+$$;
+
+-- Ends, as canceled, the running jobs of these entrypoints (NULL: of all) whose cancel was
+-- requested and whose lease has expired: their worker is gone, and they never run again.
+CREATE FUNCTION pgq._end_expired_cancels(entrypoints text[]) RETURNS bigint
+-- Called by every claim: the lookup reads jobs_canceling_idx, which is empty but for running
+-- jobs whose cancel was requested, so it costs next to nothing when there is none.
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    expired bigint[];
+BEGIN
+    expired := ARRAY(
+        SELECT j.id FROM pgq.jobs j
+        LEFT JOIN pgq.entrypoints e ON e.name = j.entrypoint
+        WHERE j.status = 'picked' AND j.cancel_requested IS NOT NULL
+          AND (entrypoints IS NULL OR j.entrypoint = ANY (entrypoints))
+          AND j.heartbeat < now() - least(coalesce(e.heartbeat_timeout, '30 seconds'), '7 days')
+        FOR UPDATE OF j SKIP LOCKED);
+    IF cardinality(expired) = 0 THEN
+        RETURN 0;
+    END IF;
+    RETURN pgq._end_canceled(expired, 'lease_expired', NULL);
+END
+$$;
+
+-- pgq.requeue: held (failed) jobs go back to queued with attempts 0. Other ids are ignored.
+-- If a held job's dedupe key has been taken by an active job meanwhile, nothing is requeued
+-- (23505, naming the key).
+CREATE FUNCTION pgq.requeue(job_ids bigint[]) RETURNS bigint
+-- Rows are found by id; enable_seqscan = off for the reason given at pgq.dequeue.
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    n     bigint;
+    eps   text[];
+    taken record;
+BEGIN
+    IF job_ids IS NULL THEN
+        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
+    END IF;
+
+    SELECT h.id, h.dedupe_key INTO taken
+    FROM pgq.jobs h
+    WHERE h.id = ANY (job_ids) AND h.status = 'failed' AND h.dedupe_key IS NOT NULL
+      AND EXISTS (
+          SELECT FROM pgq.jobs o
+          -- IS NOT NULL, though implied, lets the planner prove the dedupe index's predicate.
+          WHERE o.dedupe_key = h.dedupe_key AND o.dedupe_key IS NOT NULL AND o.id <> h.id
+            AND (o.status IN ('queued', 'picked')
+                 OR o.status = 'failed' AND o.id = ANY (job_ids) AND o.id < h.id))
+    ORDER BY h.id
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+            MESSAGE = format('dedupe key %L of held job %s is already used by a queued or '
+                             'picked job', taken.dedupe_key, taken.id),
+            DETAIL = 'nothing was requeued',
+            HINT = 'cancel one of the two jobs first';
+    END IF;
+
+    WITH changed AS (
+        UPDATE pgq.jobs j
+        SET status = 'queued', attempts = 0, worker_id = NULL, execute_after = now(),
+            heartbeat = NULL, picked_at = NULL, detail = NULL, updated = now()
+        WHERE j.id = ANY (job_ids) AND j.status = 'failed'
+        RETURNING j.*
+    ), logged AS (
+        INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
+                             enqueued_at, picked_at)
+        SELECT c.id, c.entrypoint, c.priority, 'queued', NULL, 0,
+               jsonb_build_object('reason', 'requeue'), c.created, NULL
+        FROM changed c
+    )
+    SELECT count(*), array_agg(c.entrypoint) INTO n, eps FROM changed c;
+
+    PERFORM pgq._notify_enqueued(eps);
+    RETURN n;
+END
+$$;
+
+-- pgq.clear: removes the queued jobs of one entrypoint (NULL: of all), each with a 'deleted'
+-- log row. Picked jobs are running: cancel them with pgq.cancel. Held jobs stay.
+CREATE FUNCTION pgq.clear(entrypoint text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    n bigint;
+BEGIN
+    IF entrypoint = '' THEN
+        PERFORM pgq._invalid('entrypoint must be a non-empty name, or NULL for every entrypoint');
+    END IF;
+    WITH gone AS (
+        DELETE FROM pgq.jobs j
+        WHERE j.status = 'queued' AND (clear.entrypoint IS NULL OR j.entrypoint = clear.entrypoint)
+        RETURNING j.*
+    ), logged AS (
+        INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, detail,
+                             enqueued_at, picked_at)
+        SELECT g.id, g.entrypoint, g.priority, 'deleted', NULL, g.attempts,
+               jsonb_build_object('reason', 'clear'), g.created, g.picked_at
+        FROM gone g
+    )
+    SELECT count(*) INTO n FROM gone;
+    RETURN n;
+END
+$$;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- extension/src/lib.rs:22
+-- requires:
+--   schema
+
+-- pgq.version(): the version of the pgqueuer extension installed in this database.
+--
+-- This is the schema version recorded by CREATE EXTENSION / ALTER EXTENSION UPDATE
+-- (what \dx shows), which is what callers need to know which SQL API they can use.
+CREATE FUNCTION pgq.version() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pgqueuer'
+$$;
+
+COMMENT ON FUNCTION pgq.version() IS 'Version of the pgqueuer extension installed in this database';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- extension/src/lib.rs:53
+-- requires:
+--   schema
+
+-- Reading the queue: job status, completion notifications, the log's retention, and the views
+-- that dashboards, `pgq backlog`, `pgq workers` and `pgq metrics` read (the read model).
+
+-- pgq.job_status: the latest status of each job, live or finished (completion tracking from
+-- any language). Live jobs report their row (detail NULL, except a held job's error);
+-- finished ones their latest log row. Unknown or purged ids are left out. NULL is 22023.
+CREATE FUNCTION pgq.job_status(job_ids bigint[])
+RETURNS TABLE (job_id bigint, status pgq.job_state, detail jsonb)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF job_ids IS NULL THEN
+        PERFORM pgq._invalid('job_ids must be an array of job ids, not NULL');
+    END IF;
+    RETURN QUERY
+    SELECT s.job_id, s.status, s.detail FROM (
+        SELECT j.id AS job_id, j.status, CASE WHEN j.status = 'failed' THEN j.detail END AS detail
+        FROM pgq.jobs j
+        WHERE j.id = ANY (job_ids)
+        UNION ALL
+        (SELECT DISTINCT ON (l.job_id) l.job_id, l.status, l.detail
+         FROM pgq.log l
+         WHERE l.job_id = ANY (job_ids)
+           AND NOT EXISTS (SELECT FROM pgq.jobs j WHERE j.id = l.job_id)
+         ORDER BY l.job_id, l.id DESC)
+    ) s
+    ORDER BY s.job_id;
+END
+$$;
+
+-- Completion notifications. For an entrypoint configured with notify_completion, each
+-- statement that ends jobs sends {"type": "done", "ids": [...]} on channel pgq_done (at most
+-- 300 ids per notification, so that one stays far below NOTIFY's 8000 bytes), when it commits.
+-- Every way a job ends writes its log row, so a statement trigger on pgq.log sees them all: ack,
+-- fail, cancel, clear, a lease that ran out. Retries and requeues (log status 'queued') are not
+-- ends; a held job ('failed') is. Like every notification, a hint: a waiter reads
+-- pgq.job_status to learn the outcome. Entrypoints without the setting cost one probe of
+-- pgq.entrypoints per statement.
+--
+-- The probe is a sequential scan of a table of a few rows, and the acks that fire this trigger
+-- run with enable_seqscan = off: inherited here, that setting's penalty made the probe's
+-- estimated cost pass jit_above_cost, and JIT compiling it cost 25 - 130 ms per ack (the
+-- runtime drained at a seventh of its speed). So this function turns sequential scans on.
+CREATE FUNCTION pgq._notify_completed() RETURNS trigger
+LANGUAGE plpgsql
+SET enable_seqscan = on
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pgq.entrypoints e WHERE e.notify_completion) THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_notify('pgq_done', jsonb_build_object(
+        'type', 'done', 'ids', jsonb_agg(c.job_id ORDER BY c.job_id))::text)
+    FROM (SELECT a.job_id, (row_number() OVER (ORDER BY a.job_id) - 1) / 300 AS chunk
+          FROM added a
+          JOIN pgq.entrypoints e ON e.name = a.entrypoint AND e.notify_completion
+          WHERE a.status <> 'queued') c
+    GROUP BY c.chunk;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER log_completed AFTER INSERT ON pgq.log
+REFERENCING NEW TABLE AS added
+FOR EACH STATEMENT EXECUTE FUNCTION pgq._notify_completed();
+
+-- pgq.purge_log: deletes log rows older than older_than. Returns the count deleted.
+CREATE FUNCTION pgq.purge_log(older_than interval) RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    n bigint;
+BEGIN
+    IF older_than IS NULL OR older_than < '0' THEN
+        PERFORM pgq._invalid(format('older_than must be an interval of 0 or more, not %s',
+            coalesce(older_than::text, 'NULL')));
+    END IF;
+    DELETE FROM pgq.log l WHERE l.created < now() - older_than;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- Live jobs by entrypoint, status and priority, with the oldest one's creation time.
+CREATE VIEW pgq.queue_summary AS
+SELECT entrypoint, status, priority, count(*) AS count, min(created) AS oldest
+FROM pgq.jobs
+GROUP BY entrypoint, status, priority;
+
+-- Outcomes per second over the last hour, by entrypoint and status.
+CREATE VIEW pgq.throughput AS
+SELECT date_trunc('second', created) AS second, entrypoint, status, count(*) AS count
+FROM pgq.log
+WHERE created > now() - interval '1 hour'
+GROUP BY 1, 2, 3;
+
+-- The backlog of each entrypoint with live jobs: queued (of which ready to run now), picked,
+-- held (failed, waiting for pgq.requeue), and how long the oldest queued job has waited.
+CREATE VIEW pgq.backlog AS
+SELECT entrypoint,
+       count(*) FILTER (WHERE status = 'queued') AS queued,
+       count(*) FILTER (WHERE status = 'queued' AND execute_after <= now()) AS ready,
+       count(*) FILTER (WHERE status = 'picked') AS picked,
+       count(*) FILTER (WHERE status = 'failed') AS held,
+       extract(epoch FROM now() - min(created) FILTER (WHERE status = 'queued'))::float8
+           AS oldest_queued_seconds
+FROM pgq.jobs
+GROUP BY entrypoint;
+
+-- The workers running jobs now: how many, of which entrypoints, and their heartbeats.
+CREATE VIEW pgq.workers AS
+SELECT worker_id,
+       count(*) AS jobs,
+       array_agg(DISTINCT entrypoint ORDER BY entrypoint) AS entrypoints,
+       min(heartbeat) AS oldest_heartbeat,
+       max(heartbeat) AS last_heartbeat
+FROM pgq.jobs
+WHERE status = 'picked'
+GROUP BY worker_id;
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- extension/src/lib.rs:32
 -- requires:
 --   schema
@@ -1904,6 +1616,296 @@ BEGIN
         stats_pending_to = s.stats_pending_to, stats_pending_xmax = s.stats_pending_xmax,
         maintained_at = now(), next_round = s.next_round;
     RETURN s.next_round;
+END
+$$;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- extension/src/lib.rs:37
+-- requires:
+--   schema
+
+-- pgq.dequeue: claim up to batch_size jobs of these entrypoints, best first (priority DESC,
+-- id ASC across all of them), and return them in that order.
+--
+-- Paused entrypoints (pgq.pause) are left out. Eligible: queued jobs whose execute_after has
+-- passed, and picked jobs whose heartbeat is older than their entrypoint's heartbeat_timeout
+-- (a stale re-pick, by any worker, the holder too; not held back by limits, since the job
+-- already holds a seat). Every claim takes the job's next claim token (claim_token + 1). Stale jobs whose cancel was requested are not
+-- claimed: they end as canceled.
+--
+-- While an old snapshot pins the xmin horizon, a session's claims start after the last job it
+-- claimed (the claim cursor, below): jobs it passed are claimed at its next read of the head.
+--
+-- Limits. Claimers of an entrypoint with a concurrency_limit or rate_limit first lock its
+-- pgq.entrypoints row (in name order, so they cannot deadlock): a concurrent claimer waits
+-- for the first to commit. The next statement then takes a new snapshot (READ COMMITTED),
+-- so it counts the seats and tokens that committed claims left. Unlimited entrypoints take
+-- no lock at all.
+CREATE FUNCTION pgq.dequeue(
+    entrypoints text[],
+    batch_size  int DEFAULT 1,
+    worker_id   uuid DEFAULT NULL
+) RETURNS SETOF pgq.jobs
+-- Planner settings (docs/design/0006): the planner cannot estimate the per-entrypoint LIMIT and
+-- guesses 10 % of the table. Custom plans therefore always looked cheaper than the generic one,
+-- so every call planned the claim again (1 ms of a 1.4 ms claim of one job); the generic plan is
+-- forced, and it stays good because the claimed rows are updated by id (= ANY, an index scan)
+-- rather than through a join whose plan follows that guess. Sequential scans are off: a session
+-- keeps its generic plan, and one made while the queue was empty (a worker starting on an idle
+-- queue) chose them; when the queue then grew, every claim read the whole table (852 against
+-- 15 776 jobs/s in the benchmark's mixed load). Every statement here has an index to use. JIT is
+-- off: on a large queue the guessed cost crossed jit_above_cost and each claim paid ~50 ms of
+-- compilation (1M jobs).
+LANGUAGE plpgsql
+SET jit = off
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    names       text[];
+    limited     text[];
+    lim_allow   int[];
+    lim_tokens  double precision[];
+    clock       timestamptz;
+    want        int := batch_size;
+    got         bigint[];
+    n_claimed   bigint;
+    entries     bigint;
+    wasted      bigint := 0;
+    state_name  text;
+    state       text;
+    parts       text[];
+    from_p      int[];
+    from_id     bigint[];
+    cur         text[];
+    head        boolean;
+    head_at     timestamptz;
+    head_cost   interval;
+    started     timestamptz;
+    t0          timestamptz;
+BEGIN
+    IF entrypoints IS NULL OR cardinality(entrypoints) = 0 THEN
+        PERFORM pgq._invalid(format('entrypoints must list at least one entrypoint, not %s',
+            coalesce(quote_literal(entrypoints), 'NULL')));
+    END IF;
+    PERFORM pgq._check_entrypoint(e, format('entrypoints[%s]', i))
+    FROM unnest(entrypoints) WITH ORDINALITY AS u(e, i)
+    WHERE e IS NULL OR e = '' OR octet_length(e) > 255;
+    IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
+        PERFORM pgq._invalid(format('batch_size must be from 1 to 10000, not %s',
+            coalesce(batch_size::text, 'NULL')));
+    END IF;
+    names := ARRAY(SELECT DISTINCT e FROM unnest(entrypoints) AS e ORDER BY e);
+    PERFORM pgq._end_expired_cancels(names);
+
+    SELECT array_agg(l.name) INTO limited FROM (
+        SELECT e.name FROM pgq.entrypoints e
+        WHERE e.name = ANY (names) AND (e.concurrency_limit > 0 OR e.rate_limit > 0)
+        ORDER BY e.name
+        FOR UPDATE
+    ) l;
+
+    IF limited IS NOT NULL THEN
+        IF current_setting('transaction_isolation') <> 'read committed' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_transaction_state',
+                MESSAGE = format('pgq.dequeue of entrypoints with limits (%s) must run in READ '
+                                 'COMMITTED, not %s', array_to_string(limited, ', '),
+                                 current_setting('transaction_isolation')),
+                HINT = 'a later snapshot is needed to count the seats and tokens in use';
+        END IF;
+        clock := clock_timestamp();
+        SELECT array_agg(e.name ORDER BY e.name),
+               array_agg(least(
+                   CASE WHEN e.concurrency_limit > 0 THEN greatest(0, e.concurrency_limit - (
+                       SELECT count(*) FROM pgq.jobs j
+                       WHERE j.entrypoint = e.name AND j.status = 'picked'))
+                   END,
+                   least(floor(b.tokens), dequeue.batch_size)::int) ORDER BY e.name),
+               array_agg(b.tokens ORDER BY e.name)
+        INTO limited, lim_allow, lim_tokens
+        FROM pgq.entrypoints e
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN e.rate_limit > 0 THEN least(greatest(1, e.rate_limit),
+                coalesce(e.tokens + e.rate_limit
+                                    * greatest(0, extract(epoch FROM clock - e.tokens_at)),
+                         greatest(1, e.rate_limit)))
+            END AS tokens
+        ) b
+        WHERE e.name = ANY (limited);
+    END IF;
+
+    -- The claim cursor (docs/design/0014-pinned-xmin.md). Claims normally read each
+    -- entrypoint's jobs from the head of jobs_queued_idx. While an old snapshot pins the xmin
+    -- horizon, the head keeps an entry for every job claimed since, which no claim can skip,
+    -- and reading it costs more with every claim. When the last read of the head passed 1000
+    -- or more such entries, a claim starts after the last job this session claimed of each
+    -- entrypoint instead, and reads the head again (for retried, released and newly due jobs,
+    -- and jobs whose enqueue committed after a later one's) at most a tenth of the time, and at
+    -- least a second apart while the claims fill their batches. The state is a setting of the
+    -- session, named after the entrypoint set: "head_read_at head_read_seconds wasted" and a
+    -- cursor "priority:id" (or "-") per entrypoint. Claims with limits always read the head.
+    state_name := 'pgq.claim_' || md5(names::text);
+    IF limited IS NULL THEN
+        state := current_setting(state_name, true);
+    END IF;
+    t0 := clock_timestamp();
+    -- Our own format, or nothing: a value set by hand that is not ours is ignored.
+    IF state ~ ('^[0-9]{1,12}(\.[0-9]{1,6})? [0-9]{1,6}(\.[0-9]{1,6})? [0-9]{1,12}'
+                || '( (-?[0-9]{1,10}:-?[0-9]{1,19}|-))*$')
+       AND cardinality(string_to_array(state, ' ')) = cardinality(names) + 3 THEN
+        parts := string_to_array(state, ' ');
+        head_at := to_timestamp(parts[1]::numeric);
+        head_cost := parts[2]::numeric * interval '1 second';
+        wasted := parts[3]::bigint;
+        cur := parts[4:];
+        FOR i IN 1 .. cardinality(names) LOOP
+            IF cur[i] = '-' THEN
+                from_p[i] := 2147483647;
+                from_id[i] := -9223372036854775808;
+            ELSE
+                from_p[i] := least(greatest(split_part(cur[i], ':', 1)::numeric,
+                                            -2147483648), 2147483647)::int;
+                from_id[i] := least(greatest(split_part(cur[i], ':', 2)::numeric,
+                                             -9223372036854775808), 9223372036854775807)::bigint;
+            END IF;
+        END LOOP;
+        head := wasted < 1000 OR head_at > t0
+                OR t0 - head_at >= greatest(interval '1 second', 10 * head_cost);
+    ELSE
+        head := true;
+    END IF;
+
+    FOR pass IN 1 .. 2 LOOP
+        IF head THEN
+            from_p := array_fill(2147483647, ARRAY[cardinality(names)]);
+            from_id := array_fill((-9223372036854775808)::bigint, ARRAY[cardinality(names)]);
+            started := clock_timestamp();
+            -- Index entries read so far in this transaction: the difference after the claim,
+            -- less the jobs claimed, is what the head made it pass.
+            entries := pg_stat_get_xact_tuples_returned('pgq.jobs_queued_idx'::regclass)
+                       + pg_stat_get_xact_tuples_returned('pgq.jobs_picked_idx'::regclass);
+        END IF;
+        WITH ask AS (
+            -- A timeout beyond the allowed range (a row written around pgq.configure) is read
+            -- as the longest one, rather than overflowing now() - timeout.
+            SELECT a.name, a.p, a.id,
+                   least(coalesce(s.heartbeat_timeout, '30 seconds'), '7 days') AS timeout,
+                   l.allow
+            FROM unnest(names, from_p, from_id) AS a(name, p, id)
+            LEFT JOIN pgq.entrypoints s ON s.name = a.name
+            LEFT JOIN unnest(limited, lim_allow) AS l(name, allow) ON l.name = a.name
+            WHERE s.paused IS NOT TRUE  -- pgq.pause: nothing of it is claimed
+        ), fresh AS (
+            -- From the cursor (p, id) on, in index order: higher priorities from their head
+            -- (jobs enqueued since), the rest of priority p, then lower priorities. From the
+            -- head, (p, id) is (max int, min bigint).
+            SELECT c.id, c.priority, c.entrypoint, true AS fresh
+            FROM ask CROSS JOIN LATERAL (
+                SELECT * FROM (SELECT * FROM (
+                    SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
+                    WHERE j.entrypoint = ask.name AND j.status = 'queued'
+                      AND j.execute_after <= now() AND j.priority > ask.p
+                    ORDER BY j.priority DESC, j.id
+                    LIMIT least(want, ask.allow)
+                    FOR UPDATE SKIP LOCKED
+                ) a UNION ALL SELECT * FROM (
+                    SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
+                    WHERE j.entrypoint = ask.name AND j.status = 'queued'
+                      AND j.execute_after <= now()
+                      -- A range rather than "priority = ask.p", so that only this index
+                      -- gives the order: with an equality, the generic plan read the
+                      -- primary key from ask.id on (each job in id order, all of them).
+                      AND j.priority >= ask.p AND j.priority <= ask.p AND j.id > ask.id
+                    ORDER BY j.priority DESC, j.id
+                    LIMIT least(want, ask.allow)
+                    FOR UPDATE SKIP LOCKED
+                ) a UNION ALL SELECT * FROM (
+                    SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
+                    WHERE j.entrypoint = ask.name AND j.status = 'queued'
+                      AND j.execute_after <= now() AND j.priority < ask.p
+                    ORDER BY j.priority DESC, j.id
+                    LIMIT least(want, ask.allow)
+                    FOR UPDATE SKIP LOCKED
+                ) a) u
+                ORDER BY u.priority DESC, u.id
+                LIMIT least(want, ask.allow)
+            ) c
+        ), stale AS (
+            -- Read with the head only: under a pinned xmin this index keeps an entry for every
+            -- job acked since, all with old heartbeats.
+            SELECT c.id, c.priority, c.entrypoint, false AS fresh
+            FROM ask CROSS JOIN LATERAL (
+                SELECT j.id, j.priority, j.entrypoint FROM pgq.jobs j
+                WHERE head AND j.entrypoint = ask.name AND j.status = 'picked'
+                  AND j.heartbeat < now() - ask.timeout AND j.cancel_requested IS NULL
+                ORDER BY j.priority DESC, j.id
+                LIMIT want
+                FOR UPDATE SKIP LOCKED
+            ) c
+        ), chosen AS (
+            SELECT * FROM (SELECT * FROM fresh UNION ALL SELECT * FROM stale) u
+            ORDER BY u.priority DESC, u.id
+            LIMIT want
+        ), bucket AS (
+            UPDATE pgq.entrypoints e
+            SET tokens = b.tokens - coalesce(c.n, 0), tokens_at = clock
+            FROM unnest(limited, lim_tokens) AS b(name, tokens)
+            LEFT JOIN (SELECT ch.entrypoint, count(*) AS n FROM chosen ch WHERE ch.fresh
+                       GROUP BY ch.entrypoint) c ON c.entrypoint = b.name
+            WHERE e.name = b.name AND b.tokens IS NOT NULL
+        ), claimed AS (
+            UPDATE pgq.jobs j
+            SET status = 'picked', worker_id = dequeue.worker_id, heartbeat = now(),
+                picked_at = now(), updated = now(), claim_token = j.claim_token + 1
+            WHERE j.id = ANY (ARRAY(SELECT chosen.id FROM chosen))
+            RETURNING j.id
+        )
+        SELECT coalesce(got, '{}') || coalesce(array_agg(c.id), '{}'),
+               -- Each entrypoint's cursor moves to its last fresh claim, if it had one.
+               ARRAY(SELECT coalesce(
+                         (SELECT ch.priority || ':' || ch.id FROM chosen ch
+                          WHERE ch.fresh AND ch.entrypoint = n.name
+                          ORDER BY ch.priority, ch.id DESC LIMIT 1),
+                         CASE WHEN n.p = 2147483647 AND n.id = -9223372036854775808 THEN
+                             coalesce(cur[n.i], '-')
+                         ELSE n.p || ':' || n.id END)
+                     FROM unnest(names, from_p, from_id) WITH ORDINALITY AS n(name, p, id, i)
+                     ORDER BY n.i),
+               count(*)
+        INTO got, cur, n_claimed
+        FROM claimed c;
+
+        IF head THEN
+            head_at := started;
+            head_cost := clock_timestamp() - started;
+            wasted := greatest(0,
+                pg_stat_get_xact_tuples_returned('pgq.jobs_queued_idx'::regclass)
+                + pg_stat_get_xact_tuples_returned('pgq.jobs_picked_idx'::regclass)
+                - entries - n_claimed);
+        END IF;
+        -- A claim from the cursor that comes back short reads the head for the rest when a
+        -- tenth of the time allows it: deferred jobs that fell due and retried or released
+        -- jobs are then claimed at once.
+        EXIT WHEN head OR cardinality(got) >= batch_size
+                  OR clock_timestamp() - head_at < 10 * head_cost;
+        head := true;
+        want := batch_size - cardinality(got);
+    END LOOP;
+
+    IF limited IS NULL THEN
+        PERFORM set_config(state_name, format('%s %s %s %s',
+            -- numeric: extract returns double precision before PostgreSQL 14.
+            round(extract(epoch FROM head_at)::numeric, 6),
+            round(extract(epoch FROM head_cost)::numeric, 6),
+            wasted, array_to_string(cur, ' ')), false);
+    END IF;
+    -- The claimed rows, read again by id: best first, across both reads.
+    RETURN QUERY SELECT j.* FROM pgq.jobs j WHERE j.id = ANY (got)
+                 ORDER BY j.priority DESC, j.id;
 END
 $$;
 /* </end connected objects> */

@@ -97,7 +97,7 @@ pub fn test() -> Result {
 /// The end-to-end tests of the SQL API (enqueue, dequeue, ack, cancel, limits, notify, status,
 /// schedules through tick, ...), less those about the extension itself.
 const SQL_TESTS: &str = "(test(/^(enqueue|dequeue|ack|cancel|limits|notify|status|schedules|\
-                         configure|queries)::/) & binary(e2e) | binary(managed)) \
+                         configure|queries|pinned)::/) & binary(e2e) | binary(managed)) \
                          & !test(/extension/)";
 
 /// The runtime's end-to-end tests, less those about the extension itself.

@@ -14,6 +14,8 @@
 //! The `enqueued` notification is part of the transaction too: workers hear of the job when it
 //! commits, and never when it rolls back.
 
+use std::borrow::Cow;
+
 use postgres_types::ToSql;
 use serde_json::Value;
 use tokio_postgres::GenericClient;
@@ -26,14 +28,15 @@ pub(crate) const ENQUEUE_MANY: &str = "SELECT pgq.enqueue_many($1::text[], $2::b
         ARRAY(SELECT make_interval(secs => s) FROM unnest($4::float8[]) WITH ORDINALITY AS u(s, i) ORDER BY i), \
         $5::text[], $6::jsonb[], $7::text)";
 
-/// The arguments of `pgq.enqueue_many` for a batch, borrowed from it.
+/// The arguments of `pgq.enqueue_many` for a batch, borrowed from it (headers that gain the
+/// current trace context, `crate::trace`, are copies).
 pub(crate) struct EnqueueArgs<'a> {
     entrypoints: Vec<&'a str>,
     payloads: Vec<Option<&'a [u8]>>,
     priorities: Vec<i32>,
     delays: Vec<Option<f64>>,
     keys: Vec<Option<&'a str>>,
-    headers: Vec<Option<&'a Value>>,
+    headers: Vec<Option<Headers<'a>>>,
     on_conflict: &'static str,
 }
 
@@ -48,7 +51,21 @@ impl<'a> EnqueueArgs<'a> {
                 .map(|job| job.delay.map(|delay| delay.as_secs_f64()))
                 .collect(),
             keys: jobs.iter().map(|job| job.dedupe_key.as_deref()).collect(),
-            headers: jobs.iter().map(|job| job.headers.as_ref()).collect(),
+            headers: {
+                let trace = crate::trace::current_headers();
+                jobs.iter()
+                    .map(|job| {
+                        let own = job.headers.as_ref();
+                        match trace
+                            .as_ref()
+                            .and_then(|trace| crate::trace::inject(own, trace))
+                        {
+                            Some(with_trace) => Some(Headers(Cow::Owned(with_trace))),
+                            None => own.map(|own| Headers(Cow::Borrowed(own))),
+                        }
+                    })
+                    .collect()
+            },
             on_conflict: match on_conflict {
                 OnConflict::Raise => "raise",
                 OnConflict::Skip => "skip",
@@ -68,6 +85,26 @@ impl<'a> EnqueueArgs<'a> {
             &self.on_conflict,
         ]
     }
+}
+
+/// A job's headers: the caller's, or a copy with the trace context added.
+#[derive(Debug)]
+struct Headers<'a>(Cow<'a, Value>);
+
+impl ToSql for Headers<'_> {
+    fn to_sql(
+        &self,
+        ty: &postgres_types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.0.as_ref().to_sql(ty, out)
+    }
+
+    fn accepts(ty: &postgres_types::Type) -> bool {
+        <Value as ToSql>::accepts(ty)
+    }
+
+    postgres_types::to_sql_checked!();
 }
 
 /// Enqueues `jobs` through `client`: a `tokio_postgres::Client`, a `Transaction`, or anything

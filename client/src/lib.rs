@@ -56,6 +56,7 @@ mod runtime;
 mod shutdown;
 pub mod sql_only;
 mod tls;
+pub mod trace;
 mod typed;
 
 pub use completion::Completions;

@@ -24,5 +24,6 @@ mod schedules;
 mod security;
 mod sql_only;
 mod status;
+mod trace_context;
 mod typed;
 mod worker;

@@ -228,6 +228,8 @@ impl Dispatch {
             let result = match self.handlers.get(&job.entrypoint) {
                 Some(handler) => {
                     let span = tracing::info_span!("job", entrypoint = %job.entrypoint, id = job.id, attempt = job.attempts);
+                    // A child of the span that enqueued the job, when its headers say which.
+                    crate::trace::adopt(&span, job.headers.as_ref());
                     let started = Instant::now();
                     let run = std::panic::AssertUnwindSafe(handler(job)).catch_unwind();
                     let result = tokio::select! {

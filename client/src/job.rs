@@ -55,6 +55,8 @@ pub struct Job {
     pub created: SystemTime,
     /// Not runnable before this.
     pub execute_after: SystemTime,
+    /// When its current claim took it (`None` while queued).
+    pub picked_at: Option<SystemTime>,
     /// The claim this job is in (how many times it has been claimed): reports about it
     /// ([`Claim::of`]) act only on this claim, not on a later one.
     pub claim_token: i32,
@@ -86,8 +88,17 @@ impl PartialEq for Job {
                 other.attempts,
                 other.worker_id,
             )
-            && (self.created, self.execute_after, self.claim_token)
-                == (other.created, other.execute_after, other.claim_token)
+            && (
+                self.created,
+                self.execute_after,
+                self.picked_at,
+                self.claim_token,
+            ) == (
+                other.created,
+                other.execute_after,
+                other.picked_at,
+                other.claim_token,
+            )
     }
 }
 
@@ -105,6 +116,7 @@ impl Job {
             worker_id: row.try_get("worker_id")?,
             created: row.try_get("created")?,
             execute_after: row.try_get("execute_after")?,
+            picked_at: row.try_get("picked_at")?,
             claim_token: row.try_get("claim_token")?,
             cancel: tokio_util::sync::CancellationToken::new(),
         })

@@ -20,6 +20,7 @@ mod pinned;
 mod queries;
 mod release;
 mod runtime;
+mod runtime_metrics;
 mod schedules;
 mod security;
 mod sql_only;

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::handler::{Handler, Output};
+use super::metrics::{Metrics, outcome_of};
 use crate::Job;
 
 /// A claim a lane holds: (job id, claim token).
@@ -49,6 +50,8 @@ pub(super) struct Dispatch {
     freed: Vec<tokio::sync::Notify>,
     /// Mean handler run time in nanoseconds (a moving average; 0 before the first).
     mean_run: AtomicU64,
+    /// The runtime's own metrics (handlers here, round trips in the lanes).
+    pub metrics: Arc<Metrics>,
 }
 
 fn order(job: &Job) -> Order {
@@ -60,6 +63,7 @@ impl Dispatch {
         handlers: HashMap<String, Handler>,
         slot_count: usize,
         outcomes: Vec<mpsc::UnboundedSender<Outcome>>,
+        metrics: Arc<Metrics>,
     ) -> Dispatch {
         Dispatch {
             freed: outcomes
@@ -75,6 +79,7 @@ impl Dispatch {
             runners: Mutex::default(),
             asking: AtomicUsize::new(0),
             mean_run: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -231,19 +236,26 @@ impl Dispatch {
                     // A child of the span that enqueued the job, when its headers say which.
                     crate::trace::adopt(&span, job.headers.as_ref());
                     let started = Instant::now();
+                    let running = self.metrics.running();
+                    let entrypoint = job.entrypoint.clone();
                     let run = std::panic::AssertUnwindSafe(handler(job)).catch_unwind();
                     let result = tokio::select! {
                         result = tracing::Instrument::instrument(run, span) => result,
                         () = self.stop.cancelled() => return,
                     };
-                    self.observe(started.elapsed());
-                    result.map_err(|panic| {
+                    drop(running);
+                    let took = started.elapsed();
+                    self.observe(took);
+                    let result = result.map_err(|panic| {
                         panic
                             .downcast_ref::<&str>()
                             .map(|text| text.to_string())
                             .or_else(|| panic.downcast_ref::<String>().cloned())
                             .unwrap_or_else(|| "the handler panicked".to_string())
-                    })
+                    });
+                    self.metrics
+                        .handler_ran(&entrypoint, outcome_of(&result), took);
+                    result
                 }
                 None => Ok(Err(
                     format!("no handler for entrypoint {}", job.entrypoint).into()

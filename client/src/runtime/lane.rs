@@ -224,10 +224,12 @@ impl Lane<'_> {
         let acked_any = !acks.is_empty();
         let since = self.pending.since.take();
         self.dispatch.asking(ask);
+        let started = Instant::now();
         let result = self
             .queries
             .ack_and_dequeue(&acks, &self.names, ask as i32, worker)
             .await;
+        let took = started.elapsed();
         self.dispatch.asked(ask);
         let jobs = match result {
             Ok((_, jobs)) => jobs,
@@ -238,6 +240,9 @@ impl Lane<'_> {
             }
         };
         let claimed = jobs.len();
+        self.dispatch
+            .metrics
+            .round_trip(acks.len(), ask, took, &jobs);
         for job in &jobs {
             self.held
                 .insert((job.id, job.claim_token), job.cancel.clone());

@@ -27,6 +27,7 @@ mod dispatch;
 pub mod handler;
 mod lane;
 mod listen;
+mod metrics;
 pub mod options;
 mod outcome;
 
@@ -400,10 +401,16 @@ impl PgQueuer {
                 (name.clone(), handler)
             })
             .collect();
+        let metrics = Arc::new(metrics::Metrics::new());
+        let _serve_metrics = match options.metrics_listen {
+            Some(address) => Some(AbortOnDrop(metrics.serve(address).await?)),
+            None => None,
+        };
         let dispatch = Arc::new(Dispatch::new(
             handlers,
             options.max_concurrent_tasks.max(1),
             senders,
+            metrics,
         ));
         // Handlers stop with the run, however it ends: also when its future is dropped.
         let _stop_handlers = StopOnDrop(Arc::clone(&dispatch));

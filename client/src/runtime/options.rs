@@ -43,6 +43,11 @@ pub struct RunOptions {
     /// Outcomes go out sooner with the next claim (in its transaction) or once a batch's
     /// worth is ready.
     pub ack_delay: Duration,
+    /// Where to serve the runtime's own metrics as Prometheus text (`GET /metrics`): handler
+    /// run time by entrypoint and outcome, queue wait, round-trip time, handlers in flight
+    /// (default: not served; they are recorded through OpenTelemetry either way). See
+    /// docs/client.md, "Metrics".
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for RunOptions {
@@ -56,6 +61,7 @@ impl Default for RunOptions {
             shutdown_grace: Duration::from_secs(30),
             connections: 2,
             ack_delay: Duration::from_millis(5),
+            metrics_listen: None,
         }
     }
 }

@@ -55,6 +55,8 @@ mod queries;
 mod runtime;
 mod shutdown;
 pub mod sql_only;
+#[cfg(feature = "otlp")]
+pub mod telemetry;
 mod tls;
 pub mod trace;
 mod typed;

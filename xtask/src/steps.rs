@@ -80,6 +80,43 @@ pub fn test() -> Result {
             "warnings",
         ]),
     )?;
+    // The client's optional OTLP exporter, built, linted and tested with the feature on (the
+    // workspace steps build it off). Per package: the workspace must never be built with
+    // --all-features, which turns on pgrx's mutually exclusive PostgreSQL features.
+    step(
+        "the client with feature otlp: clippy, doc tests, the exporter's test",
+        cargo().args([
+            "clippy",
+            "--package",
+            "pgqueuer-client",
+            "--features",
+            "otlp",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run(cargo().args([
+        "test",
+        "--package",
+        "pgqueuer-client",
+        "--features",
+        "otlp",
+        "--doc",
+        "telemetry",
+    ]))?;
+    run(cargo().args([
+        "nextest",
+        "run",
+        "--package",
+        "pgqueuer-client",
+        "--features",
+        "otlp",
+        "--no-tests=fail",
+        "-E",
+        "binary(telemetry)",
+    ]))?;
     pg_tests()?;
     // `cargo pgrx test` left a test build (with its `tests` schema) in PostgreSQL's
     // directories; the end-to-end tests must run against the real one.

@@ -7,6 +7,7 @@ mod listen;
 mod metrics;
 mod operate;
 mod queue;
+mod web;
 
 use std::process::ExitCode;
 
@@ -83,6 +84,8 @@ enum Command {
     Dashboard(dashboard::DashboardArgs),
     /// Serve Prometheus metrics over HTTP (GET /metrics) until Ctrl-C.
     Metrics(metrics::MetricsArgs),
+    /// Serve the dashboard in a browser (live, by server-sent events) until Ctrl-C.
+    Web(web::WebArgs),
 }
 
 /// Exit codes scripts can rely on.
@@ -215,6 +218,7 @@ async fn main() -> ExitCode {
         Command::Durability(args) => operate::durability(&client, args).await,
         Command::Dashboard(args) => dashboard::dashboard(client, cli.dsn, args).await,
         Command::Metrics(args) => metrics::metrics(&client, args).await,
+        Command::Web(args) => web::web(client, args).await,
         Command::Listen | Command::Sql(_) => unreachable!("handled before connecting"),
     };
     finish(result)

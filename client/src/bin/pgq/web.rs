@@ -1,0 +1,284 @@
+//! `pgq web`: the dashboard in a browser. One task reads the whole picture from the database
+//! (`web/snapshot.sql`, one statement) every `--every` seconds; the page gets it as server-sent
+//! events and redraws without reloading. It needs only `pgq_monitor`. The page, its script and
+//! its style are embedded in the binary.
+//!
+//! Who may read it: requests must name this server in their Host header (the listen address,
+//! `localhost` on its port, or a `--host`), so a page elsewhere that rebinds its own name to
+//! this address (DNS rebinding) is refused. Off loopback, a token is required (`--token`; the
+//! browser opens `/?token=...` once and keeps it in a same-site cookie), and plain HTTP must be
+//! acknowledged with `--insecure-http` (pgq web does not serve TLS itself yet).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use clap::Args;
+use futures_util::StreamExt;
+use futures_util::stream::{self, Stream};
+use tokio::sync::watch;
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::Failure;
+
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// The address to serve on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// A token the browser must present; required unless --listen is a loopback address. Open
+    /// http://ADDRESS/?token=TOKEN once; the browser keeps it in a cookie.
+    #[arg(long, env = "PGQ_WEB_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Serve plain HTTP on an address that is not loopback (behind a TLS proxy, say).
+    #[arg(long)]
+    insecure_http: bool,
+    /// Another name browsers reach this server by (its Host header), besides the listen
+    /// address and localhost; repeatable.
+    #[arg(long = "host")]
+    hosts: Vec<String>,
+    /// Seconds between reads of the database.
+    #[arg(long, default_value_t = 1.0)]
+    every: f64,
+}
+
+const SNAPSHOT: &str = include_str!("web/snapshot.sql");
+const PAGE: &str = include_str!("web/index.html");
+const SCRIPT: &str = include_str!("web/app.js");
+const STYLE: &str = include_str!("web/app.css");
+const COOKIE: &str = "pgq_web_token";
+
+struct App {
+    /// The newest snapshot, as JSON text.
+    snapshot: watch::Receiver<Arc<String>>,
+    /// Host header values that name this server.
+    hosts: Vec<String>,
+    token: Option<String>,
+    /// Cancelled on Ctrl-C or SIGTERM: event streams end, so the graceful shutdown does not
+    /// wait for browsers that keep them open.
+    stopping: CancellationToken,
+}
+
+pub async fn web(client: Client, args: WebArgs) -> Result<(), Failure> {
+    let loopback = args.listen.ip().is_loopback();
+    if !loopback && args.token.is_none() {
+        return Err(Failure::new(format!(
+            "pgq web on {} (not a loopback address) needs --token (or PGQ_WEB_TOKEN): anyone \
+             who reaches the address could read the queue",
+            args.listen
+        )));
+    }
+    if !loopback && !args.insecure_http {
+        return Err(Failure::new(format!(
+            "pgq web on {} would serve plain HTTP off loopback: put a TLS proxy in front and \
+             pass --insecure-http to acknowledge it (pgq web does not serve TLS itself yet)",
+            args.listen
+        )));
+    }
+    if !(0.1..=3600.0).contains(&args.every) {
+        return Err(Failure::new(format!(
+            "--every must be from 0.1 to 3600 seconds, not {}",
+            args.every
+        )));
+    }
+    // The first read fails here, with its message, rather than on the page.
+    let first: String = client
+        .query_one(SNAPSHOT, &[])
+        .await
+        .map_err(Failure::from)?
+        .try_get(0)
+        .map_err(Failure::from)?;
+    let (publish, snapshot) = watch::channel(Arc::new(first));
+    let every = Duration::from_secs_f64(args.every);
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            timer.tick().await;
+            let text = match client.query_one(SNAPSHOT, &[]).await {
+                Ok(row) => row.try_get::<_, String>(0).map_err(|e| e.to_string()),
+                Err(error) => Err(Failure::from(error).message),
+            };
+            let text =
+                text.unwrap_or_else(|error| serde_json::json!({ "error": error }).to_string());
+            if publish.send(Arc::new(text)).is_err() {
+                return;
+            }
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| Failure::new(format!("cannot listen on {}: {error}", args.listen)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| Failure::new(error.to_string()))?;
+    let mut hosts = vec![address.to_string(), format!("localhost:{}", address.port())];
+    if address.ip().is_loopback() {
+        hosts.push(format!("127.0.0.1:{}", address.port()));
+        hosts.push(format!("[::1]:{}", address.port()));
+    }
+    hosts.extend(args.hosts.iter().cloned());
+    let stopping = CancellationToken::new();
+    let app = Arc::new(App {
+        snapshot,
+        hosts,
+        token: args.token,
+        stopping: stopping.clone(),
+    });
+    let router = Router::new()
+        .route("/", get(page))
+        .route(
+            "/app.js",
+            get(|| asset(SCRIPT, "text/javascript; charset=utf-8")),
+        )
+        .route("/app.css", get(|| asset(STYLE, "text/css; charset=utf-8")))
+        .route("/api/state", get(state))
+        .route("/api/events", get(events))
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), guard))
+        .with_state(app);
+    eprintln!("pgq: serving the dashboard on http://{address}/ (Ctrl-C to stop)");
+    let signal = pgqueuer::shutdown_signal().map_err(|e| Failure::new(e.to_string()))?;
+    let shutdown = async move {
+        signal.await;
+        stopping.cancel();
+    };
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|error| Failure::new(error.to_string()))
+}
+
+/// Equal in time independent of where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The token a request presents: `Authorization: Bearer`, or the cookie.
+fn presented(headers: &HeaderMap) -> Option<&str> {
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+    {
+        return Some(bearer);
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .find_map(|cookie| cookie.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+/// The `token` parameter of a query string.
+fn token_parameter(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+}
+
+/// Every request: the Host must name this server; with a token, it must be presented (or given
+/// once as `?token=` on the page, which then sets the cookie).
+async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if !app
+        .hosts
+        .iter()
+        .any(|known| known.eq_ignore_ascii_case(host))
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            format!("pgq web: this server is not {host:?}; pass --host to allow that name\n"),
+        )
+            .into_response();
+    }
+    if let Some(token) = &app.token {
+        if request.uri().path() == "/"
+            && token_parameter(request.uri().query()).is_some_and(|given| same(given, token))
+        {
+            let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+            let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            return response;
+        }
+        if !presented(request.headers()).is_some_and(|given| same(given, token)) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "pgq web: open /?token=TOKEN once, or send Authorization: Bearer TOKEN\n",
+            )
+                .into_response();
+        }
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+async fn page() -> Response {
+    asset(PAGE, "text/html; charset=utf-8").await
+}
+
+async fn asset(body: &'static str, kind: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+async fn state(State(app): State<Arc<App>>) -> Response {
+    let snapshot = app.snapshot.borrow().clone();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        snapshot.as_str().to_string(),
+    )
+        .into_response()
+}
+
+/// The snapshots as server-sent events: the current one at once, then each new one.
+async fn events(
+    State(app): State<Arc<App>>,
+) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let receiver = app.snapshot.clone();
+    let stream = stream::unfold((receiver, true), |(mut receiver, first)| async move {
+        if !first && receiver.changed().await.is_err() {
+            return None;
+        }
+        let snapshot = receiver.borrow_and_update().clone();
+        Some((
+            Ok(Event::default().event("snapshot").data(snapshot.as_str())),
+            (receiver, false),
+        ))
+    });
+    Sse::new(stream.take_until(app.stopping.clone().cancelled_owned()))
+        .keep_alive(KeepAlive::default())
+}

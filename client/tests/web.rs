@@ -174,7 +174,17 @@ async fn the_dashboard_serves_its_page_and_live_snapshots() {
 #[tokio::test]
 async fn a_token_guards_the_dashboard_and_is_needed_off_loopback() {
     let db = TestDb::with_extension().await;
-    let (child, address) = start(&db.dsn, &["--token", "s3cret-token"]).await;
+    // A login with pgq_monitor alone is enough to serve the dashboard.
+    db.connect()
+        .await
+        .batch_execute(&format!(
+            "CREATE ROLE watcher_{db} LOGIN; GRANT pgq_monitor TO watcher_{db};",
+            db = db.name
+        ))
+        .await
+        .expect("a monitor login");
+    let monitor = format!("{} user=watcher_{}", db.dsn, db.name);
+    let (child, address) = start(&monitor, &["--token", "s3cret-token"]).await;
     assert_eq!(
         request(&address, "/api/state", &[]).await.0,
         "HTTP/1.1 401 Unauthorized"

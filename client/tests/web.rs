@@ -43,12 +43,26 @@ async fn start(dsn: &str, args: &[&str]) -> (Child, String) {
     (child, address)
 }
 
-/// One request; the status line, the head and the body.
+/// One GET; the status line, the head and the body.
 async fn request(address: &str, path: &str, headers: &[(&str, &str)]) -> (String, String, String) {
+    send(address, "GET", path, headers, "").await
+}
+
+/// One request; the status line, the head (lowercase) and the body.
+async fn send(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (String, String, String) {
     let mut stream = tokio::net::TcpStream::connect(address)
         .await
         .expect("pgq web accepts");
-    let mut text = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    let mut text = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if !headers
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("host"))
@@ -59,6 +73,7 @@ async fn request(address: &str, path: &str, headers: &[(&str, &str)]) -> (String
         text.push_str(&format!("{name}: {value}\r\n"));
     }
     text.push_str("\r\n");
+    text.push_str(body);
     stream.write_all(text.as_bytes()).await.expect("send");
     let mut response = Vec::new();
     tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut response)
@@ -235,4 +250,121 @@ async fn a_token_guards_the_dashboard_and_is_needed_off_loopback() {
         assert!(stderr(&output).contains(says), "{}", stderr(&output));
         assert_eq!(stdout(&output), "", "nothing served, nothing printed");
     }
+}
+
+#[tokio::test]
+async fn actions_exist_only_with_allow_actions_and_only_for_the_page_itself() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.configure('invoices', max_attempts => 1, on_failure => 'hold'); \
+         SELECT pgq.enqueue('invoices'); \
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['invoices'], 1)), \
+                        ARRAY['exception']::pgq.job_state[]);",
+    )
+    .await
+    .expect("a held job");
+    let held: i64 =
+        pgqueuer_tests::scalar(&c, "SELECT id FROM pgq.jobs WHERE status = 'failed'", &[]).await;
+    let status = || async {
+        pgqueuer_tests::scalar::<String>(
+            &db.connect().await,
+            "SELECT status::text FROM pgq.jobs WHERE entrypoint = 'invoices'",
+            &[],
+        )
+        .await
+    };
+    let body = format!("{{\"action\": \"requeue\", \"ids\": [{held}]}}");
+
+    // Without --allow-actions: no token on the page, no action on the server.
+    let (child, address) = start(&db.dsn, &[]).await;
+    let page = request(&address, "/", &[]).await.2;
+    assert!(
+        page.contains("<meta name=\"pgq-actions\" content=\"\">"),
+        "{page}"
+    );
+    let origin = format!("http://{address}");
+    let (refused, _, _) = send(
+        &address,
+        "POST",
+        "/api/action",
+        &[("Origin", &origin), ("Content-Type", "application/json")],
+        &body,
+    )
+    .await;
+    assert_eq!(refused, "HTTP/1.1 404 Not Found");
+    stop(child);
+    assert_eq!(status().await, "failed");
+
+    // With it: only a request from this server's page, carrying the page's token.
+    let (child, address) = start(&db.dsn, &["--allow-actions"]).await;
+    let page = request(&address, "/", &[]).await.2;
+    let csrf = page
+        .split("<meta name=\"pgq-actions\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(csrf.len(), 32, "{page}");
+    let origin = format!("http://{address}");
+    for (why, headers) in [
+        ("no Origin", vec![("x-pgq-csrf", csrf.as_str())]),
+        (
+            "another site",
+            vec![("Origin", "http://attacker.example"), ("x-pgq-csrf", &csrf)],
+        ),
+        ("no token", vec![("Origin", origin.as_str())]),
+        (
+            "a wrong token",
+            vec![
+                ("Origin", &origin),
+                ("x-pgq-csrf", "0123456789abcdef0123456789abcdef"),
+            ],
+        ),
+    ] {
+        let (refused, _, _) = send(&address, "POST", "/api/action", &headers, &body).await;
+        assert_eq!(refused, "HTTP/1.1 403 Forbidden", "{why}");
+        assert_eq!(status().await, "failed", "{why}: nothing changed");
+    }
+    let (done, _, answer) = send(
+        &address,
+        "POST",
+        "/api/action",
+        &[("Origin", &origin), ("x-pgq-csrf", &csrf)],
+        &body,
+    )
+    .await;
+    assert_eq!(done, "HTTP/1.1 200 OK", "{answer}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).expect("JSON")["changed"],
+        1
+    );
+    assert_eq!(status().await, "queued", "requeued from the page");
+
+    let (done, _, _) = send(
+        &address,
+        "POST",
+        "/api/action",
+        &[("Origin", &origin), ("x-pgq-csrf", &csrf)],
+        "{\"action\": \"pause\", \"entrypoint\": \"invoices\"}",
+    )
+    .await;
+    assert_eq!(done, "HTTP/1.1 200 OK");
+    let paused: bool = pgqueuer_tests::scalar(
+        &c,
+        "SELECT paused FROM pgq.entrypoints WHERE name = 'invoices'",
+        &[],
+    )
+    .await;
+    assert!(paused);
+    let (bad, _, _) = send(
+        &address,
+        "POST",
+        "/api/action",
+        &[("Origin", &origin), ("x-pgq-csrf", &csrf)],
+        "{\"action\": \"drop\"}",
+    )
+    .await;
+    assert_eq!(bad, "HTTP/1.1 400 Bad Request");
+    stop(child);
 }

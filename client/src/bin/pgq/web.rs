@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use clap::Args;
 use futures_util::StreamExt;
 use futures_util::stream::{self, Stream};
@@ -48,6 +48,10 @@ pub struct WebArgs {
     /// Seconds between reads of the database.
     #[arg(long, default_value_t = 1.0)]
     every: f64,
+    /// Offer actions on the page: requeue and cancel jobs, pause and resume entrypoints (the
+    /// login needs pgq_admin for them). Without it the server has no action at all.
+    #[arg(long)]
+    allow_actions: bool,
 }
 
 const SNAPSHOT: &str = include_str!("web/snapshot.sql");
@@ -65,6 +69,16 @@ struct App {
     /// Cancelled on Ctrl-C or SIGTERM: event streams end, so the graceful shutdown does not
     /// wait for browsers that keep them open.
     stopping: CancellationToken,
+    /// With --allow-actions: the connection actions run on, and the token a request must
+    /// carry in `x-pgq-csrf` (the page has it; a page of another origin cannot read it).
+    actions: Option<Actions>,
+    /// The page, with the actions' settings filled in.
+    page: String,
+}
+
+struct Actions {
+    client: Arc<Client>,
+    csrf: String,
 }
 
 pub async fn web(client: Client, args: WebArgs) -> Result<(), Failure> {
@@ -89,6 +103,7 @@ pub async fn web(client: Client, args: WebArgs) -> Result<(), Failure> {
             args.every
         )));
     }
+    let client = Arc::new(client);
     // The first read fails here, with its message, rather than on the page.
     let first: String = client
         .query_one(SNAPSHOT, &[])
@@ -98,7 +113,9 @@ pub async fn web(client: Client, args: WebArgs) -> Result<(), Failure> {
         .map_err(Failure::from)?;
     let (publish, snapshot) = watch::channel(Arc::new(first));
     let every = Duration::from_secs_f64(args.every);
+    let reader = Arc::clone(&client);
     tokio::spawn(async move {
+        let client = reader;
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -128,14 +145,35 @@ pub async fn web(client: Client, args: WebArgs) -> Result<(), Failure> {
     }
     hosts.extend(args.hosts.iter().cloned());
     let stopping = CancellationToken::new();
+    let actions = args.allow_actions.then(|| Actions {
+        client,
+        csrf: uuid::Uuid::new_v4().simple().to_string(),
+    });
+    let page = PAGE.replace(
+        "<meta name=\"pgq-actions\" content=\"\">",
+        &format!(
+            "<meta name=\"pgq-actions\" content=\"{}\">",
+            actions
+                .as_ref()
+                .map(|a| a.csrf.as_str())
+                .unwrap_or_default()
+        ),
+    );
+    let allow_actions = actions.is_some();
     let app = Arc::new(App {
         snapshot,
         hosts,
         token: args.token,
         stopping: stopping.clone(),
+        actions,
+        page,
     });
-    let router = Router::new()
-        .route("/", get(page))
+    let mut router = Router::new();
+    if allow_actions {
+        router = router.route("/api/action", post(action));
+    }
+    let router = router
+        .route("/", get(show_page))
         .route(
             "/app.js",
             get(|| asset(SCRIPT, "text/javascript; charset=utf-8")),
@@ -145,7 +183,14 @@ pub async fn web(client: Client, args: WebArgs) -> Result<(), Failure> {
         .route("/api/events", get(events))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), guard))
         .with_state(app);
-    eprintln!("pgq: serving the dashboard on http://{address}/ (Ctrl-C to stop)");
+    eprintln!(
+        "pgq: serving the dashboard on http://{address}/{} (Ctrl-C to stop)",
+        if allow_actions {
+            " with actions (requeue, cancel, pause, resume)"
+        } else {
+            ""
+        }
+    );
     let signal = pgqueuer::shutdown_signal().map_err(|e| Failure::new(e.to_string()))?;
     let shutdown = async move {
         signal.await;
@@ -247,8 +292,123 @@ async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
     response
 }
 
-async fn page() -> Response {
-    asset(PAGE, "text/html; charset=utf-8").await
+async fn show_page(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        app.page.clone(),
+    )
+        .into_response()
+}
+
+/// An action from the page: `{"action": "requeue" | "cancel", "ids": [...]}` or
+/// `{"action": "pause" | "resume", "entrypoint": "..."}`.
+struct ActionRequest {
+    action: String,
+    ids: Vec<i64>,
+    entrypoint: Option<String>,
+}
+
+impl ActionRequest {
+    fn parse(body: &str) -> Result<ActionRequest, String> {
+        let value: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        let action = value["action"]
+            .as_str()
+            .ok_or("the body must be a JSON object with an \"action\"")?
+            .to_string();
+        let ids = match &value["ids"] {
+            serde_json::Value::Null => Vec::new(),
+            serde_json::Value::Array(ids) => ids
+                .iter()
+                .map(|id| id.as_i64().ok_or("ids must be job ids (integers)"))
+                .collect::<Result<_, _>>()?,
+            _ => return Err("ids must be an array of job ids".into()),
+        };
+        let entrypoint = value["entrypoint"].as_str().map(str::to_string);
+        Ok(ActionRequest {
+            action,
+            ids,
+            entrypoint,
+        })
+    }
+}
+
+/// Runs an action, after the checks against cross-site requests: the Origin must be this
+/// server (the Host was checked by the guard), and the CSRF token the page holds must come in
+/// `x-pgq-csrf`. Each action is logged on stderr.
+async fn action(State(app): State<Arc<App>>, headers: HeaderMap, body: String) -> Response {
+    let Some(actions) = &app.actions else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let refuse = |why: &str| (StatusCode::FORBIDDEN, format!("pgq web: {why}\n")).into_response();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok());
+    if origin != Some(format!("http://{host}").as_str()) {
+        return refuse("an action must come from this server's own page (Origin)");
+    }
+    let csrf = headers
+        .get("x-pgq-csrf")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if !same(csrf, &actions.csrf) {
+        return refuse("an action must carry the page's token (x-pgq-csrf)");
+    }
+    let request = match ActionRequest::parse(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return (StatusCode::BAD_REQUEST, format!("pgq web: {error}\n")).into_response();
+        }
+    };
+    let client = &actions.client;
+    let done = match (request.action.as_str(), &request.entrypoint) {
+        ("requeue", _) => client
+            .query_one("SELECT pgq.requeue($1)::bigint", &[&request.ids])
+            .await
+            .and_then(|row| row.try_get::<_, i64>(0)),
+        ("cancel", _) => client
+            .query_one("SELECT pgq.cancel($1)::bigint", &[&request.ids])
+            .await
+            .and_then(|row| row.try_get::<_, i64>(0)),
+        ("pause", Some(name)) => client
+            .query_one("SELECT pgq.pause($1)::int::bigint", &[name])
+            .await
+            .and_then(|row| row.try_get::<_, i64>(0)),
+        ("resume", Some(name)) => client
+            .query_one("SELECT pgq.resume($1)::int::bigint", &[name])
+            .await
+            .and_then(|row| row.try_get::<_, i64>(0)),
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "pgq web: the action must be requeue or cancel (with ids), or pause or resume \
+                 (with an entrypoint)\n",
+            )
+                .into_response();
+        }
+    };
+    let target = match &request.entrypoint {
+        Some(name) if request.ids.is_empty() => format!("entrypoint {name:?}"),
+        _ => format!("jobs {:?}", request.ids),
+    };
+    match done {
+        Ok(done) => {
+            eprintln!("pgq web: {} {target}: {done} changed", request.action);
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                serde_json::json!({ "action": request.action, "changed": done }).to_string(),
+            )
+                .into_response()
+        }
+        Err(error) => {
+            let message = Failure::from(error).message;
+            eprintln!("pgq web: {} {target} failed: {message}", request.action);
+            (StatusCode::CONFLICT, format!("pgq web: {message}\n")).into_response()
+        }
+    }
 }
 
 async fn asset(body: &'static str, kind: &'static str) -> Response {

@@ -10,6 +10,44 @@ function cell(row, text, className) {
   return td;
 }
 
+// The actions' token: present only when pgq web runs with --allow-actions.
+const csrf = document.querySelector('meta[name="pgq-actions"]').content;
+if (!csrf) document.documentElement.classList.add("no-actions");
+
+// A cell of buttons, each posting one action; the next snapshot shows its effect.
+function actions(row, list) {
+  const td = document.createElement("td");
+  td.className = "act";
+  for (const [label, body] of csrf ? list : []) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    b.dataset.action = body.action;
+    b.addEventListener("click", () => post(b, body));
+    td.appendChild(b);
+  }
+  row.appendChild(td);
+}
+
+async function post(b, body) {
+  b.disabled = true;
+  const status = document.getElementById("status");
+  try {
+    const response = await fetch("/api/action", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-pgq-csrf": csrf },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) {
+      status.textContent = await response.text();
+      status.className = "status bad";
+    }
+  } catch (error) {
+    status.textContent = String(error);
+    status.className = "status bad";
+  }
+}
+
 function age(seconds) {
   if (seconds === null || seconds === undefined) return "";
   if (seconds < 60) return seconds.toFixed(1) + " s";
@@ -107,6 +145,8 @@ function draw(state) {
     cell(row, e.held, "held");
     cell(row, age(e.oldest_queued_seconds), "oldest");
     cell(row, e.paused ? "paused" : "", e.paused ? "paused" : "");
+    const verb = e.paused ? "resume" : "pause";
+    actions(row, [[verb, { action: verb, entrypoint: e.entrypoint }]]);
   });
   fill("running", state.running, (row, j) => {
     cell(row, j.id);
@@ -114,6 +154,7 @@ function draw(state) {
     cell(row, j.worker_id, "mono");
     cell(row, time(j.picked_at));
     cell(row, age(j.heartbeat_age_seconds));
+    actions(row, [["cancel", { action: "cancel", ids: [j.id] }]]);
   });
   fill("held", state.held, (row, j) => {
     row.dataset.job = j.id;
@@ -122,6 +163,8 @@ function draw(state) {
     cell(row, j.attempts);
     cell(row, time(j.updated));
     cell(row, j.detail ? JSON.stringify(j.detail) : "", "detail");
+    actions(row, [["requeue", { action: "requeue", ids: [j.id] }],
+                  ["cancel", { action: "cancel", ids: [j.id] }]]);
   });
   fill("exceptions", state.exceptions, (row, x) => {
     cell(row, x.job_id);

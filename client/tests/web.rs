@@ -368,3 +368,311 @@ async fn actions_exist_only_with_allow_actions_and_only_for_the_page_itself() {
     assert_eq!(bad, "HTTP/1.1 400 Bad Request");
     stop(child);
 }
+
+/// A WebDriver session of headless Chromium (Debian's `chromium` and `chromium-driver`), over
+/// chromedriver's HTTP API: what the browser test needs of it, nothing more.
+struct Browser {
+    driver: Child,
+    address: String,
+    session: String,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let mut driver = Command::new("chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs (Debian package chromium-driver; cargo xtask setup)");
+        let stdout = driver.stdout.take().expect("piped");
+        let port = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let port = lines.by_ref().map_while(Result::ok).find_map(|line| {
+                line.strip_prefix("ChromeDriver was started successfully on port ")
+                    .map(|rest| rest.trim_end_matches('.').to_string())
+            });
+            std::thread::spawn(move || lines.for_each(drop));
+            port
+        })
+        .await
+        .expect("reading chromedriver")
+        .expect("chromedriver says its port");
+        let address = format!("127.0.0.1:{port}");
+        let mut browser = Browser {
+            driver,
+            address,
+            session: String::new(),
+        };
+        let created = browser
+            .call(
+                "POST",
+                "/session",
+                serde_json::json!({"capabilities": {"alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": "/usr/bin/chromium",
+                        "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                                 "--window-size=1280,1050", "--hide-scrollbars"]
+                    }
+                }}}),
+            )
+            .await;
+        browser.session = created["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session in {created}"))
+            .to_string();
+        // Elements are waited for by the browser, up to 20 s; scripts likewise.
+        browser
+            .session_call(
+                "POST",
+                "/timeouts",
+                serde_json::json!({"implicit": 20000, "script": 20000}),
+            )
+            .await;
+        browser
+    }
+
+    /// One WebDriver command; its `value`. (chromedriver keeps connections open, so the body
+    /// is read by its Content-Length rather than to the end.)
+    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        use tokio::io::AsyncReadExt;
+        let body = if method == "GET" {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let mut stream = tokio::net::TcpStream::connect(&self.address)
+            .await
+            .expect("chromedriver accepts");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            self.address,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut received = Vec::new();
+        let mut chunk = vec![0u8; 65536];
+        let (head_end, length) = loop {
+            let read = stream.read(&mut chunk).await.expect("read");
+            assert!(
+                read > 0,
+                "{method} {path}: chromedriver closed the connection"
+            );
+            received.extend_from_slice(&chunk[..read]);
+            if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&received[..end]).to_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|value| value.trim().parse::<usize>().ok())
+                    .expect("a Content-Length");
+                break (end + 4, length);
+            }
+        };
+        while received.len() < head_end + length {
+            let read = stream.read(&mut chunk).await.expect("read");
+            assert!(read > 0, "{method} {path}: the body was cut short");
+            received.extend_from_slice(&chunk[..read]);
+        }
+        let status = String::from_utf8_lossy(&received[..head_end])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let value: Value = serde_json::from_slice(&received[head_end..head_end + length])
+            .unwrap_or_else(|error| panic!("{method} {path}: {status}: {error}"));
+        assert!(
+            status == "HTTP/1.1 200 OK",
+            "{method} {path}: {status}: {value}"
+        );
+        value["value"].clone()
+    }
+
+    async fn session_call(&self, method: &str, path: &str, body: Value) -> Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+            .await
+    }
+
+    async fn open(&self, url: &str) {
+        self.session_call("POST", "/url", serde_json::json!({ "url": url }))
+            .await;
+    }
+
+    /// The first element matching a CSS selector, once it exists.
+    async fn find(&self, selector: &str) -> String {
+        let found = self
+            .session_call(
+                "POST",
+                "/element",
+                serde_json::json!({"using": "css selector", "value": selector}),
+            )
+            .await;
+        found
+            .as_object()
+            .and_then(|object| object.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {selector}: {found}"))
+            .to_string()
+    }
+
+    async fn run(&self, script: &str) -> Value {
+        self.session_call(
+            "POST",
+            "/execute/sync",
+            serde_json::json!({ "script": script, "args": [] }),
+        )
+        .await
+    }
+
+    /// Resolves when the page's `condition` (a JS expression over `args`) is true: checked at
+    /// once and at every change of the document.
+    async fn until(&self, condition: &str, args: Value) {
+        let script = format!(
+            "const args = arguments[0]; const done = arguments[arguments.length - 1];
+             const check = () => {{ try {{ return {condition}; }} catch (e) {{ return false; }} }};
+             if (check()) {{ done(true); return; }}
+             const watch = new MutationObserver(() => {{
+               if (check()) {{ watch.disconnect(); done(true); }}
+             }});
+             watch.observe(document, {{subtree: true, childList: true, characterData: true,
+                                       attributes: true}});"
+        );
+        let met = self
+            .session_call(
+                "POST",
+                "/execute/async",
+                serde_json::json!({ "script": script, "args": [args] }),
+            )
+            .await;
+        assert_eq!(met, Value::Bool(true), "{condition}");
+    }
+
+    async fn screenshot(&self, file: &std::path::Path) {
+        use base64::Engine;
+        let png = self.session_call("GET", "/screenshot", Value::Null).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().expect("base64 text"))
+            .expect("a PNG");
+        std::fs::write(file, png).expect("write the screenshot");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[tokio::test]
+async fn in_a_real_browser_the_page_goes_live_and_its_actions_work_only_from_itself() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    c.batch_execute(
+        "SELECT pgq.configure('invoices', max_attempts => 1, on_failure => 'hold'); \
+         SELECT pgq.enqueue('invoices'); \
+         SELECT pgq.ack(ARRAY(SELECT id FROM pgq.dequeue(ARRAY['invoices'], 1)), \
+                        ARRAY['exception']::pgq.job_state[], \
+                        ARRAY['{\"message\": \"SMTP 550\"}']::jsonb[]); \
+         SELECT pgq.enqueue('mail');",
+    )
+    .await
+    .expect("a held job and a queued one");
+    let held: i64 =
+        pgqueuer_tests::scalar(&c, "SELECT id FROM pgq.jobs WHERE status = 'failed'", &[]).await;
+    let (with_actions, address) = start(&db.dsn, &["--allow-actions", "--every", "0.2"]).await;
+    let (without_actions, other) = start(&db.dsn, &["--every", "0.2"]).await;
+    let browser = Browser::start().await;
+
+    // The page loads and shows the entrypoint the test enqueued.
+    browser.open(&format!("http://{address}/")).await;
+    browser.find("tr[data-entrypoint=\"mail\"]").await;
+    browser
+        .until(
+            "document.querySelector('tr[data-entrypoint=\"mail\"] td.queued').textContent === '1'",
+            Value::Null,
+        )
+        .await;
+    // A count changes without a reload: the same document, marked before.
+    browser.run("window.pgqMarker = 'same page';").await;
+    c.execute("SELECT pgq.enqueue('mail')", &[])
+        .await
+        .expect("another job");
+    browser
+        .until(
+            "document.querySelector('tr[data-entrypoint=\"mail\"] td.queued').textContent === '2' \
+             && window.pgqMarker === 'same page'",
+            Value::Null,
+        )
+        .await;
+    let artifact = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pgq-web.png");
+    browser.screenshot(&artifact).await;
+
+    // A page of another origin (the second server) posts to the first, the way a CSRF attack
+    // would: a "simple" request the browser sends without asking. It is refused.
+    browser.open(&format!("http://{other}/")).await;
+    browser.find("tr[data-entrypoint=\"mail\"]").await;
+    assert_eq!(
+        browser
+            .run("return document.querySelectorAll('button').length;")
+            .await,
+        0,
+        "no action without --allow-actions"
+    );
+    browser
+        .session_call(
+            "POST",
+            "/execute/async",
+            serde_json::json!({
+                "script": "const done = arguments[arguments.length - 1];
+                    fetch(arguments[0], {method: 'POST', mode: 'no-cors',
+                        headers: {'content-type': 'text/plain'}, body: arguments[1]})
+                    .then(() => done('sent'), (e) => done(String(e)));",
+                "args": [format!("http://{address}/api/action"),
+                         format!("{{\"action\": \"requeue\", \"ids\": [{held}]}}")]
+            }),
+        )
+        .await;
+    let status: String = pgqueuer_tests::scalar(
+        &c,
+        "SELECT status::text FROM pgq.jobs WHERE id = $1",
+        &[&held],
+    )
+    .await;
+    assert_eq!(status, "failed", "a cross-origin POST changed nothing");
+
+    // On its own page, requeue is a click; the held row goes, and the job is queued.
+    browser.open(&format!("http://{address}/")).await;
+    let requeue = browser
+        .find(&format!(
+            "tr[data-job=\"{held}\"] button[data-action=\"requeue\"]"
+        ))
+        .await;
+    browser
+        .session_call(
+            "POST",
+            &format!("/element/{requeue}/click"),
+            serde_json::json!({}),
+        )
+        .await;
+    browser
+        .until(
+            "!document.querySelector('tr[data-job=\"' + args + '\"]')",
+            Value::from(held),
+        )
+        .await;
+    let status: String = pgqueuer_tests::scalar(
+        &c,
+        "SELECT status::text FROM pgq.jobs WHERE id = $1",
+        &[&held],
+    )
+    .await;
+    assert_eq!(status, "queued", "requeued by a click");
+
+    drop(browser);
+    stop(with_actions);
+    stop(without_actions);
+    assert!(artifact.exists(), "the screenshot {}", artifact.display());
+}

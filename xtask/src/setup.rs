@@ -22,6 +22,9 @@ const APT_PACKAGES: &[&str] = &[
     // certificates (client/tests/tls.rs).
     "curl",
     "openssl",
+    // The browser test of pgq web (client/tests/web.rs): headless Chromium through WebDriver.
+    "chromium",
+    "chromium-driver",
 ];
 
 /// cargo-pgrx must match the `pgrx` crate exactly; 0.19 needs Rust 1.96.

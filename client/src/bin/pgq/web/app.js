@@ -59,9 +59,14 @@ function time(value) {
   return value ? new Date(value).toLocaleString() : "";
 }
 
+// Redraws a table's rows, unless they are what it shows already: rows that did not change stay
+// the same elements, so a button under the pointer (or being clicked) is not replaced.
 function fill(id, rows, draw) {
   const body = document.querySelector("#" + id + " tbody");
+  const json = JSON.stringify(rows);
+  if (body.dataset.rows === json) return;
   const fresh = document.createElement("tbody");
+  fresh.dataset.rows = json;
   for (const item of rows) {
     const row = document.createElement("tr");
     draw(row, item);

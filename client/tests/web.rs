@@ -367,6 +367,35 @@ async fn actions_exist_only_with_allow_actions_and_only_for_the_page_itself() {
     .await;
     assert_eq!(bad, "HTTP/1.1 400 Bad Request");
     stop(child);
+
+    // Acting needs pgq_admin: a monitor's page offers the buttons, the database refuses.
+    c.batch_execute(&format!(
+        "CREATE ROLE viewer_{db} LOGIN; GRANT pgq_monitor TO viewer_{db};",
+        db = db.name
+    ))
+    .await
+    .expect("a monitor login");
+    let monitor = format!("{} user=viewer_{}", db.dsn, db.name);
+    let (child, address) = start(&monitor, &["--allow-actions"]).await;
+    let page = request(&address, "/", &[]).await.2;
+    let csrf = page
+        .split("<meta name=\"pgq-actions\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let origin = format!("http://{address}");
+    let (refused, _, why) = send(
+        &address,
+        "POST",
+        "/api/action",
+        &[("Origin", &origin), ("x-pgq-csrf", &csrf)],
+        "{\"action\": \"resume\", \"entrypoint\": \"invoices\"}",
+    )
+    .await;
+    assert_eq!(refused, "HTTP/1.1 409 Conflict", "{why}");
+    assert!(why.contains("permission denied"), "{why}");
+    stop(child);
 }
 
 /// A WebDriver session of headless Chromium (Debian's `chromium` and `chromium-driver`), over

@@ -120,9 +120,10 @@ pub async fn enqueue_in<C>(
 where
     C: GenericClient + Sync,
 {
-    let args = EnqueueArgs::of(jobs, on_conflict);
-    let row = client
-        .query_one(ENQUEUE_MANY, &args.params())
+    // An `enqueue` span: the jobs carry its trace context (crate::trace).
+    let span = tracing::info_span!("enqueue", jobs = jobs.len());
+    let args = span.in_scope(|| EnqueueArgs::of(jobs, on_conflict));
+    let row = tracing::Instrument::instrument(client.query_one(ENQUEUE_MANY, &args.params()), span)
         .await
         .map_err(Error::from_db)?;
     Ok(row.try_get(0)?)

@@ -280,8 +280,13 @@ impl Queries {
         jobs: &[NewJob],
         on_conflict: OnConflict,
     ) -> Result<Vec<Option<i64>>, Error> {
-        let args = EnqueueArgs::of(jobs, on_conflict);
-        let row = self.one_row(Call::EnqueueMany, &args.params()).await?;
+        // An `enqueue` span: the jobs carry its trace context, so their handlers are its
+        // children (crate::trace).
+        let span = tracing::info_span!("enqueue", jobs = jobs.len());
+        let args = span.in_scope(|| EnqueueArgs::of(jobs, on_conflict));
+        let row =
+            tracing::Instrument::instrument(self.one_row(Call::EnqueueMany, &args.params()), span)
+                .await?;
         Ok(row.try_get(0)?)
     }
 

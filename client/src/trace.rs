@@ -1,6 +1,6 @@
 //! Trace context through the queue (W3C Trace Context): a job enqueued inside a traced request
-//! carries that trace, and its handler's span is a child of the enqueueing span, so one trace
-//! shows request -> enqueue -> wait -> handler.
+//! carries that trace, and its handler's span is a child of the `enqueue` span that wrote it
+//! (itself a child of the request's), so one trace shows request -> enqueue -> wait -> handler.
 //!
 //! The context travels in the job's headers under the W3C names, so that a producer or a worker
 //! in any language can set or read them:
@@ -10,9 +10,9 @@
 //! | [`TRACEPARENT`] (`"traceparent"`) | `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>` |
 //! | [`TRACESTATE`] (`"tracestate"`) | the vendor list, as in HTTP (only when not empty) |
 //!
-//! Enqueueing ([`crate::Queries::enqueue_many`], [`crate::enqueue_in`], ...) adds them when the
-//! current span (a `tracing` span with an OpenTelemetry layer, or else the current
-//! OpenTelemetry context) has a valid span context, and leaves headers the caller set alone.
+//! Enqueueing ([`crate::Queries::enqueue_many`], [`crate::enqueue_in`], ...) runs in an
+//! `enqueue` span and adds them when that span (with an OpenTelemetry layer; or else the current
+//! OpenTelemetry context) has a valid span context, and leaves a caller's `traceparent` alone.
 //! The runtime makes each handler's `job` span a child of the context it reads back. Without an
 //! OpenTelemetry layer or provider nothing is added: propagation costs a lookup per job.
 

@@ -88,6 +88,15 @@ async fn send(
     )
 }
 
+/// The actions' CSRF token a page carries (empty without --allow-actions).
+fn csrf_of(page: &str) -> String {
+    page.split("<meta name=\"pgq-actions\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn stop(mut child: Child) {
     let pid = i32::try_from(child.id()).expect("a pid");
     // SAFETY: kill(2) on our own child's pid.
@@ -279,10 +288,8 @@ async fn actions_exist_only_with_allow_actions_and_only_for_the_page_itself() {
     // Without --allow-actions: no token on the page, no action on the server.
     let (child, address) = start(&db.dsn, &[]).await;
     let page = request(&address, "/", &[]).await.2;
-    assert!(
-        page.contains("<meta name=\"pgq-actions\" content=\"\">"),
-        "{page}"
-    );
+    assert!(page.contains("<meta name=\"pgq-actions\""), "{page}");
+    assert_eq!(csrf_of(&page), "", "no token without --allow-actions");
     let origin = format!("http://{address}");
     let (refused, _, _) = send(
         &address,
@@ -299,12 +306,7 @@ async fn actions_exist_only_with_allow_actions_and_only_for_the_page_itself() {
     // With it: only a request from this server's page, carrying the page's token.
     let (child, address) = start(&db.dsn, &["--allow-actions"]).await;
     let page = request(&address, "/", &[]).await.2;
-    let csrf = page
-        .split("<meta name=\"pgq-actions\" content=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_default()
-        .to_string();
+    let csrf = csrf_of(&page);
     assert_eq!(csrf.len(), 32, "{page}");
     let origin = format!("http://{address}");
     for (why, headers) in [
@@ -378,12 +380,7 @@ async fn actions_exist_only_with_allow_actions_and_only_for_the_page_itself() {
     let monitor = format!("{} user=viewer_{}", db.dsn, db.name);
     let (child, address) = start(&monitor, &["--allow-actions"]).await;
     let page = request(&address, "/", &[]).await.2;
-    let csrf = page
-        .split("<meta name=\"pgq-actions\" content=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_default()
-        .to_string();
+    let csrf = csrf_of(&page);
     let origin = format!("http://{address}");
     let (refused, _, why) = send(
         &address,

@@ -363,33 +363,26 @@ async fn action(State(app): State<Arc<App>>, headers: HeaderMap, body: String) -
             return (StatusCode::BAD_REQUEST, format!("pgq web: {error}\n")).into_response();
         }
     };
-    let client = &actions.client;
-    let done = match (request.action.as_str(), &request.entrypoint) {
-        ("requeue", _) => client
-            .query_one("SELECT pgq.requeue($1)::bigint", &[&request.ids])
-            .await
-            .and_then(|row| row.try_get::<_, i64>(0)),
-        ("cancel", _) => client
-            .query_one("SELECT pgq.cancel($1)::bigint", &[&request.ids])
-            .await
-            .and_then(|row| row.try_get::<_, i64>(0)),
-        ("pause", Some(name)) => client
-            .query_one("SELECT pgq.pause($1)::int::bigint", &[name])
-            .await
-            .and_then(|row| row.try_get::<_, i64>(0)),
-        ("resume", Some(name)) => client
-            .query_one("SELECT pgq.resume($1)::int::bigint", &[name])
-            .await
-            .and_then(|row| row.try_get::<_, i64>(0)),
-        _ => {
-            return (
-                StatusCode::BAD_REQUEST,
-                "pgq web: the action must be requeue or cancel (with ids), or pause or resume \
-                 (with an entrypoint)\n",
-            )
-                .into_response();
-        }
-    };
+    let (sql, argument): (&str, &(dyn tokio_postgres::types::ToSql + Sync)) =
+        match (request.action.as_str(), &request.entrypoint) {
+            ("requeue", _) => ("SELECT pgq.requeue($1)::bigint", &request.ids),
+            ("cancel", _) => ("SELECT pgq.cancel($1)::bigint", &request.ids),
+            ("pause", Some(name)) => ("SELECT pgq.pause($1)::int::bigint", name),
+            ("resume", Some(name)) => ("SELECT pgq.resume($1)::int::bigint", name),
+            _ => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "pgq web: the action must be requeue or cancel (with ids), or pause or \
+                     resume (with an entrypoint)\n",
+                )
+                    .into_response();
+            }
+        };
+    let done = actions
+        .client
+        .query_one(sql, &[argument])
+        .await
+        .and_then(|row| row.try_get::<_, i64>(0));
     let target = match &request.entrypoint {
         Some(name) if request.ids.is_empty() => format!("entrypoint {name:?}"),
         _ => format!("jobs {:?}", request.ids),

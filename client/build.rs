@@ -1,59 +1,79 @@
-//! Embeds the queue's SQL in the crate, for SQL-only installs (`src/sql_only.rs`): the files of
-//! `sql/` and `sql/sql-only/`, the extension's upgrade scripts, and the names of the time zones
-//! the extension's cron math knows (chrono-tz, the same crate and version the extension uses).
+//! Builds the SQL-only scripts into the crate (`src/sql_only.rs`), from the same `sql/` files
+//! and release scripts as the extension, with `pgqueuer-release`: the install script of this
+//! version, each upgrade step made fit for a SQL-only install, the stand-ins for the library
+//! and the privileges block. The cron twin accepts the time zone names the extension's cron
+//! math knows (chrono-tz, the same crate and version the extension uses).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use pgqueuer_release::{Tree, Version, sql_only};
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let root = manifest
-        .parent()
-        .expect("the client sits in the workspace")
-        .to_path_buf();
-    let mut files = Vec::new();
-    for directory in ["sql", "sql/sql-only", "extension/sql"] {
-        let path = root.join(directory);
-        println!("cargo:rerun-if-changed={}", path.display());
-        files.extend(sql_files(&root, &path));
+    let root = manifest.parent().expect("the client sits in the workspace");
+    for dir in Tree::DIRS {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    files.sort();
-
-    let mut out =
-        String::from("/// Every embedded SQL file: (path from the repository root, text).\n");
-    out.push_str("pub(crate) const FILES: &[(&str, &str)] = &[\n");
-    for (relative, absolute) in &files {
-        writeln!(out, "    ({relative:?}, include_str!({absolute:?})),").expect("write");
-    }
-    out.push_str("];\n\n/// The time zone names the extension's cron math accepts.\n");
-    out.push_str("pub(crate) const ZONES: &[&str] = &[\n");
+    let tree = Tree::read(root).unwrap_or_else(|error| panic!("{error}"));
+    let version = Version::parse(env!("CARGO_PKG_VERSION")).expect("the workspace's version");
     let mut zones: Vec<&str> = chrono_tz::TZ_VARIANTS
         .iter()
         .map(|zone| zone.name())
         .collect();
     zones.sort_unstable();
-    for zone in zones {
-        writeln!(out, "    {zone:?},").expect("write");
-    }
-    out.push_str("];\n");
-    let target = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("sql_files.rs");
-    std::fs::write(&target, out).expect("write sql_files.rs");
-}
 
-/// The `.sql` files directly in `directory`, as (path from `root`, absolute path).
-fn sql_files(root: &Path, directory: &Path) -> Vec<(String, String)> {
-    let entries = std::fs::read_dir(directory)
-        .unwrap_or_else(|error| panic!("{}: {error}", directory.display()));
-    entries
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|extension| extension == "sql"))
-        .map(|path| {
-            let relative = path
-                .strip_prefix(root)
-                .expect("under the root")
-                .display()
-                .to_string();
-            (relative, path.display().to_string())
-        })
-        .collect()
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    let write = |name: &str, text: &str| -> String {
+        let path = out.join(name);
+        std::fs::write(&path, text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        path.display().to_string()
+    };
+    let built = |result: Result<String, pgqueuer_release::Error>| {
+        result.unwrap_or_else(|error| panic!("building the SQL-only scripts: {error}"))
+    };
+
+    let mut code = String::new();
+    let install = write(
+        "install.sql",
+        &built(sql_only::install_script(&tree, version, &zones)),
+    );
+    writeln!(code, "/// The SQL-only install script of this version.").expect("write");
+    writeln!(code, "const INSTALL: &str = include_str!({install:?});").expect("write");
+    let twins = write("twins.sql", &built(sql_only::twins(&tree, &zones)));
+    writeln!(
+        code,
+        "/// The stand-ins for the library, as CREATE FUNCTION statements."
+    )
+    .expect("write");
+    writeln!(code, "const TWINS: &str = include_str!({twins:?});").expect("write");
+    let privileges = write("privileges.sql", &built(sql_only::privileges_script(&tree)));
+    writeln!(code, "/// This version's privileges as a SQL-only block.").expect("write");
+    writeln!(
+        code,
+        "const PRIVILEGES: &str = include_str!({privileges:?});"
+    )
+    .expect("write");
+    writeln!(
+        code,
+        "/// Every upgrade step made fit for a SQL-only install (frozen ones from their frozen\n\
+         /// text, the others assembled from their delta).\n\
+         const STEPS: &[(Step, &str)] = &["
+    )
+    .expect("write");
+    for step in tree.steps() {
+        let extension = built(tree.upgrade_script(step).map(String::from));
+        let made = built(sql_only::upgrade_step(&extension, step));
+        let path = write(&format!("{}--{}.sql", step.from, step.to), &made);
+        let version = |v: Version| format!("Version::new({}, {}, {})", v.major, v.minor, v.patch);
+        writeln!(
+            code,
+            "    (Step {{ from: {}, to: {} }}, include_str!({path:?})),",
+            version(step.from),
+            version(step.to)
+        )
+        .expect("write");
+    }
+    code.push_str("];\n");
+    write("sql_only.rs", &code);
 }

@@ -124,11 +124,15 @@ async fn every_released_sql_only_install_upgrades_to_this_version_with_its_jobs(
         .await
         .expect("the SQL-only install");
     let expected = snapshot(&fresh.connect().await).await;
-    let older: Vec<_> = sql_only::frozen_scripts()
+    let tree = pgqueuer_tests::release::tree();
+    let older: Vec<_> = tree
+        .sql_only_releases()
         .into_iter()
-        .filter(|(version, _)| *version != sql_only::VERSION)
+        .filter(|(version, _)| *version != pgqueuer_tests::release::current())
         .collect();
     for (version, script) in older {
+        let version = version.to_string();
+        let version = version.as_str();
         let db = TestDb::empty().await;
         let client = db.connect().await;
         client

@@ -1,13 +1,18 @@
-//! The released versions of the extension, as the repository holds them.
-//!
-//! `extension/sql/` holds the frozen full install script of every release
-//! (`pgqueuer--V.sql`) and the upgrade scripts between versions (`pgqueuer--A--B.sql`).
-//! The current version is the workspace's; it is a release once its script is frozen.
+//! The released versions of the extension, as the repository holds them
+//! (`pgqueuer_release::Tree`: `extension/sql/` and the deltas in `sql/upgrade/`). The current
+//! version is the workspace's; it is a release once its script is frozen.
 
 use std::path::PathBuf;
 
+pub use pgqueuer_release::{Script, Step, Tree, Version};
+
 /// The version this checkout builds (the workspace version, the control file's default).
 pub const CURRENT: &str = env!("CARGO_PKG_VERSION");
+
+/// [`CURRENT`] as a [`Version`].
+pub fn current() -> Version {
+    Version::parse(CURRENT).expect("the workspace's version")
+}
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
@@ -17,73 +22,14 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".."))
 }
 
-/// `extension/sql/`: frozen install scripts and upgrade scripts.
-pub fn scripts_dir() -> PathBuf {
-    repo_root().join("extension").join("sql")
-}
-
-/// An upgrade script `pgqueuer--FROM--TO.sql`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upgrade {
-    /// The version it starts from.
-    pub from: String,
-    /// The version it leads to.
-    pub to: String,
-    /// Its file.
-    pub path: PathBuf,
+/// The checkout's release scripts and SQL sources.
+pub fn tree() -> Tree {
+    Tree::read(&repo_root()).unwrap_or_else(|error| panic!("reading the release scripts: {error}"))
 }
 
 /// The frozen releases, oldest first.
-pub fn releases() -> Vec<String> {
-    let mut versions: Vec<String> = script_names()
-        .into_iter()
-        .filter_map(|name| {
-            let version = name.strip_prefix("pgqueuer--")?.strip_suffix(".sql")?;
-            (!version.contains("--")).then(|| version.to_string())
-        })
-        .collect();
-    versions.sort_by_key(|version| version_key(version));
-    versions
-}
-
-/// The upgrade scripts, in no particular order.
-pub fn upgrades() -> Vec<Upgrade> {
-    script_names()
-        .into_iter()
-        .filter_map(|name| {
-            let versions = name.strip_prefix("pgqueuer--")?.strip_suffix(".sql")?;
-            let (from, to) = versions.split_once("--")?;
-            Some(Upgrade {
-                from: from.to_string(),
-                to: to.to_string(),
-                path: scripts_dir().join(&name),
-            })
-        })
-        .collect()
-}
-
-/// The frozen install script of `version`.
-pub fn frozen_script(version: &str) -> PathBuf {
-    scripts_dir().join(format!("pgqueuer--{version}.sql"))
-}
-
-fn script_names() -> Vec<String> {
-    let dir = scripts_dir();
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", dir.display()));
-    entries
-        .flatten()
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("pgqueuer--") && name.ends_with(".sql"))
-        .collect()
-}
-
-/// Orders `0.10.0` after `0.9.0`.
-pub fn version_key(version: &str) -> Vec<u64> {
-    version
-        .split(['.', '-'])
-        .map(|part| part.parse().unwrap_or(0))
-        .collect()
+pub fn releases() -> Vec<Version> {
+    tree().releases()
 }
 
 /// An install script reduced to what PostgreSQL executes, for comparing two of them: SQL
@@ -192,12 +138,5 @@ mod tests {
         let c = "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 2 -- one\n $$;";
         assert_eq!(normalise(a), normalise(b));
         assert_ne!(normalise(a), normalise(c));
-    }
-
-    #[test]
-    fn versions_sort_numerically() {
-        let mut versions = vec!["0.10.0", "0.9.1", "0.2.0", "1.0.0"];
-        versions.sort_by_key(|version| version_key(version));
-        assert_eq!(versions, vec!["0.2.0", "0.9.1", "0.10.0", "1.0.0"]);
     }
 }

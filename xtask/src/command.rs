@@ -1,6 +1,6 @@
 //! Running commands: the helpers every other module of xtask uses, and which use none of them
-//! (so the modules import in one direction: main -> steps -> install, setup, postgres, upgrade
-//! -> command).
+//! (so the modules import in one direction: main -> steps -> install -> release, setup,
+//! postgres -> command).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,8 +4,8 @@
 //! A running PostgreSQL maps `pgqueuer.so` into every backend. A file rewritten in place (same
 //! inode, as `cp` over an existing file does) changes those pages under the server, which dies
 //! with SIGBUS. So no file is written where PostgreSQL reads it: `cargo pgrx package` builds
-//! every file into a staging directory, the frozen install scripts of older releases are added
-//! (`extension/sql/pgqueuer--V.sql`, which cargo-pgrx does not copy), and each file is then
+//! every file into a staging directory, the release scripts cargo-pgrx does not copy are added
+//! (`release.rs`: older releases' install scripts, assembled upgrade scripts), and each file is then
 //! copied *beside* its destination and renamed over it. A server that had the old library
 //! keeps its mapping of the old inode; a process that opens the file afterwards gets the new
 //! one, whole. Design note 7 has the details.
@@ -53,7 +53,7 @@ pub fn install(build: &Build) -> Result {
         .join(std::process::id().to_string());
     let _ = std::fs::remove_dir_all(&stage);
     let result = package(build, &stage).and_then(|()| {
-        add_frozen_releases(&stage, &build.pg_config)?;
+        crate::release::add_to_package(&staged_extension_dir(&stage, &build.pg_config)?)?;
         place_tree(&stage)?;
         remove_stale_scripts(&stage, &build.pg_config)
     });
@@ -83,104 +83,11 @@ fn package(build: &Build, stage: &Path) -> Result {
     run(&mut command)
 }
 
-/// The current version: the workspace's, which cargo-pgrx writes into `default_version`.
-pub fn current_version() -> &'static str {
-    env!("CARGO_PKG_VERSION")
-}
-
-/// The frozen full install scripts in `extension/sql/`, as (version, path), oldest first.
-pub fn frozen_releases() -> Result<Vec<(String, PathBuf)>> {
-    let dir = workspace_root().join("extension").join("sql");
-    let entries = std::fs::read_dir(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
-    let mut releases = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(version) = name
-            .strip_prefix("pgqueuer--")
-            .and_then(|rest| rest.strip_suffix(".sql"))
-        else {
-            continue;
-        };
-        if !version.contains("--") {
-            releases.push((version.to_string(), entry.path()));
-        }
-    }
-    releases.sort_by_key(|(version, _)| version_key(version));
-    Ok(releases)
-}
-
-/// `cargo xtask freeze`: writes the generated install script of the current version to
-/// `extension/sql/pgqueuer--VERSION.sql`, which makes the version a release. A frozen script
-/// is never written again: the next schema change needs a new version (docs/development.md).
-pub fn freeze() -> Result {
-    let version = current_version();
-    let dest = workspace_root()
-        .join("extension")
-        .join("sql")
-        .join(format!("pgqueuer--{version}.sql"));
-    if dest.exists() {
-        return Err(format!(
-            "{} exists: {version} is already released, and a release never changes; \
-             bump the workspace version and add an upgrade script (docs/development.md)",
-            dest.display()
-        ));
-    }
-    run(cargo()
-        .args(["pgrx", "schema", "--package", "pgqueuer", "pg15", "--out"])
-        .arg(&dest)
-        .stdout(std::io::stderr()))?;
-    eprintln!("    froze release {version}: {}", dest.display());
-    // The SQL-only install script of the release too, which later upgrade tests start from.
-    let sql_only = dest.with_file_name(format!("pgqueuer-sql-only--{version}.sql"));
-    let output = cargo()
-        .args([
-            "run",
-            "--quiet",
-            "--package",
-            "pgqueuer-client",
-            "--bin",
-            "pgq",
-            "--",
-        ])
-        .args(["sql", "install"])
-        .output()
-        .map_err(|error| format!("pgq sql install: {error}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "pgq sql install failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    std::fs::write(&sql_only, &output.stdout)
-        .map_err(|error| format!("{}: {error}", sql_only.display()))?;
-    eprintln!("    froze its SQL-only install: {}", sql_only.display());
-    Ok(())
-}
-
-/// `1.10.0` sorts after `1.9.0`.
-fn version_key(version: &str) -> Vec<u64> {
-    version
-        .split(['.', '-'])
-        .map(|part| part.parse().unwrap_or(0))
-        .collect()
-}
-
-/// Copies the frozen install scripts of every release but the current version into the
-/// staged extension directory (the current version's script is the generated one, which the
-/// drift guard keeps equal to its frozen copy once it is released).
-fn add_frozen_releases(stage: &Path, pg_config: &Path) -> Result {
+/// Where `cargo pgrx package` put the extension directory of `pg_config`'s installation
+/// inside `stage`.
+fn staged_extension_dir(stage: &Path, pg_config: &Path) -> Result<PathBuf> {
     let sharedir = pg_config_value(pg_config, "--sharedir")?;
-    let extension_dir = staged(stage, &Path::new(&sharedir).join("extension"));
-    for (version, path) in frozen_releases()? {
-        if version == current_version() {
-            continue;
-        }
-        let dest = extension_dir.join(format!("pgqueuer--{version}.sql"));
-        std::fs::copy(&path, &dest).map_err(|error| {
-            format!("copying {} to {}: {error}", path.display(), dest.display())
-        })?;
-    }
-    Ok(())
+    Ok(staged(stage, &Path::new(&sharedir).join("extension")))
 }
 
 /// Removes the extension's scripts that this install did not put in place (an upgrade script
@@ -188,7 +95,7 @@ fn add_frozen_releases(stage: &Path, pg_config: &Path) -> Result {
 /// the repository's. Only `CREATE/ALTER EXTENSION` read these files, never a running query.
 fn remove_stale_scripts(stage: &Path, pg_config: &Path) -> Result {
     let extension_dir = Path::new(&pg_config_value(pg_config, "--sharedir")?).join("extension");
-    let staged_dir = staged(stage, &extension_dir);
+    let staged_dir = staged_extension_dir(stage, pg_config)?;
     let entries = std::fs::read_dir(&extension_dir)
         .map_err(|error| format!("{}: {error}", extension_dir.display()))?;
     for entry in entries.flatten() {

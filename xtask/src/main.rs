@@ -7,8 +7,8 @@
 //! cargo xtask setup     only the machine setup (idempotent; a second run does nothing expensive)
 //! cargo xtask install   setup, then install the extension into the system PostgreSQL 15
 //!                       [--release] [--pg-config PATH]
-//! cargo xtask freeze    make the current version a release: freeze its install script
-//! cargo xtask sync-upgrade  refresh the sections of the next upgrade script copied from sql/
+//! cargo xtask freeze    make the current version a release: freeze its install scripts and
+//!                       the upgrade script assembled from its delta (sql/upgrade/A--B.sql)
 //! cargo xtask postgres MAJOR  download PostgreSQL MAJOR (13, 14, 16, 17, 18) once and print
 //!                       its bindir (PGQ_PG_BINDIR=... for the tests and pgq-cluster)
 //! ```
@@ -23,22 +23,21 @@
 mod command;
 mod install;
 mod postgres;
+mod release;
 mod setup;
 mod steps;
-mod upgrade;
 
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: cargo xtask <demo|test|bench|setup|install|freeze|sync-upgrade|postgres>
+const USAGE: &str = "usage: cargo xtask <demo|test|bench|setup|install|freeze|postgres>
   demo     set up, install the extension, start a throwaway cluster and run the quick start
   test     set up and run every check: fmt, clippy, #[pg_test]s, doc tests, end-to-end tests
   bench    set up, install a release build, run pgq-bench (cargo xtask bench -- --help)
   setup    install what a fresh Debian 12 machine lacks (apt packages, cargo-pgrx)
   install  set up, then build and install the extension into the system PostgreSQL 15
            [--release] [--pg-config PATH: another PostgreSQL installation]
-  freeze   make the current version a release: write extension/sql/pgqueuer--VERSION.sql
-  sync-upgrade  refresh the functions and privileges in the upgrade script to this version
+  freeze   make the current version a release: write its install scripts and the upgrade
+           script assembled from its delta into extension/sql/
   postgres MAJOR  download PostgreSQL MAJOR (13, 14, 16, 17, 18) once; print its bindir";
 
 /// `install [--release] [--pg-config PATH]`.
@@ -75,8 +74,7 @@ fn main() -> ExitCode {
                 steps::install(release, pg_config.as_deref())
             })
         }
-        "freeze" => setup::ensure().and_then(|()| install::freeze()),
-        "sync-upgrade" => upgrade::sync(),
+        "freeze" => setup::ensure().and_then(|()| release::freeze()),
         "postgres" => {
             let wanted = std::env::args().nth(2).unwrap_or_default();
             match postgres::MAJORS

@@ -53,6 +53,7 @@ mod job;
 mod notify;
 mod queries;
 mod runtime;
+mod schema;
 mod shutdown;
 pub mod sql_only;
 #[cfg(feature = "otlp")]
@@ -70,11 +71,12 @@ pub use enqueue::enqueue_in;
 pub use error::Error;
 pub use job::{Ack, Claim, Job, JobOutcome, JobStatus, NewJob, OnConflict};
 pub use notify::{CHANNEL, DONE_CHANNEL, Event, Listener, Notification};
-pub use queries::{EntrypointSettings, LogRow, Queries, SCHEMA_VERSIONS, SummaryRow};
+pub use queries::{EntrypointSettings, LogRow, Queries, SummaryRow};
 pub use runtime::{
     BoxError, HandlerResult, JobResult, Mode, PgQueuer, RetryRequested, RunOptions, ScheduledRun,
     TimedOut, Unrecoverable,
 };
+pub use schema::{Capability, Install, SCHEMA_VERSIONS, Schema};
 pub use shutdown::shutdown_signal;
 pub use tls::{RootCert, SslMode, Tls};
 pub use tokio_postgres;

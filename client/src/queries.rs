@@ -11,10 +11,10 @@ use tokio::sync::OnceCell;
 use tokio_postgres::{Client, Row, Statement};
 use uuid::Uuid;
 
-use crate::Error;
 use crate::enqueue::EnqueueArgs;
 use crate::job::claim_arrays;
 use crate::job::{Ack, Claim, Job, JobOutcome, JobStatus, NewJob, OnConflict};
+use crate::{Capability, Error, Schema};
 
 /// An entrypoint's fleet-wide settings for [`Queries::configure`]; `None` keeps the current value.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -86,6 +86,15 @@ macro_rules! statements {
             const ALL: &'static [Call] = &[$(Call::$call,)*];
             const COUNT: usize = Call::ALL.len();
 
+            /// What the schema needs for this statement to prepare.
+            fn needs(self) -> Option<Capability> {
+                match self {
+                    Call::Fail => Some(Capability::Fail),
+                    Call::ConfigureNotify => Some(Capability::NotifyCompletion),
+                    _ => None,
+                }
+            }
+
             fn sql(self) -> &'static str {
                 match self {
                     $(Call::$call => $sql,)*
@@ -144,9 +153,8 @@ statements! {
 pub struct Queries {
     client: Client,
     prepared: [OnceCell<Statement>; Call::COUNT],
-    /// Whether the schema has `pgq.fail` (0.5.0 on, with configure's notify_completion), asked
-    /// on first need.
-    has_fail: OnceCell<bool>,
+    /// The database's schema, read on first need.
+    schema: OnceCell<Schema>,
 }
 
 fn seconds(duration: Option<Duration>) -> Option<f64> {
@@ -159,7 +167,7 @@ impl Queries {
         Queries {
             client,
             prepared: Default::default(),
-            has_fail: OnceCell::new(),
+            schema: OnceCell::new(),
         }
     }
 
@@ -168,52 +176,33 @@ impl Queries {
         &self.client
     }
 
+    /// The database's pgqueuer schema: its version and what it can do, read on first use.
+    pub async fn schema(&self) -> Result<&Schema, Error> {
+        self.schema
+            .get_or_try_init(|| Schema::read(&self.client))
+            .await
+    }
+
     /// Checks that the database holds a pgqueuer schema of a version this client works with
-    /// ([`SCHEMA_VERSIONS`]) and returns that version; [`Error::Schema`] otherwise.
+    /// ([`SCHEMA_VERSIONS`](crate::SCHEMA_VERSIONS)) and returns that version;
+    /// [`Error::Schema`] otherwise.
     pub async fn check_schema(&self) -> Result<String, Error> {
-        let row = self
-            .client
-            .query_one(
-                "SELECT current_database()::text, \
-                        to_regprocedure('pgq.version()') IS NOT NULL",
-                &[],
-            )
-            .await?;
-        let database: String = row.try_get(0)?;
-        let installed = if row.try_get(1)? {
-            self.client
-                .query_one("SELECT pgq.version()", &[])
-                .await?
-                .try_get::<_, Option<String>>(0)?
-        } else {
-            None
-        };
-        match installed {
-            None => Err(Error::Schema(format!(
-                "pgqueuer is not installed in database {database}: run pgq install \
-                 (CREATE EXTENSION pgqueuer), or pgq install --sql-only"
-            ))),
-            Some(version) if SCHEMA_VERSIONS.contains(&version.as_str()) => Ok(version),
-            Some(version) => Err(Error::Schema(schema_mismatch(&database, &version))),
-        }
+        self.schema().await?.supported().map(str::to_string)
     }
 
     /// Prepares every statement now rather than on first use (the worker runtime does this at
-    /// start, so that pipelined calls go out in the order they are made).
+    /// start, so that pipelined calls go out in the order they are made). Statements the
+    /// schema has no function for are left out.
     pub async fn prepare_all(&self) -> Result<(), Error> {
         for &call in Call::ALL {
-            if matches!(call, Call::Fail | Call::ConfigureNotify) && !self.has_fail().await? {
+            if let Some(capability) = call.needs()
+                && !self.schema().await?.has(capability)
+            {
                 continue;
             }
             self.statement(call).await?;
         }
         Ok(())
-    }
-
-    async fn has_fail(&self) -> Result<bool, Error> {
-        let sql = "SELECT to_regprocedure('pgq.fail(bigint[], jsonb[], uuid, int[])') IS NOT NULL";
-        let ask = || async { self.client.query_one(sql, &[]).await?.try_get(0) };
-        Ok(*self.has_fail.get_or_try_init(ask).await?)
     }
 
     async fn statement(&self, call: Call) -> Result<&Statement, Error> {
@@ -387,7 +376,7 @@ impl Queries {
         failures: &[(Claim, Option<Value>)],
         worker_id: Option<Uuid>,
     ) -> Result<u64, Error> {
-        if !self.has_fail().await? {
+        if !self.schema().await?.has(Capability::Fail) {
             tracing::warn!(
                 "the pgqueuer schema has no pgq.fail (before 0.5.0): acking as exception"
             );
@@ -548,6 +537,9 @@ impl Queries {
         let call = match &settings.notify_completion {
             None => Call::Configure,
             Some(notify) => {
+                self.schema()
+                    .await?
+                    .requires(Capability::NotifyCompletion)?;
                 params.push(notify);
                 Call::ConfigureNotify
             }
@@ -624,38 +616,4 @@ impl Queries {
         self.count(Call::PurgeLog, &[&older_than.as_secs_f64()])
             .await
     }
-}
-
-/// The versions of the pgqueuer schema (`pgq.version()`) this client works with. The worker
-/// runtime refuses to start on any other; see docs/updating.md for the order of an upgrade.
-pub const SCHEMA_VERSIONS: &[&str] = &[
-    env!("CARGO_PKG_VERSION"),
-    "0.5.0",
-    "0.4.0",
-    "0.3.0",
-    "0.2.0",
-];
-
-/// Why [`Queries::check_schema`] refused `installed`, in one line naming both versions.
-fn schema_mismatch(database: &str, installed: &str) -> String {
-    let key = |version: &str| -> Vec<u64> {
-        version
-            .split('.')
-            .map(|part| part.parse().unwrap_or(0))
-            .collect()
-    };
-    let older = SCHEMA_VERSIONS
-        .iter()
-        .all(|supported| key(installed) < key(supported));
-    let advice = if older {
-        "update the schema first: pgq upgrade (ALTER EXTENSION pgqueuer UPDATE)"
-    } else {
-        "use a newer pgqueuer client"
-    };
-    format!(
-        "database {database} has pgqueuer schema {installed}, but this client ({}) works with \
-         schema {}: {advice}",
-        env!("CARGO_PKG_VERSION"),
-        SCHEMA_VERSIONS.join(", ")
-    )
 }

@@ -774,8 +774,7 @@ async fn commands_of_a_later_schema_say_which_version_they_need() {
         let output = pgq(&db.dsn, args);
         assert_eq!(output.status.code(), Some(1), "pgq {args:?}");
         assert!(
-            stderr(&output)
-                .ends_with("this command needs pgqueuer schema 0.6.0 or later: run pgq upgrade"),
+            stderr(&output).ends_with("this needs pgqueuer schema 0.6.0 or later: run pgq upgrade"),
             "pgq {args:?}: {}",
             stderr(&output)
         );

@@ -22,6 +22,7 @@ mod release;
 mod runtime;
 mod runtime_metrics;
 mod schedules;
+mod schema;
 mod security;
 mod sql_only;
 mod status;

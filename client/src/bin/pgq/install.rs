@@ -2,6 +2,7 @@
 //! extension (`CREATE EXTENSION pgqueuer`) and the SQL-only script (`pgqueuer::sql_only`).
 
 use clap::{Args, ValueEnum};
+use pgqueuer::{Install, Schema};
 use serde_json::json;
 use tokio_postgres::Client;
 
@@ -74,29 +75,6 @@ enum SqlScript {
     Privileges,
 }
 
-/// How pgqueuer is installed in a database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Installed {
-    Extension(String),
-    SqlOnly(String),
-}
-
-impl Installed {
-    pub fn version(&self) -> &str {
-        match self {
-            Installed::Extension(version) | Installed::SqlOnly(version) => version,
-        }
-    }
-
-    /// "the pgqueuer extension 0.4.0" or "pgqueuer 0.4.0 (SQL-only install)".
-    pub fn describe(&self) -> String {
-        match self {
-            Installed::Extension(version) => format!("pgqueuer extension {version}"),
-            Installed::SqlOnly(version) => format!("pgqueuer {version} (SQL-only install)"),
-        }
-    }
-}
-
 /// `pgq sql ...`: prints a script; needs no connection.
 pub fn sql(args: SqlArgs) -> Result<(), Failure> {
     use pgqueuer::sql_only;
@@ -147,29 +125,6 @@ enum Expect {
     Absent,
 }
 
-/// The current database's name and how pgqueuer is installed in it, if it is. A SQL-only
-/// install is known by its schema's comment, which anyone may read.
-pub async fn installed_version(client: &Client) -> Result<(String, Option<Installed>), Failure> {
-    let row = client
-        .query_one(
-            "SELECT current_database()::text, \
-                    (SELECT extversion FROM pg_extension WHERE extname = 'pgqueuer'), \
-                    (SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace \
-                     WHERE nspname = 'pgq')",
-            &[],
-        )
-        .await?;
-    let extension: Option<String> = row.try_get(1)?;
-    let comment: Option<String> = row.try_get(2)?;
-    let installed = match (extension, comment) {
-        (Some(version), _) => Some(Installed::Extension(version)),
-        (None, Some(comment)) => pgqueuer::sql_only::version_in_comment(&comment)
-            .map(|version| Installed::SqlOnly(version.to_string())),
-        (None, None) => None,
-    };
-    Ok((row.try_get(0)?, installed))
-}
-
 pub async fn install(client: &Client, args: InstallArgs) -> Result<(), Failure> {
     if args.dry_run {
         match args.sql_only {
@@ -178,12 +133,10 @@ pub async fn install(client: &Client, args: InstallArgs) -> Result<(), Failure> 
         }
         return Ok(());
     }
-    let (database, installed) = installed_version(client).await?;
-    if let Some(installed) = installed {
-        println!(
-            "{} is already installed in database {database}",
-            installed.describe()
-        );
+    let schema = Schema::read(client).await?;
+    let database = schema.database();
+    if let Some(installed) = schema.describe() {
+        println!("{installed} is already installed in database {database}");
         return Ok(());
     }
     if args.sql_only {
@@ -205,10 +158,10 @@ pub async fn install(client: &Client, args: InstallArgs) -> Result<(), Failure> 
         ));
     }
     client.batch_execute(CREATE).await?;
-    let (_, version) = installed_version(client).await?;
+    let installed = Schema::read(client).await?;
     println!(
         "installed pgqueuer {} in database {database}",
-        version.as_ref().map(Installed::version).unwrap_or_default()
+        installed.version().unwrap_or_default()
     );
     let preload: String = client
         .query_one("SHOW shared_preload_libraries", &[])
@@ -231,11 +184,12 @@ pub async fn uninstall(client: &Client, args: UninstallArgs) -> Result<(), Failu
         println!("{DROP}");
         return Ok(());
     }
-    let (database, installed) = installed_version(client).await?;
-    let Some(installed) = installed else {
+    let schema = Schema::read(client).await?;
+    let database = schema.database();
+    if schema.version().is_none() {
         println!("pgqueuer is not installed in database {database}");
         return Ok(());
-    };
+    }
     let active: i64 = client
         .query_one(
             "SELECT count(*) FROM pgq.jobs WHERE status IN ('queued', 'picked')",
@@ -249,7 +203,7 @@ pub async fn uninstall(client: &Client, args: UninstallArgs) -> Result<(), Failu
              run pgq uninstall --force to drop them with the extension"
         )));
     }
-    if let Installed::SqlOnly(_) = installed {
+    if schema.install() == Some(Install::SqlOnly) {
         // Roles stay: they belong to the server, and other databases may use them.
         client.batch_execute("DROP SCHEMA pgq CASCADE").await?;
         println!("uninstalled pgqueuer (SQL-only install) from database {database}");
@@ -272,15 +226,16 @@ pub async fn upgrade(client: &Client, args: UpgradeArgs) -> Result<(), Failure> 
         println!("{UPDATE}");
         return Ok(());
     }
-    let (database, before) = installed_version(client).await?;
-    let before = match before {
-        None => {
+    let schema = Schema::read(client).await?;
+    let database = schema.database();
+    let before = match (schema.version(), schema.install()) {
+        (None, _) => {
             return Err(Failure::new(format!(
                 "pgqueuer is not installed in database {database} (run pgq install)"
             )));
         }
-        Some(Installed::SqlOnly(before)) => {
-            let script = pgqueuer::sql_only::upgrade_script(&before)
+        (Some(before), Some(Install::SqlOnly)) => {
+            let script = pgqueuer::sql_only::upgrade_script(before)
                 .map_err(|error| Failure::new(error.0))?;
             if script.is_empty() {
                 println!("pgqueuer (SQL-only install) is already at {before}, this pgq's version");
@@ -293,13 +248,11 @@ pub async fn upgrade(client: &Client, args: UpgradeArgs) -> Result<(), Failure> 
             );
             return Ok(());
         }
-        Some(Installed::Extension(before)) => before,
+        (Some(before), _) => before,
     };
     client.batch_execute(UPDATE).await?;
-    let (_, after) = installed_version(client).await?;
-    let after = after
-        .map(|after| after.version().to_string())
-        .unwrap_or_default();
+    let after = Schema::read(client).await?;
+    let after = after.version().unwrap_or_default();
     if after == before {
         println!("pgqueuer is already at {after}, the newest version installed on the server");
     } else {
@@ -309,15 +262,14 @@ pub async fn upgrade(client: &Client, args: UpgradeArgs) -> Result<(), Failure> 
 }
 
 pub async fn verify(client: &Client, args: VerifyArgs) -> Result<(), Failure> {
-    let (database, installed) = installed_version(client).await?;
+    let schema = Schema::read(client).await?;
+    let database = schema.database();
     let mut differences = Vec::new();
     match args.expect {
         Expect::Present => {
-            match &installed {
+            match schema.version() {
                 None => differences.push("pgqueuer is not installed".to_string()),
-                Some(installed) => {
-                    differences.extend(version_differences(client, installed).await?)
-                }
+                Some(_) => differences.extend(version_differences(client, &schema).await?),
             }
             for table in TABLES {
                 if !exists(
@@ -339,8 +291,8 @@ pub async fn verify(client: &Client, args: VerifyArgs) -> Result<(), Failure> {
             }
         }
         Expect::Absent => {
-            if let Some(installed) = &installed {
-                differences.push(format!("{} is installed", installed.describe()));
+            if let Some(installed) = schema.describe() {
+                differences.push(format!("{installed} is installed"));
             }
             if exists(client, "SELECT to_regnamespace($1) IS NOT NULL", "pgq").await? {
                 differences.push("schema pgq exists".to_string());
@@ -386,19 +338,16 @@ async fn available_version(client: &Client) -> Result<Option<String>, Failure> {
 
 /// An installed version that is behind the server's files (or this pgq's, for a SQL-only
 /// install), or that this client cannot use.
-async fn version_differences(
-    client: &Client,
-    installed: &Installed,
-) -> Result<Vec<String>, Failure> {
+async fn version_differences(client: &Client, schema: &Schema) -> Result<Vec<String>, Failure> {
     let mut differences = Vec::new();
-    let (newest, whose) = match installed {
-        Installed::Extension(_) => (available_version(client).await?, "the server's files are"),
-        Installed::SqlOnly(_) => (
+    let (newest, whose) = match schema.install() {
+        Some(Install::SqlOnly) => (
             Some(pgqueuer::sql_only::VERSION.to_string()),
             "this pgq installs",
         ),
+        _ => (available_version(client).await?, "the server's files are"),
     };
-    let installed = installed.version();
+    let installed = schema.version().unwrap_or_default();
     if let Some(newest) = newest.filter(|newest| newest != installed) {
         differences.push(format!(
             "pgqueuer {installed} is installed, but {whose} {newest}: run pgq upgrade"

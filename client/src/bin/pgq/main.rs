@@ -12,6 +12,7 @@ mod web;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use pgqueuer::{Capability, Schema};
 use tokio_postgres::Client;
 
 /// Operate a pgqueuer job queue in PostgreSQL.
@@ -88,6 +89,24 @@ enum Command {
     Web(web::WebArgs),
 }
 
+impl Command {
+    /// What the schema must have for this command: it is asked before the command runs, so
+    /// that an older schema gets one line naming the release that brought it.
+    fn needs(&self) -> &'static [Capability] {
+        use Capability::*;
+        match self {
+            Command::Backlog(_) | Command::Workers(_) => &[ReadModel],
+            Command::Stats(_) => &[Stats],
+            Command::Pause(_) | Command::Resume(_) => &[Pause],
+            Command::Retention(_) => &[Retention],
+            Command::Durability(_) => &[Durability],
+            Command::Dashboard(_) => &[ReadModel, Pause],
+            Command::Metrics(_) | Command::Web(_) => &[ReadModel, Stats, Pause],
+            _ => &[],
+        }
+    }
+}
+
 /// Exit codes scripts can rely on.
 pub mod exit {
     /// The command failed, or `verify` found a mismatch.
@@ -115,48 +134,11 @@ impl Failure {
 impl From<tokio_postgres::Error> for Failure {
     fn from(error: tokio_postgres::Error) -> Failure {
         let message = match error.as_db_error() {
-            Some(db) => match since(db) {
-                Some(version) => format!(
-                    "{}: this command needs pgqueuer schema {version} or later: run pgq upgrade",
-                    db.message()
-                ),
-                None => db.message().to_string(),
-            },
+            Some(db) => db.message().to_string(),
             None => error.to_string(),
         };
         Failure::new(message)
     }
-}
-
-/// The schema version that brought the table, column or function an error says is missing,
-/// when it is one that came after the oldest schema this `pgq` works with.
-fn since(db: &tokio_postgres::error::DbError) -> Option<&'static str> {
-    use tokio_postgres::error::SqlState;
-    const LATER: &[(&SqlState, &str, &str)] = &[
-        (&SqlState::UNDEFINED_TABLE, "pgq.backlog", "0.5.0"),
-        (&SqlState::UNDEFINED_TABLE, "pgq.workers", "0.5.0"),
-        (&SqlState::UNDEFINED_TABLE, "pgq.stats", "0.6.0"),
-        (&SqlState::UNDEFINED_TABLE, "pgq.settings", "0.6.0"),
-        (&SqlState::UNDEFINED_COLUMN, "paused", "0.6.0"),
-        (&SqlState::UNDEFINED_FUNCTION, "pgq.pause", "0.6.0"),
-        (&SqlState::UNDEFINED_FUNCTION, "pgq.resume", "0.6.0"),
-        (
-            &SqlState::UNDEFINED_FUNCTION,
-            "pgq.set_log_retention",
-            "0.6.0",
-        ),
-        (
-            &SqlState::UNDEFINED_FUNCTION,
-            "pgq.set_stats_retention",
-            "0.6.0",
-        ),
-        (&SqlState::UNDEFINED_FUNCTION, "pgq.durability", "0.6.0"),
-        (&SqlState::UNDEFINED_FUNCTION, "pgq.set_durability", "0.6.0"),
-    ];
-    LATER
-        .iter()
-        .find(|(code, name, _)| db.code() == *code && db.message().contains(name))
-        .map(|(_, _, version)| *version)
 }
 
 impl From<pgqueuer::Error> for Failure {
@@ -197,7 +179,28 @@ async fn main() -> ExitCode {
             return ExitCode::from(exit::CONNECTION);
         }
     };
-    let result = match command {
+    let result = match requires(&client, command.needs()).await {
+        Ok(()) => run(client, cli.dsn, command).await,
+        Err(failure) => Err(failure),
+    };
+    finish(result)
+}
+
+/// Fails unless the database's schema has every one of `capabilities`.
+async fn requires(client: &Client, capabilities: &[Capability]) -> Result<(), Failure> {
+    if capabilities.is_empty() {
+        return Ok(());
+    }
+    let schema = Schema::read(client).await?;
+    for &capability in capabilities {
+        schema.requires(capability)?;
+    }
+    Ok(())
+}
+
+/// Runs a command that needs a connection.
+async fn run(client: Client, dsn: Option<String>, command: Command) -> Result<(), Failure> {
+    match command {
         Command::Version => version(&client).await,
         Command::Install(args) => install::install(&client, args).await,
         Command::Uninstall(args) => install::uninstall(&client, args).await,
@@ -216,12 +219,11 @@ async fn main() -> ExitCode {
         Command::Resume(args) => operate::resume(&client, args).await,
         Command::Retention(args) => operate::retention(&client, args).await,
         Command::Durability(args) => operate::durability(&client, args).await,
-        Command::Dashboard(args) => dashboard::dashboard(client, cli.dsn, args).await,
+        Command::Dashboard(args) => dashboard::dashboard(client, dsn, args).await,
         Command::Metrics(args) => metrics::metrics(&client, args).await,
         Command::Web(args) => web::web(client, args).await,
         Command::Listen | Command::Sql(_) => unreachable!("handled before connecting"),
-    };
-    finish(result)
+    }
 }
 
 /// The exit code of a command's result, with its failure printed as one line.
@@ -242,14 +244,15 @@ fn one_line(message: &str) -> String {
 
 async fn version(client: &Client) -> Result<(), Failure> {
     println!("pgq {}", env!("CARGO_PKG_VERSION"));
-    let (database, installed) = install::installed_version(client).await?;
-    match installed {
+    let schema = Schema::read(client).await?;
+    match schema.describe() {
         Some(installed) => {
-            println!("{} in database {database}", installed.describe());
+            println!("{installed} in database {}", schema.database());
             Ok(())
         }
         None => Err(Failure::new(format!(
-            "pgqueuer is not installed in database {database} (run pgq install)"
+            "pgqueuer is not installed in database {} (run pgq install)",
+            schema.database()
         ))),
     }
 }

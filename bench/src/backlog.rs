@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use pgqueuer::tokio_postgres::Client;
-use pgqueuer::{Ack, Claim, EntrypointSettings, JobStatus, Queries};
+use pgqueuer::{Ack, Claim, EntrypointSettings, JobState, Queries};
 use serde_json::{Value, json};
 
 use crate::Params;
@@ -83,7 +83,7 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
                     .iter()
                     .map(|job| Ack {
                         claim: Claim::of(job),
-                        status: JobStatus::Successful,
+                        status: JobState::Successful,
                         detail: None,
                     })
                     .collect();

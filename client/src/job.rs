@@ -3,17 +3,24 @@
 
 use std::time::{Duration, SystemTime};
 
-use postgres_types::{FromSql, ToSql};
+use bytes::BytesMut;
+use postgres_types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::Error;
 
-/// A job's state (type `pgq.job_state`): live (`Queued`, `Picked`, `Failed` = held) or how it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSql, FromSql)]
-#[postgres(name = "job_state", rename_all = "snake_case")]
-pub enum JobStatus {
+/// A job's state, SQL type `pgq.job_state`: live (`Queued`, `Picked`, `Held`) or how it
+/// ended. Newer schemas may add states: a label this client does not know decodes as
+/// [`JobState::Other`] rather than failing, so match with a wildcard arm.
+///
+/// *Held* is the state of a job kept after its last failed attempt (an entrypoint with
+/// `on_failure = 'hold'`) until `pgq.requeue` or `pgq.cancel`; its SQL label is `failed`
+/// (kept for every deployed client, users' queries and metrics labels).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JobState {
     /// Waiting to be claimed (in the log: retried or requeued).
     Queued,
     /// Claimed by a worker and running.
@@ -26,8 +33,81 @@ pub enum JobStatus {
     Canceled,
     /// Removed unrun by `clear`.
     Deleted,
-    /// Held after its last failed attempt; can be requeued.
-    Failed,
+    /// Held after its last failed attempt; can be requeued. SQL label `failed`.
+    Held,
+    /// A state of a newer schema, by its SQL label.
+    Other(String),
+}
+
+/// The name this type had before 0.7.0.
+#[deprecated(since = "0.7.0", note = "renamed JobState")]
+pub type JobStatus = JobState;
+
+impl JobState {
+    /// The held state by its pre-0.7.0 name (its SQL label is still `failed`).
+    #[deprecated(since = "0.7.0", note = "renamed JobState::Held")]
+    #[allow(non_upper_case_globals)]
+    pub const Failed: JobState = JobState::Held;
+
+    /// Its label in SQL (`pgq.job_state`): `queued`, `picked`, `successful`, `exception`,
+    /// `canceled`, `deleted`, `failed` (held), or the label of an unknown state.
+    pub fn label(&self) -> &str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Picked => "picked",
+            JobState::Successful => "successful",
+            JobState::Exception => "exception",
+            JobState::Canceled => "canceled",
+            JobState::Deleted => "deleted",
+            JobState::Held => "failed",
+            JobState::Other(label) => label,
+        }
+    }
+
+    /// The state a SQL label names; an unknown label is [`JobState::Other`].
+    pub fn from_label(label: &str) -> JobState {
+        match label {
+            "queued" => JobState::Queued,
+            "picked" => JobState::Picked,
+            "successful" => JobState::Successful,
+            "exception" => JobState::Exception,
+            "canceled" => JobState::Canceled,
+            "deleted" => JobState::Deleted,
+            "failed" => JobState::Held,
+            other => JobState::Other(other.to_string()),
+        }
+    }
+}
+
+/// PostgreSQL sends an enum as its label: any label of a type named `job_state` is read.
+impl<'a> FromSql<'a> for JobState {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> Result<JobState, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(JobState::from_label(std::str::from_utf8(raw)?))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        ty.name() == "job_state"
+    }
+}
+
+impl ToSql for JobState {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(self.label().as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        ty.name() == "job_state"
+    }
+
+    to_sql_checked!();
 }
 
 /// A row of `pgq.jobs`, as `dequeue` returns it.
@@ -46,7 +126,7 @@ pub struct Job {
     /// The dedupe key, if any.
     pub dedupe_key: Option<String>,
     /// Its state.
-    pub status: JobStatus,
+    pub status: JobState,
     /// Retries so far (0 on the first run).
     pub attempts: i32,
     /// The worker holding it.
@@ -81,24 +161,27 @@ impl PartialEq for Job {
             other.priority,
             &other.payload,
             &other.headers,
-        ) && (&self.dedupe_key, self.status, self.attempts, self.worker_id)
-            == (
-                &other.dedupe_key,
-                other.status,
-                other.attempts,
-                other.worker_id,
-            )
-            && (
-                self.created,
-                self.execute_after,
-                self.picked_at,
-                self.claim_token,
-            ) == (
-                other.created,
-                other.execute_after,
-                other.picked_at,
-                other.claim_token,
-            )
+        ) && (
+            &self.dedupe_key,
+            &self.status,
+            self.attempts,
+            self.worker_id,
+        ) == (
+            &other.dedupe_key,
+            &other.status,
+            other.attempts,
+            other.worker_id,
+        ) && (
+            self.created,
+            self.execute_after,
+            self.picked_at,
+            self.claim_token,
+        ) == (
+            other.created,
+            other.execute_after,
+            other.picked_at,
+            other.claim_token,
+        )
     }
 }
 
@@ -232,20 +315,20 @@ pub struct Ack {
     /// The job, in the claim it ran in.
     pub claim: Claim,
     /// `Successful`, `Exception` or `Canceled`.
-    pub status: JobStatus,
+    pub status: JobState,
     /// An error (`{"type", "message"}`) or a result.
     pub detail: Option<Value>,
 }
 
 /// Where a job stands, as `pgq.job_status` reports it: live (`Queued`, `Picked`), held
-/// (`Failed`), or how it ended, with the detail of that outcome: a successful job's result, an
+/// (`Held`), or how it ended, with the detail of that outcome: a successful job's result, an
 /// exception's error, a cancel's reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobOutcome {
     /// The job.
     pub id: i64,
     /// Its latest status.
-    pub status: JobStatus,
+    pub status: JobState,
     /// The result (successful), error (exception, held) or reason (canceled), if any.
     pub detail: Option<Value>,
 }
@@ -261,14 +344,14 @@ impl JobOutcome {
 
     /// Whether the job will not run again by itself: it ended, or is held.
     pub fn is_finished(&self) -> bool {
-        !matches!(self.status, JobStatus::Queued | JobStatus::Picked)
+        !matches!(self.status, JobState::Queued | JobState::Picked)
     }
 
     /// The result a typed handler returned, read as `R`: `None` unless the job ended
     /// successfully. A handler that returned `()` stored nothing, read as JSON `null` (so `()`
     /// and `Option<_>` read fine). [`Error::Invalid`] when the result is not an `R`.
     pub fn result<R: serde::de::DeserializeOwned>(&self) -> Result<Option<R>, Error> {
-        if self.status != JobStatus::Successful {
+        if self.status != JobState::Successful {
             return Ok(None);
         }
         let value = self.detail.clone().unwrap_or(Value::Null);
@@ -279,5 +362,58 @@ impl JobOutcome {
                 std::any::type_name::<R>()
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use postgres_types::Kind;
+
+    use super::*;
+
+    /// The type as a schema with one more state than this client knows would describe it.
+    fn job_state_type() -> Type {
+        let labels = [
+            "queued",
+            "picked",
+            "successful",
+            "exception",
+            "canceled",
+            "deleted",
+            "failed",
+            "snoozed",
+        ];
+        Type::new(
+            "job_state".into(),
+            1,
+            Kind::Enum(labels.iter().map(|label| label.to_string()).collect()),
+            "pgq".into(),
+        )
+    }
+
+    #[test]
+    fn every_label_reads_back_and_an_unknown_one_is_other() {
+        let ty = job_state_type();
+        for state in [
+            JobState::Queued,
+            JobState::Picked,
+            JobState::Successful,
+            JobState::Exception,
+            JobState::Canceled,
+            JobState::Deleted,
+            JobState::Held,
+            JobState::Other("snoozed".into()),
+        ] {
+            let mut bytes = BytesMut::new();
+            state.to_sql_checked(&ty, &mut bytes).expect("encodes");
+            assert_eq!(JobState::from_sql(&ty, &bytes).expect("decodes"), state);
+        }
+        assert_eq!(JobState::Held.label(), "failed");
+        assert!(
+            <JobState as FromSql>::accepts(&ty) && !<JobState as FromSql>::accepts(&Type::TEXT)
+        );
+        #[allow(deprecated)]
+        let old = JobStatus::Failed;
+        assert_eq!(old, JobState::Held);
     }
 }

@@ -22,7 +22,7 @@
 //! 2. **Errors** (`error.rs`): one [`Error`] type; the SQL API's documented SQLSTATEs become
 //!    [`Error::Invalid`] and [`Error::Duplicate`], an unknown schema [`Error::Schema`].
 //! 3. **Jobs** (`job.rs`, `typed.rs`): a claimed [`Job`], its [`Claim`] (id and claim token), a
-//!    [`NewJob`] to enqueue, an [`Ack`] saying how one ended, [`JobStatus`], and a
+//!    [`NewJob`] to enqueue, an [`Ack`] saying how one ended, [`JobState`], and a
 //!    [`JobOutcome`] (status and result) as `pgq.job_status` reports it. Typed jobs: a serde
 //!    type implementing [`JobArgs`] travels as JSON with a `content-type` header
 //!    ([`NewJob::typed`], [`Job::args`]).
@@ -69,7 +69,9 @@ pub use connect::{
 };
 pub use enqueue::enqueue_in;
 pub use error::Error;
-pub use job::{Ack, Claim, Job, JobOutcome, JobStatus, NewJob, OnConflict};
+#[allow(deprecated)]
+pub use job::JobStatus;
+pub use job::{Ack, Claim, Job, JobOutcome, JobState, NewJob, OnConflict};
 pub use notify::{CHANNEL, DONE_CHANNEL, Event, Listener, Notification};
 pub use queries::{EntrypointSettings, LogRow, Queries, SummaryRow};
 pub use runtime::{

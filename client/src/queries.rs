@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::enqueue::EnqueueArgs;
 use crate::job::claim_arrays;
-use crate::job::{Ack, Claim, Job, JobOutcome, JobStatus, NewJob, OnConflict};
+use crate::job::{Ack, Claim, Job, JobOutcome, JobState, NewJob, OnConflict};
 use crate::{Capability, Error, Schema};
 
 /// An entrypoint's fleet-wide settings for [`Queries::configure`]; `None` keeps the current value.
@@ -44,7 +44,7 @@ pub struct SummaryRow {
     /// The entrypoint.
     pub entrypoint: String,
     /// The live state.
-    pub status: JobStatus,
+    pub status: JobState,
     /// The priority.
     pub priority: i32,
     /// How many jobs.
@@ -63,7 +63,7 @@ pub struct LogRow {
     /// Its entrypoint.
     pub entrypoint: String,
     /// The outcome (`Queued` for a retry or requeue).
-    pub status: JobStatus,
+    pub status: JobState,
     /// Attempts after the outcome.
     pub attempts: i32,
     /// The error, result or reason.
@@ -120,7 +120,7 @@ statements! {
     Lease = "SELECT extract(epoch FROM pgq.lease($1::text[]))::float8";
     Requeue = "SELECT pgq.requeue($1::bigint[])";
     Clear = "SELECT pgq.clear($1::text)";
-    JobStatus = "SELECT job_id, status, detail FROM pgq.job_status($1::bigint[])";
+    JobStateOf = "SELECT job_id, status, detail FROM pgq.job_status($1::bigint[])";
     Configure = "SELECT name FROM pgq.configure($1::text, $2::int, $3::float8, \
         make_interval(secs => $4::float8), $5::int, make_interval(secs => $6::float8), \
         make_interval(secs => $7::float8), $8::text)";
@@ -323,7 +323,7 @@ impl Queries {
         let commit = self.statement(Call::Commit).await?;
         let claims: Vec<Claim> = acks.iter().map(|ack| ack.claim).collect();
         let (ids, tokens) = claim_arrays(&claims);
-        let statuses: Vec<JobStatus> = acks.iter().map(|ack| ack.status).collect();
+        let statuses: Vec<&JobState> = acks.iter().map(|ack| &ack.status).collect();
         let details: Vec<Option<&Value>> = acks.iter().map(|ack| ack.detail.as_ref()).collect();
         let client = &self.client;
         let ack_params: [&(dyn ToSql + Sync); 5] = [&ids, &statuses, &details, &worker_id, &tokens];
@@ -359,7 +359,7 @@ impl Queries {
     pub async fn ack(&self, acks: &[Ack], worker_id: Option<Uuid>) -> Result<u64, Error> {
         let claims: Vec<Claim> = acks.iter().map(|ack| ack.claim).collect();
         let (ids, tokens) = claim_arrays(&claims);
-        let statuses: Vec<JobStatus> = acks.iter().map(|ack| ack.status).collect();
+        let statuses: Vec<&JobState> = acks.iter().map(|ack| &ack.status).collect();
         let details: Vec<Option<&Value>> = acks.iter().map(|ack| ack.detail.as_ref()).collect();
         self.count(Call::Ack, &[&ids, &statuses, &details, &worker_id, &tokens])
             .await
@@ -384,7 +384,7 @@ impl Queries {
                 .iter()
                 .map(|(claim, detail)| Ack {
                     claim: *claim,
-                    status: JobStatus::Exception,
+                    status: JobState::Exception,
                     detail: detail.clone(),
                 })
                 .collect();
@@ -479,7 +479,7 @@ impl Queries {
     /// The latest status of each job, with its detail (a successful job's result, an error, a
     /// reason), ordered by id; unknown ids are left out.
     pub async fn job_status(&self, ids: &[i64]) -> Result<Vec<JobOutcome>, Error> {
-        self.rows(Call::JobStatus, &[&ids])
+        self.rows(Call::JobStateOf, &[&ids])
             .await?
             .iter()
             .map(JobOutcome::from_row)

@@ -226,6 +226,11 @@ async fn inspection_commands_report_the_queue_in_tables_and_json() {
     let failed = json(&db.dsn, &["failed"]);
     assert_eq!(failed[0]["entrypoint"], "held");
     assert_eq!(failed[0]["error"], "boom");
+    assert_eq!(
+        json(&db.dsn, &["held"]),
+        failed,
+        "pgq failed is pgq held by its SQL label"
+    );
     let workers = json(&db.dsn, &["workers"]);
     assert_eq!(
         workers[0]["worker_id"],

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pgqueuer::{
-    Ack, Claim, EntrypointSettings, Error, JobOutcome, JobStatus, NewJob, OnConflict, Queries,
+    Ack, Claim, EntrypointSettings, Error, JobOutcome, JobState, NewJob, OnConflict, Queries,
 };
 use pgqueuer_tests::TestDb;
 use serde_json::json;
@@ -33,8 +33,8 @@ async fn the_quick_start_round_trip() {
     assert_eq!((job.id, job.entrypoint.as_str()), (ids[0], "fetch"));
     assert_eq!(job.payload.as_deref(), Some(&b"hello world"[..]));
     assert_eq!(
-        (job.status, job.worker_id),
-        (JobStatus::Picked, Some(worker))
+        (&job.status, job.worker_id),
+        (&JobState::Picked, Some(worker))
     );
     assert_eq!(
         q.heartbeat(&[Claim::of(job)], Some(worker))
@@ -46,7 +46,7 @@ async fn the_quick_start_round_trip() {
         .ack(
             &[Ack {
                 claim: Claim::of(job),
-                status: JobStatus::Successful,
+                status: JobState::Successful,
                 detail: Some(json!({"ok": 1})),
             }],
             Some(worker),
@@ -59,15 +59,15 @@ async fn the_quick_start_round_trip() {
         status,
         vec![JobOutcome {
             id: job.id,
-            status: JobStatus::Successful,
+            status: JobState::Successful,
             detail: Some(json!({"ok": 1}))
         }]
     );
     let log = q.log(Some("fetch"), 10).await.expect("log");
     assert_eq!(log.len(), 1);
     assert_eq!(
-        (log[0].job_id, log[0].status),
-        (job.id, JobStatus::Successful)
+        (log[0].job_id, &log[0].status),
+        (job.id, &JobState::Successful)
     );
 }
 
@@ -111,7 +111,7 @@ async fn enqueue_many_with_options_and_errors_as_variants() {
         .iter()
         .find(|row| row.entrypoint == "later")
         .expect("a later row");
-    assert_eq!((later.status, later.count), (JobStatus::Queued, 1));
+    assert_eq!((&later.status, later.count), (&JobState::Queued, 1));
 }
 
 #[tokio::test]
@@ -131,7 +131,7 @@ async fn settings_retries_holds_and_operations() {
     let id = q.enqueue(["h"], [Vec::new()], [0]).await.expect("enqueue")[0];
     let fail = [Ack {
         claim: Claim::any(id),
-        status: JobStatus::Exception,
+        status: JobState::Exception,
         detail: Some(json!({"message": "boom"})),
     }];
     for _ in 0..2 {
@@ -143,7 +143,7 @@ async fn settings_retries_holds_and_operations() {
         held,
         vec![JobOutcome {
             id,
-            status: JobStatus::Failed,
+            status: JobState::Held,
             detail: Some(json!({"message": "boom"}))
         }]
     );
@@ -230,7 +230,7 @@ async fn wait_for_returns_once_every_job_has_ended() {
     q.ack(
         &[Ack {
             claim: Claim::of(&jobs[0]),
-            status: JobStatus::Successful,
+            status: JobState::Successful,
             detail: Some(json!(42)),
         }],
         None,
@@ -247,14 +247,14 @@ async fn wait_for_returns_once_every_job_has_ended() {
         outcomes[0],
         JobOutcome {
             id: ids[0],
-            status: JobStatus::Successful,
+            status: JobState::Successful,
             detail: Some(json!(42))
         }
     );
     assert_eq!(outcomes[0].result::<i32>().expect("an i32"), Some(42));
     assert_eq!(
-        (outcomes[1].id, outcomes[1].status),
-        (ids[1], JobStatus::Canceled)
+        (outcomes[1].id, &outcomes[1].status),
+        (ids[1], &JobState::Canceled)
     );
     assert_eq!(outcomes[1].result::<i32>().expect("no result"), None);
     let unknown = q

@@ -999,7 +999,7 @@ async fn a_job_cancelled_while_claimed_ahead_never_runs() {
         .wait_for(&[waiting], Duration::from_millis(50))
         .await
         .expect("the cancelled job ends");
-    assert_eq!(ended[0].status, pgqueuer::JobStatus::Canceled);
+    assert_eq!(ended[0].status, pgqueuer::JobState::Canceled);
     let log = log_of(q.client(), waiting).await;
     assert_eq!(log.len(), 1, "{log:?}");
     let detail = log[0].1.clone().expect("a detail");

@@ -2,7 +2,9 @@
 //! can do; `Queries` asks it before a call an older schema lacks (docs/updating.md, "Clients
 //! and schemas").
 
-use pgqueuer::{Capability, EntrypointSettings, Error, Install, Queries, Schema};
+use pgqueuer::{
+    Ack, Capability, Claim, EntrypointSettings, Error, Install, JobState, Queries, Schema,
+};
 use pgqueuer_tests::{TestDb, scalar};
 
 /// A database at 0.4.0 (before pgq.fail and notify_completion): the schema says so, a call
@@ -89,4 +91,65 @@ async fn the_schema_is_read_by_any_role_and_has_every_capability_now() {
         error.to_string().contains("pgqueuer is not installed"),
         "{error}"
     );
+}
+
+/// A newer schema may add a state to pgq.job_state: this client reads rows in it as
+/// `JobState::Other` with the label, instead of failing to decode them (here the type gains
+/// `snoozed`, a live job and a log row take it).
+#[tokio::test]
+async fn a_state_of_a_newer_schema_decodes_as_other() {
+    let db = TestDb::installed().await;
+    let c = db.connect().await;
+    let q = Queries::new(db.connect().await);
+    let ids = q
+        .enqueue(["later", "done"], [Vec::new(), Vec::new()], [0, 0])
+        .await
+        .expect("enqueue");
+    let picked = q.dequeue(&["done"], 1, None).await.expect("claim");
+    q.ack(
+        &[Ack {
+            claim: Claim::of(&picked[0]),
+            status: JobState::Successful,
+            detail: None,
+        }],
+        None,
+    )
+    .await
+    .expect("ack");
+    c.batch_execute("ALTER TYPE pgq.job_state ADD VALUE 'snoozed'")
+        .await
+        .expect("a newer schema's state");
+    let check: String = scalar(
+        &c,
+        "SELECT conname::text FROM pg_constraint WHERE conrelid = 'pgq.jobs'::regclass \
+         AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%status%'",
+        &[],
+    )
+    .await;
+    c.batch_execute(&format!(
+        "ALTER TABLE pgq.jobs DROP CONSTRAINT {check}; \
+         UPDATE pgq.jobs SET status = 'snoozed' WHERE id = {}; \
+         UPDATE pgq.log SET status = 'snoozed' WHERE job_id = {}",
+        ids[0], ids[1]
+    ))
+    .await
+    .expect("rows in the new state");
+
+    let snoozed = JobState::Other("snoozed".into());
+    let summary = q.queue_summary().await.expect("queue_summary decodes");
+    assert_eq!(
+        summary
+            .iter()
+            .map(|row| (row.entrypoint.as_str(), &row.status))
+            .collect::<Vec<_>>(),
+        [("later", &snoozed)]
+    );
+    let log = q.log(Some("done"), 10).await.expect("the log decodes");
+    assert_eq!(log[0].status, snoozed);
+    let outcomes = q.job_status(&ids).await.expect("job_status decodes");
+    assert!(
+        outcomes.iter().all(|outcome| outcome.status == snoozed),
+        "{outcomes:?}"
+    );
+    assert!(JobState::from_label("failed") == JobState::Held);
 }

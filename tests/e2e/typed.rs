@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pgqueuer::{
-    Completions, EntrypointSettings, Job, JobArgs, JobStatus, Mode, NewJob, OnConflict, PgQueuer,
+    Completions, EntrypointSettings, Job, JobArgs, JobState, Mode, NewJob, OnConflict, PgQueuer,
     Queries, RunOptions,
 };
 use pgqueuer_tests::{TestDb, scalar};
@@ -205,7 +205,7 @@ async fn completions_wake_on_the_notification_of_a_job_that_ends() {
     );
     let running = tokio::spawn(async move { pgq.run(drain()).await });
     let picked = async {
-        while q.job_status(&[id]).await.expect("status")[0].status != JobStatus::Picked {
+        while q.job_status(&[id]).await.expect("status")[0].status != JobState::Picked {
             tokio::task::yield_now().await;
         }
     };
@@ -247,7 +247,7 @@ async fn completions_wake_on_the_notification_of_a_job_that_ends() {
         .expect("the task")
         .expect("wait_for");
     assert_eq!(outcomes.len(), 1);
-    assert_eq!(outcomes[0].status, JobStatus::Successful);
+    assert_eq!(outcomes[0].status, JobState::Successful);
     assert_eq!(outcomes[0].result::<u32>().expect("a u32"), Some(2));
     running.await.expect("the task").expect("the run");
 }

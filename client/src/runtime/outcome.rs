@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::dispatch::{ClaimKey, Outcome};
 use super::handler::{RetryRequested, Unrecoverable};
-use crate::{Ack, Claim, JobStatus};
+use crate::{Ack, Claim, JobState};
 
 pub(super) fn claim_of((id, token): ClaimKey) -> Claim {
     Claim {
@@ -55,7 +55,7 @@ impl Pending {
     pub fn canceled(&mut self, claim: ClaimKey) {
         self.push(Ack {
             claim: claim_of(claim),
-            status: JobStatus::Canceled,
+            status: JobState::Canceled,
             detail: Some(json!({"reason": "canceled before its handler started"})),
         });
     }
@@ -64,7 +64,7 @@ impl Pending {
     pub fn record(&mut self, Outcome { claim, result }: Outcome) {
         let (id, claim) = (claim.0, claim_of(claim));
         let (status, detail) = match result {
-            Ok(Ok(result)) => (JobStatus::Successful, result),
+            Ok(Ok(result)) => (JobState::Successful, result),
             Ok(Err(error)) => {
                 if let Some(retry) = error.downcast_ref::<RetryRequested>() {
                     tracing::info!(id, reason = %retry.reason, "retry requested");
@@ -86,12 +86,12 @@ impl Pending {
                     "message": error.to_string(),
                     "debug": format!("{error:?}"),
                 });
-                (JobStatus::Exception, Some(detail))
+                (JobState::Exception, Some(detail))
             }
             Err(panic) => {
                 tracing::error!(id, %panic, "handler panicked");
                 (
-                    JobStatus::Exception,
+                    JobState::Exception,
                     Some(json!({"type": "panic", "message": panic})),
                 )
             }

@@ -55,7 +55,7 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
 /// One row per entrypoint: what is waiting, running and held now, whether it is paused, and
 /// what finished in the window ($1 seconds; a range of log_created_idx, not the whole log).
 const ENTRYPOINTS: &str = "WITH live AS ( \
-        SELECT entrypoint, queued, picked, held AS failed, oldest_queued_seconds AS oldest \
+        SELECT entrypoint, queued, picked, held, oldest_queued_seconds AS oldest \
         FROM pgq.backlog), \
     done AS ( \
         SELECT entrypoint, \
@@ -65,7 +65,7 @@ const ENTRYPOINTS: &str = "WITH live AS ( \
         GROUP BY entrypoint), \
     paused AS (SELECT name AS entrypoint, true AS paused FROM pgq.entrypoints WHERE paused) \
     SELECT entrypoint, coalesce(queued, 0) AS queued, coalesce(picked, 0) AS picked, \
-           coalesce(failed, 0) AS failed, \
+           coalesce(held, 0) AS held, \
            round(coalesce(rate, 0)::numeric, 2) AS jobs_per_second, \
            round(oldest::numeric, 1) AS oldest_queued_seconds, \
            coalesce(exceptions, 0) AS recent_exceptions, coalesce(paused, false) AS paused \
@@ -261,7 +261,7 @@ struct EntrypointRow {
     entrypoint: String,
     queued: u64,
     picked: u64,
-    failed: u64,
+    held: u64,
     jobs_per_second: f64,
     oldest_queued_seconds: Option<f64>,
     recent_exceptions: u64,
@@ -308,7 +308,7 @@ impl Snapshot {
                     entrypoint: text(row, "entrypoint"),
                     queued: count(row, "queued"),
                     picked: count(row, "picked"),
-                    failed: count(row, "failed"),
+                    held: count(row, "held"),
                     jobs_per_second: row
                         .get("jobs_per_second")
                         .and_then(Value::as_f64)
@@ -385,7 +385,7 @@ fn draw_totals(frame: &mut Frame, area: Rect, snapshot: &Snapshot, problem: Opti
             "queued {}  picked {}  held {}  workers {}  finished {:.2}/s",
             sum(|e| e.queued),
             sum(|e| e.picked),
-            sum(|e| e.failed),
+            sum(|e| e.held),
             snapshot.workers,
             rate
         )),
@@ -432,7 +432,7 @@ fn draw_entrypoints(frame: &mut Frame, area: Rect, snapshot: &Snapshot) {
             },
             e.queued.to_string(),
             e.picked.to_string(),
-            e.failed.to_string(),
+            e.held.to_string(),
             format!("{:.2}", e.jobs_per_second),
             e.oldest_queued_seconds.map(age).unwrap_or_default(),
             e.recent_exceptions.to_string(),
@@ -510,7 +510,7 @@ mod tests {
     #[test]
     fn a_snapshot_document_is_read_and_drawn() {
         let text = r#"{"now": "2026-11-24 12:00:00", "database": "shop",
-            "entrypoints": [{"entrypoint": "send_mail", "queued": 12, "picked": 3, "failed": 1,
+            "entrypoints": [{"entrypoint": "send_mail", "queued": 12, "picked": 3, "held": 1,
                              "jobs_per_second": 2.5, "oldest_queued_seconds": 125.0,
                              "recent_exceptions": 2}],
             "per_second": [0, 4, 9],

@@ -1,4 +1,4 @@
-//! Inspecting and operating the queue: `schedules`, `failed`, `requeue`, `cancel`, `backlog`,
+//! Inspecting and operating the queue: `schedules`, `held`, `requeue`, `cancel`, `backlog`,
 //! `workers`, `stale`, `stats` (from the rollup, pgq.stats). Each query returns one JSON array (json_agg), printed as is
 //! with `--json` or as an aligned table.
 
@@ -158,7 +158,7 @@ pub async fn schedules(client: &Client, args: SchedulesArgs) -> Result<(), Failu
     list(client, sql, &[], &args.format).await
 }
 
-pub async fn failed(client: &Client, format: Format) -> Result<(), Failure> {
+pub async fn held(client: &Client, format: Format) -> Result<(), Failure> {
     let sql = "SELECT id, entrypoint, priority, attempts, updated AS failed_at, \
                       detail->>'message' AS error \
                FROM pgq.jobs WHERE status = 'failed' ORDER BY id";
@@ -178,7 +178,7 @@ pub async fn act(client: &Client, args: IdsArgs, what: &str) -> Result<(), Failu
     println!("{what}: {done} of {} job(s)", asked.len());
     if done < asked.len() as i64 {
         let why = match what {
-            "requeue" => "only held (failed) jobs can be requeued",
+            "requeue" => "only held jobs can be requeued",
             _ => "only queued, picked or held jobs can be cancelled",
         };
         return Err(Failure::new(format!(

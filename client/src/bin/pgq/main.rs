@@ -54,9 +54,11 @@ enum Command {
     Queue(queue::QueueArgs),
     /// List the cron schedules, or remove one (--remove ID) or an entrypoint's (--remove NAME).
     Schedules(inspect::SchedulesArgs),
-    /// List the held jobs: failed on their last attempt with on_failure = 'hold'.
-    Failed(inspect::Format),
-    /// Put held (failed) jobs back in the queue; exit 1 unless every id was requeued.
+    /// List the held jobs: failed on their last attempt with on_failure = 'hold' (their SQL
+    /// state label is `failed`, hence the alias).
+    #[command(visible_alias = "failed")]
+    Held(inspect::Format),
+    /// Put held jobs back in the queue; exit 1 unless every id was requeued.
     Requeue(inspect::IdsArgs),
     /// Cancel queued, picked or held jobs; exit 1 unless every id was cancelled.
     Cancel(inspect::IdsArgs),
@@ -208,7 +210,7 @@ async fn run(client: Client, dsn: Option<String>, command: Command) -> Result<()
         Command::Verify(args) => install::verify(&client, args).await,
         Command::Queue(args) => queue::queue(client, args).await,
         Command::Schedules(args) => inspect::schedules(&client, args).await,
-        Command::Failed(format) => inspect::failed(&client, format).await,
+        Command::Held(format) => inspect::held(&client, format).await,
         Command::Requeue(args) => inspect::act(&client, args, "requeue").await,
         Command::Cancel(args) => inspect::act(&client, args, "cancel").await,
         Command::Backlog(format) => inspect::backlog(&client, format).await,

@@ -23,7 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     assert_eq!(again, [None]);
     // ... and Raise fails the whole batch with Error::Duplicate.
     match q.enqueue_many(&[welcome()], OnConflict::Raise).await {
-        Err(Error::Duplicate(message)) => println!("refused: {message}"),
+        Err(Error::Duplicate { message, .. }) => println!("refused: {message}"),
         other => panic!("expected a duplicate, got {other:?}"),
     }
     Ok(())

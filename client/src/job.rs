@@ -356,7 +356,7 @@ impl JobOutcome {
         }
         let value = self.detail.clone().unwrap_or(Value::Null);
         serde_json::from_value(value).map(Some).map_err(|error| {
-            Error::Invalid(format!(
+            Error::invalid(format!(
                 "the result of job {} is not a {}: {error}",
                 self.id,
                 std::any::type_name::<R>()

@@ -49,6 +49,7 @@ mod completion;
 mod connect;
 mod enqueue;
 mod error;
+mod handler_error;
 mod job;
 mod notify;
 mod queries;
@@ -69,15 +70,15 @@ pub use connect::{
 };
 pub use enqueue::enqueue_in;
 pub use error::Error;
+pub use handler_error::{
+    BoxError, HandlerResult, JobResult, RetryRequested, TimedOut, Unrecoverable,
+};
 #[allow(deprecated)]
 pub use job::JobStatus;
 pub use job::{Ack, Claim, Job, JobOutcome, JobState, NewJob, OnConflict};
 pub use notify::{CHANNEL, DONE_CHANNEL, Event, Listener, Notification};
 pub use queries::{EntrypointSettings, LogRow, Queries, SummaryRow};
-pub use runtime::{
-    BoxError, HandlerResult, JobResult, Mode, PgQueuer, RetryRequested, RunOptions, ScheduledRun,
-    TimedOut, Unrecoverable,
-};
+pub use runtime::{Mode, PgQueuer, RunOptions, ScheduledRun};
 pub use schema::{Capability, Install, SCHEMA_VERSIONS, Schema};
 pub use shutdown::shutdown_signal;
 pub use tls::{RootCert, SslMode, Tls};

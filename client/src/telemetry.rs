@@ -43,7 +43,7 @@ pub struct Telemetry {
 /// standard `OTEL_EXPORTER_OTLP_*` variables.
 pub fn otlp(endpoint: Option<&str>, service: &str) -> Result<Telemetry, Error> {
     let failed = |what: &str, error: &dyn std::fmt::Display| {
-        Error::Config(format!("cannot export {what} over OTLP: {error}"))
+        Error::Setup(format!("cannot export {what} over OTLP: {error}"))
     };
     let base = endpoint.map(|endpoint| endpoint.trim_end_matches('/'));
     let mut spans = SpanExporter::builder().with_http();
@@ -89,8 +89,8 @@ impl Telemetry {
     pub fn shutdown(self) -> Result<(), Error> {
         let traces = self.tracer.shutdown();
         let metrics = self.meter.shutdown();
-        traces.map_err(|error| Error::Config(format!("exporting traces: {error}")))?;
-        metrics.map_err(|error| Error::Config(format!("exporting metrics: {error}")))?;
+        traces.map_err(|error| Error::Setup(format!("exporting traces: {error}")))?;
+        metrics.map_err(|error| Error::Setup(format!("exporting metrics: {error}")))?;
         Ok(())
     }
 }

@@ -32,7 +32,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::runtime::Unrecoverable;
+use crate::handler_error::Unrecoverable;
 use crate::{Error, Job, NewJob};
 
 /// The header naming how a job's payload is encoded.
@@ -60,7 +60,7 @@ impl NewJob {
     /// keys, a failing `Serialize` impl): [`Error::Invalid`].
     pub fn typed<A: JobArgs>(args: &A) -> Result<NewJob, Error> {
         let payload = serde_json::to_vec(args).map_err(|error| {
-            Error::Invalid(format!(
+            Error::invalid(format!(
                 "a {} cannot be serialised as JSON: {error}",
                 std::any::type_name::<A>()
             ))

@@ -7,6 +7,7 @@ use pgqueuer::{
 };
 use pgqueuer_tests::TestDb;
 use serde_json::json;
+use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 async fn queries() -> (TestDb, Queries) {
@@ -88,17 +89,38 @@ async fn enqueue_many_with_options_and_errors_as_variants() {
     );
 
     match q.enqueue_many(&jobs[..1], OnConflict::Raise).await {
-        Err(Error::Duplicate(message)) => assert!(message.contains("'k'"), "{message}"),
+        Err(Error::Duplicate { message, .. }) => assert!(message.contains("'k'"), "{message}"),
         other => panic!("expected Error::Duplicate, got {other:?}"),
     }
     match q.enqueue_many(&[NewJob::new("")], OnConflict::Raise).await {
-        Err(Error::Invalid(message)) => assert!(message.contains("non-empty"), "{message}"),
+        Err(Error::Invalid { message, .. }) => assert!(message.contains("non-empty"), "{message}"),
         other => panic!("expected Error::Invalid, got {other:?}"),
     }
     match q.dequeue(&["mail"], 0, None).await {
-        Err(Error::Invalid(message)) => assert!(message.contains("batch_size"), "{message}"),
+        Err(Error::Invalid { message, .. }) => assert!(message.contains("batch_size"), "{message}"),
         other => panic!("expected Error::Invalid, got {other:?}"),
     }
+    // A database's error keeps what the server said: SQLSTATE, message, detail and hint.
+    let duplicate = q
+        .enqueue_many(&jobs[..1], OnConflict::Raise)
+        .await
+        .expect_err("the key is taken");
+    assert_eq!(duplicate.code(), Some(&SqlState::UNIQUE_VIOLATION));
+    let refused = q.dequeue(&["mail"], 0, None).await.expect_err("batch 0");
+    let db = refused.db_error().expect("the server's error");
+    assert_eq!(db.code(), &SqlState::INVALID_PARAMETER_VALUE);
+    assert_eq!(db.message(), refused.to_string());
+    let other = q
+        .client()
+        .query_one("SELECT * FROM pgq.no_such_table", &[])
+        .await
+        .map_err(Error::from)
+        .expect_err("no such table");
+    assert_eq!(other.code(), Some(&SqlState::UNDEFINED_TABLE));
+    assert_eq!(
+        other.to_string(),
+        "ERROR: relation \"pgq.no_such_table\" does not exist (SQLSTATE 42P01)"
+    );
 
     let claimed = q
         .dequeue(&["mail", "later"], 10, None)
@@ -201,7 +223,7 @@ async fn schedules_through_queries() {
     let next = q.tick().await.expect("tick").expect("a next due time");
     assert!(next > std::time::SystemTime::now());
     match q.schedule("report", "* * * * * * *", "UTC").await {
-        Err(Error::Invalid(message)) => assert!(message.contains("7 fields"), "{message}"),
+        Err(Error::Invalid { message, .. }) => assert!(message.contains("7 fields"), "{message}"),
         other => panic!("expected Error::Invalid, got {other:?}"),
     }
     assert_eq!(q.unschedule("report", None).await.expect("unschedule"), 1);

@@ -13,18 +13,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{Handler, Output};
-use super::metrics::{Metrics, outcome_of};
-use crate::Job;
-
-/// A claim a lane holds: (job id, claim token).
-pub(super) type ClaimKey = (i64, i32);
-
-/// A handler that finished: which claim, and what it returned (`Err` text when it panicked).
-pub(super) struct Outcome {
-    pub claim: ClaimKey,
-    pub result: Result<Output, String>,
-}
+use super::handler::{Ended, Finished, Handler};
+use super::metrics::Metrics;
+use crate::{Claim, Job};
 
 /// Waiting jobs in the order they start: priority descending, then id, then claim.
 type Order = (Reverse<i32>, i64, i32);
@@ -39,8 +30,8 @@ pub(super) struct Dispatch {
     slots: Arc<Semaphore>,
     slot_count: usize,
     handlers: HashMap<String, Handler>,
-    /// Where each lane hears about its jobs' outcomes.
-    outcomes: Vec<mpsc::UnboundedSender<Outcome>>,
+    /// Where each lane hears that a handler of its jobs finished.
+    finished: Vec<mpsc::UnboundedSender<Finished>>,
     /// Cancelled when the shutdown grace is over: runners drop their handlers.
     stop: CancellationToken,
     runners: Mutex<JoinSet<()>>,
@@ -62,15 +53,15 @@ impl Dispatch {
     pub fn new(
         handlers: HashMap<String, Handler>,
         slot_count: usize,
-        outcomes: Vec<mpsc::UnboundedSender<Outcome>>,
+        finished: Vec<mpsc::UnboundedSender<Finished>>,
         metrics: Arc<Metrics>,
     ) -> Dispatch {
         Dispatch {
-            freed: outcomes
+            freed: finished
                 .iter()
                 .map(|_| tokio::sync::Notify::new())
                 .collect(),
-            outcomes,
+            finished,
             waiting: Mutex::default(),
             slots: Arc::new(Semaphore::new(slot_count)),
             slot_count,
@@ -174,11 +165,11 @@ impl Dispatch {
     }
 
     /// Takes a waiting (not started) job out of the queue.
-    pub fn take(&self, (id, token): ClaimKey) -> Option<Job> {
+    pub fn take(&self, claim: Claim) -> Option<Job> {
         let mut waiting = self.waiting();
         let key = waiting
             .iter()
-            .find(|(_, w)| w.job.id == id && w.job.claim_token == token)
+            .find(|(_, w)| Claim::of(&w.job) == claim)
             .map(|(key, _)| *key)?;
         waiting.remove(&key).map(|w| w.job)
     }
@@ -229,8 +220,8 @@ impl Dispatch {
                     Err(_) => return,
                 }
             };
-            let claim = (job.id, job.claim_token);
-            let result = match self.handlers.get(&job.entrypoint) {
+            let claim = Claim::of(&job);
+            let ended = match self.handlers.get(&job.entrypoint) {
                 Some(handler) => {
                     let span = tracing::info_span!("job", entrypoint = %job.entrypoint, id = job.id, attempt = job.attempts);
                     // A child of the span that enqueued the job, when its headers say which.
@@ -246,27 +237,68 @@ impl Dispatch {
                     drop(running);
                     let took = started.elapsed();
                     self.observe(took);
-                    let result = result.map_err(|panic| {
+                    let ended = Ended::of(result.map_err(|panic| {
                         panic
                             .downcast_ref::<&str>()
                             .map(|text| text.to_string())
                             .or_else(|| panic.downcast_ref::<String>().cloned())
                             .unwrap_or_else(|| "the handler panicked".to_string())
-                    });
-                    self.metrics
-                        .handler_ran(&entrypoint, outcome_of(&result), took);
-                    result
+                    }));
+                    self.metrics.handler_ran(&entrypoint, ended.label(), took);
+                    ended
                 }
-                None => Ok(Err(
-                    format!("no handler for entrypoint {}", job.entrypoint).into()
-                )),
+                None => {
+                    Ended::Failed(format!("no handler for entrypoint {}", job.entrypoint).into())
+                }
             };
-            if let Some(outcomes) = self.outcomes.get(lane) {
-                let _ = outcomes.send(Outcome { claim, result });
+            if let Some(finished) = self.finished.get(lane) {
+                let _ = finished.send(Finished { claim, ended });
             }
             for freed in &self.freed {
                 freed.notify_one();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dispatch(slots: usize) -> Dispatch {
+        Dispatch::new(HashMap::new(), slots, Vec::new(), Arc::new(Metrics::new()))
+    }
+
+    #[test]
+    fn room_is_free_slots_and_what_may_be_claimed_ahead_less_what_is_taken() {
+        let dispatch = dispatch(10);
+        assert_eq!(dispatch.room(0, 0), 10);
+        assert_eq!(dispatch.room(5, 3), 12);
+        dispatch.asking(4);
+        assert_eq!(
+            dispatch.room(5, 3),
+            8,
+            "jobs asked for in a claim in flight count"
+        );
+        dispatch.asked(4);
+        assert_eq!(dispatch.room(0, 30), 0, "never below zero");
+    }
+
+    #[test]
+    fn nothing_is_claimed_ahead_before_a_handler_has_finished_then_by_the_mean_run_time() {
+        let dispatch = dispatch(10);
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            dispatch.startable_within(second, 1000),
+            0,
+            "no run time known yet"
+        );
+        dispatch.observe(Duration::from_millis(100));
+        // 10 slots, 100 ms a run: 100 starts a second.
+        assert_eq!(dispatch.startable_within(second, 1000), 100);
+        assert_eq!(dispatch.startable_within(second, 30), 30, "at most `most`");
+        // The mean moves an eighth of the way to each new run time.
+        dispatch.observe(Duration::from_millis(900));
+        assert_eq!(dispatch.startable_within(second, 1000), 50);
     }
 }

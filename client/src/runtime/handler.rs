@@ -1,4 +1,4 @@
-//! What a handler is given and what it returns.
+//! What a registered handler is, and how its run ended.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,19 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::Job;
-
-/// Any error a handler returns.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// What a handler returns: `Ok(())`, or any error (acked as `exception`, retried per the
-/// entrypoint's `max_attempts`), a [`RetryRequested`] or an [`Unrecoverable`].
-pub type HandlerResult = Result<(), BoxError>;
-
-/// What a typed handler ([`PgQueuer::job`](crate::PgQueuer::job)) returns: a result, stored
-/// with the job's successful outcome (`()` stores nothing), or an error as for
-/// [`HandlerResult`].
-pub type JobResult<R = ()> = Result<R, BoxError>;
+use crate::handler_error::{BoxError, RetryRequested, TimedOut, Unrecoverable};
+use crate::{Claim, Job};
 
 /// What a registered handler's run comes to: the result to store, or the error.
 pub(crate) type Output = Result<Option<Value>, BoxError>;
@@ -27,73 +16,6 @@ pub(crate) type Output = Result<Option<Value>, BoxError>;
 /// A registered handler: takes its job by value and runs as a tokio task.
 pub(crate) type Handler =
     Arc<dyn Fn(Job) -> Pin<Box<dyn Future<Output = Output> + Send>> + Send + Sync>;
-
-/// A handler's error that no retry can mend (a payload it cannot read, a request it refuses):
-/// the job ends at once as `exception` (`pgq.fail`), whatever `max_attempts` says, with
-/// `{"type": "unrecoverable", "message": reason}` in its log row. A typed handler's payload that
-/// does not deserialise ends so.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unrecoverable {
-    /// Why, recorded in the log.
-    pub reason: String,
-}
-
-impl Unrecoverable {
-    /// An error ending the job for `reason`.
-    pub fn new(reason: impl Into<String>) -> Unrecoverable {
-        Unrecoverable {
-            reason: reason.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Unrecoverable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.reason)
-    }
-}
-
-impl std::error::Error for Unrecoverable {}
-
-/// A handler's request to run its job again after `delay` (whatever `max_attempts` says).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryRequested {
-    /// How long to wait before the job may run again.
-    pub delay: Duration,
-    /// Why, recorded in the log.
-    pub reason: String,
-}
-
-impl std::fmt::Display for RetryRequested {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "retry requested in {:?}: {}", self.delay, self.reason)
-    }
-}
-
-impl std::error::Error for RetryRequested {}
-
-/// What a handler that ran longer than its entrypoint's timeout ([`PgQueuer::timeout`]) is
-/// acked with: an `exception`, retried per the entrypoint's `max_attempts`. The handler's
-/// future is dropped when the time is up, so it stops at its next `.await`.
-///
-/// [`PgQueuer::timeout`]: crate::PgQueuer::timeout
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimedOut {
-    /// The entrypoint's timeout.
-    pub after: Duration,
-}
-
-impl std::fmt::Display for TimedOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the handler ran longer than its timeout of {:?} and was cancelled",
-            self.after
-        )
-    }
-}
-
-impl std::error::Error for TimedOut {}
 
 /// `handler`, cancelled after `after` with [`TimedOut`].
 pub(crate) fn with_timeout(handler: Handler, after: Duration) -> Handler {
@@ -106,6 +28,58 @@ pub(crate) fn with_timeout(handler: Handler, after: Duration) -> Handler {
             }
         })
     })
+}
+
+/// How a handler's run ended: what decides the report about its job (`pending.rs`) and the
+/// `outcome` label of its run time (`metrics.rs`).
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// It returned a result (the detail of the successful ack; `None` stores nothing).
+    Successful(Option<Value>),
+    /// It returned an error: an exception, retried per the entrypoint's `max_attempts`.
+    Failed(BoxError),
+    /// It asked for its job to run again later.
+    RetryRequested(RetryRequested),
+    /// Its error said no retry can mend it.
+    Unrecoverable(Unrecoverable),
+    /// It panicked, with this message.
+    Panicked(String),
+}
+
+impl Ended {
+    /// Reads a run's output, or the message of its panic.
+    pub(crate) fn of(run: Result<Output, String>) -> Ended {
+        match run {
+            Ok(Ok(result)) => Ended::Successful(result),
+            Ok(Err(error)) => match error.downcast::<RetryRequested>() {
+                Ok(retry) => Ended::RetryRequested(*retry),
+                Err(error) => match error.downcast::<Unrecoverable>() {
+                    Ok(fatal) => Ended::Unrecoverable(*fatal),
+                    Err(error) => Ended::Failed(error),
+                },
+            },
+            Err(panic) => Ended::Panicked(panic),
+        }
+    }
+
+    /// The `outcome` label of the handler's run time: `successful`, `exception`, `retry`,
+    /// `unrecoverable` or `panic`.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Ended::Successful(_) => "successful",
+            Ended::Failed(_) => "exception",
+            Ended::RetryRequested(_) => "retry",
+            Ended::Unrecoverable(_) => "unrecoverable",
+            Ended::Panicked(_) => "panic",
+        }
+    }
+}
+
+/// A handler that finished: which claim it ran, and how it ended.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub claim: Claim,
+    pub ended: Ended,
 }
 
 /// One fire of a schedule, as its handler receives it.
@@ -134,5 +108,34 @@ impl ScheduledRun {
             scheduled_for: header("scheduled_for").and_then(|t| t.as_str().map(str::to_string)),
             job,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(run: Result<Output, String>) -> &'static str {
+        Ended::of(run).label()
+    }
+
+    #[test]
+    fn a_run_ends_by_what_its_handler_returned() {
+        assert_eq!(ended(Ok(Ok(None))), "successful");
+        assert_eq!(ended(Ok(Err("boom".into()))), "exception");
+        let retry = RetryRequested {
+            delay: Duration::from_secs(5),
+            reason: "busy".into(),
+        };
+        assert_eq!(ended(Ok(Err(Box::new(retry)))), "retry");
+        assert_eq!(
+            ended(Ok(Err(Box::new(Unrecoverable::new("bad"))))),
+            "unrecoverable"
+        );
+        let timed_out = TimedOut {
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(ended(Ok(Err(Box::new(timed_out)))), "exception");
+        assert_eq!(ended(Err("oops".into())), "panic");
     }
 }

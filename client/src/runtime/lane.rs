@@ -1,10 +1,10 @@
-//! One lane: a connection that claims jobs for the handler slots and writes their outcomes.
+//! One lane: a connection that claims jobs for the handler slots and writes their reports.
 //!
 //! ```text
 //!   ┌─► round trip: BEGIN; ack(finished); dequeue(room); COMMIT ─► claimed jobs wait in the
 //!   │                                                              slots' queue (dispatch.rs)
-//!   └── when: room for half a batch (or idle slots) and jobs may be there; or outcomes worth
-//!       a batch, or the oldest older than ack_delay. Meanwhile: outcomes, notifications,
+//!   └── when: room for half a batch (or idle slots) and jobs may be there; or reports worth
+//!       a batch, or the oldest older than ack_delay. Meanwhile: finished handlers, notifications,
 //!       heartbeats, schedule ticks, the poll timeout, shutdown.
 //! ```
 //!
@@ -26,15 +26,37 @@ use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::dispatch::{ClaimKey, Dispatch, Outcome};
+use super::dispatch::Dispatch;
+use super::handler::Finished;
 use super::listen::Wake;
-use super::outcome::{Pending, claim_of};
+use super::pending::Pending;
 use super::{Mode, PgQueuer, RunOptions};
 use crate::{Claim, Error, Event, Queries};
 
 /// How often to heartbeat: the configured interval, but at least three times per lease.
 pub(super) fn heartbeat_every(configured: Duration, lease: Duration) -> Duration {
     configured.min(lease / 3).max(Duration::from_millis(10))
+}
+
+/// How many jobs a lane claims now: at most a `batch`, within the `room` the slots have (free
+/// slots plus the `ahead` they can start within a heartbeat period, less what is waiting or
+/// asked for). Zero until there is room for half a batch (or half of the slots and what is
+/// claimed ahead, when that is less), unless nothing is `waiting`: an idle slot never waits
+/// for a fuller claim.
+pub(super) fn claim_size(
+    batch: usize,
+    max_concurrent_tasks: usize,
+    ahead: usize,
+    room: usize,
+    waiting: usize,
+) -> usize {
+    let room = room.min(batch);
+    let enough = (max_concurrent_tasks + ahead).min(batch).div_ceil(2);
+    if room >= enough || (room > 0 && waiting == 0) {
+        room
+    } else {
+        0
+    }
 }
 
 /// A heartbeat timer whose first tick is one period away.
@@ -58,12 +80,13 @@ pub(super) struct Lane<'a> {
     /// False once that connection's task is gone: the lane polls.
     pub listening: bool,
     pub dispatch: Arc<Dispatch>,
-    pub outcomes: mpsc::UnboundedReceiver<Outcome>,
-    /// The claims this lane holds and has no outcome of yet (waiting or running), with their
+    /// The handlers of this lane's jobs that finished.
+    pub finished: mpsc::UnboundedReceiver<Finished>,
+    /// The claims this lane holds and has no report of yet (waiting or running), with their
     /// cancellation tokens. A job claimed again while an earlier claim's handler still runs
     /// (a stale re-pick) runs again: each claim is a run of its own, and the earlier one's
     /// report is fenced off by its claim token.
-    pub held: HashMap<ClaimKey, CancellationToken>,
+    pub held: HashMap<Claim, CancellationToken>,
     pub pending: Pending,
     /// Whether a claim may find jobs: false after a claim came back short, until a
     /// notification, the poll timeout or an ack says otherwise.
@@ -85,7 +108,7 @@ impl Lane<'_> {
     pub async fn work(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            self.collect_outcomes();
+            self.collect_finished();
             if self.options.mode == Mode::Drain && !self.more && self.held.is_empty() {
                 self.more = true; // the confirming claim
             }
@@ -121,8 +144,8 @@ impl Lane<'_> {
                 .since
                 .map(|since| since + self.options.ack_delay);
             let result = tokio::select! {
-                Some(outcome) = self.outcomes.recv() => {
-                    self.finished(outcome);
+                Some(run) = self.finished.recv() => {
+                    self.record(run);
                     Ok(())
                 }
                 // Another lane's handler freed a slot this lane may claim for.
@@ -161,22 +184,20 @@ impl Lane<'_> {
         self.wind_down().await
     }
 
-    /// Records every outcome already reported.
-    fn collect_outcomes(&mut self) {
-        while let Ok(outcome) = self.outcomes.try_recv() {
-            self.finished(outcome);
+    /// Records every handler that finished already.
+    fn collect_finished(&mut self) {
+        while let Ok(run) = self.finished.try_recv() {
+            self.record(run);
         }
     }
 
-    /// A handler finished: its claim is no longer held, its outcome waits to be written.
-    fn finished(&mut self, outcome: Outcome) {
-        self.held.remove(&outcome.claim);
-        self.pending.record(outcome);
+    /// A handler finished: its claim is no longer held, its report waits to be written.
+    fn record(&mut self, run: Finished) {
+        self.held.remove(&run.claim);
+        self.pending.record(run);
     }
 
-    /// How many jobs to claim now: at most a batch, within the room the slots have (free
-    /// slots plus what they can start within a heartbeat period). Zero until there is room
-    /// for half a batch, unless the slots have nothing waiting.
+    /// How many jobs to claim now ([`claim_size`]), from what the slots hold.
     fn want(&self) -> usize {
         let batch = usize::try_from(self.options.batch_size.max(1)).unwrap_or(1);
         let most_ahead = batch * self.options.connections.max(1);
@@ -184,18 +205,17 @@ impl Lane<'_> {
             .dispatch
             .startable_within(self.heartbeat_every, most_ahead);
         let waiting = self.dispatch.waiting_count();
-        let room = self.dispatch.room(ahead, waiting).min(batch);
-        let enough = (self.options.max_concurrent_tasks + ahead)
-            .min(batch)
-            .div_ceil(2);
-        if room >= enough || (room > 0 && waiting == 0) {
-            room
-        } else {
-            0
-        }
+        let room = self.dispatch.room(ahead, waiting);
+        claim_size(
+            batch,
+            self.options.max_concurrent_tasks,
+            ahead,
+            room,
+            waiting,
+        )
     }
 
-    /// Whether outcomes should be written now: a batch's worth, or the oldest waited long
+    /// Whether reports should be written now: a batch's worth, or the oldest waited long
     /// enough.
     fn flush_due(&self) -> bool {
         let batch = usize::try_from(self.options.batch_size.max(1)).unwrap_or(1);
@@ -205,7 +225,7 @@ impl Lane<'_> {
         }
     }
 
-    /// Writes the pending outcomes and claims `ask` jobs, in one round trip and one
+    /// Writes the pending reports and claims `ask` jobs, in one round trip and one
     /// transaction (requested retries and unrecoverable failures, rare, go first in calls of
     /// their own). The claimed jobs go to the slots. What fails stays pending.
     async fn round_trip(&mut self, ask: usize) -> Result<Trip, Error> {
@@ -244,8 +264,7 @@ impl Lane<'_> {
             .metrics
             .round_trip(acks.len(), ask, took, &jobs);
         for job in &jobs {
-            self.held
-                .insert((job.id, job.claim_token), job.cancel.clone());
+            self.held.insert(Claim::of(job), job.cancel.clone());
         }
         self.dispatch.push(self.index, jobs);
         if ask == 0 && acked_any {
@@ -259,13 +278,13 @@ impl Lane<'_> {
         })
     }
 
-    /// Writes the pending outcomes alone.
+    /// Writes the pending reports alone.
     async fn flush(&mut self) -> Result<(), Error> {
         self.round_trip(0).await.map(|_| ())
     }
 
     fn held_ids(&self) -> Vec<i64> {
-        self.held.keys().map(|(id, _)| *id).collect()
+        self.held.keys().map(|claim| claim.id).collect()
     }
 
     fn ours(&self, entrypoints: &[String]) -> bool {
@@ -297,15 +316,13 @@ impl Lane<'_> {
             return Ok(());
         }
         for claim in self.queries.cancel_requested(&ours).await? {
-            let Some(token) = claim.token else { continue };
-            let key = (claim.id, token);
-            let Some(cancel) = self.held.get(&key) else {
+            let Some(cancel) = self.held.get(&claim) else {
                 continue;
             };
-            if self.dispatch.take(key).is_some() {
+            if self.dispatch.take(claim).is_some() {
                 tracing::info!(id = claim.id, "cancelled before it started");
-                self.held.remove(&key);
-                self.pending.canceled(key);
+                self.held.remove(&claim);
+                self.pending.canceled(claim);
             } else {
                 tracing::info!(id = claim.id, "cancelled while running");
                 cancel.cancel();
@@ -329,14 +346,14 @@ impl Lane<'_> {
     }
 
     /// The claims this lane must keep after a lost connection: those it holds, and those
-    /// whose outcomes are not written yet.
+    /// whose reports are not written yet.
     fn kept_claims(&self) -> Vec<Claim> {
-        let held = self.held.keys().copied().map(claim_of);
+        let held = self.held.keys().copied();
         held.chain(self.pending.claims()).collect()
     }
 
     async fn send_heartbeat(&mut self) -> Result<(), Error> {
-        let claims: Vec<Claim> = self.held.keys().copied().map(claim_of).collect();
+        let claims: Vec<Claim> = self.held.keys().copied().collect();
         if !claims.is_empty() {
             self.queries
                 .heartbeat(&claims, Some(self.worker_id))
@@ -414,14 +431,14 @@ impl Lane<'_> {
     }
 
     /// On shutdown: gives back the jobs that have not started at once, lets running handlers
-    /// finish until the grace is up, writes their outcomes, and gives back the rest.
+    /// finish until the grace is up, writes their reports, and gives back the rest.
     async fn wind_down(mut self) -> Result<(), Error> {
         let unstarted: Vec<Claim> = self
             .dispatch
             .take_lane(self.index)
             .iter()
             .map(|job| {
-                self.held.remove(&(job.id, job.claim_token));
+                self.held.remove(&Claim::of(job));
                 Claim::of(job)
             })
             .collect();
@@ -436,7 +453,7 @@ impl Lane<'_> {
         let deadline = Instant::now() + self.options.shutdown_grace;
         while !self.held.is_empty() {
             tokio::select! {
-                Some(outcome) = self.outcomes.recv() => self.finished(outcome),
+                Some(run) = self.finished.recv() => self.record(run),
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
@@ -447,7 +464,7 @@ impl Lane<'_> {
             self.recover(error).await?;
             self.flush().await?;
         }
-        let unfinished: Vec<Claim> = self.held.drain().map(|(key, _)| claim_of(key)).collect();
+        let unfinished: Vec<Claim> = self.held.drain().map(|(claim, _)| claim).collect();
         if !unfinished.is_empty() {
             let released = self.release(&unfinished).await?;
             tracing::warn!(
@@ -499,5 +516,51 @@ fn transient(error: &Error) -> bool {
             *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
         }),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_go_out_at_least_three_times_per_lease() {
+        let second = Duration::from_secs(1);
+        assert_eq!(heartbeat_every(5 * second, 30 * second), 5 * second);
+        assert_eq!(heartbeat_every(5 * second, 6 * second), 2 * second);
+        assert_eq!(heartbeat_every(5 * second, 15 * second), 5 * second);
+        // A lease too short to keep is still heartbeated, every 10 ms.
+        assert_eq!(
+            heartbeat_every(5 * second, Duration::ZERO),
+            Duration::from_millis(10)
+        );
+    }
+
+    #[test]
+    fn a_claim_waits_for_room_for_half_a_batch_unless_slots_are_idle() {
+        // batch 100, 10 slots, nothing ahead: half of the 10 slots.
+        assert_eq!(
+            claim_size(100, 10, 0, 4, 3),
+            0,
+            "4 of 5 with jobs waiting: wait"
+        );
+        assert_eq!(
+            claim_size(100, 10, 0, 5, 3),
+            5,
+            "room for half of the slots"
+        );
+        assert_eq!(
+            claim_size(100, 10, 0, 1, 0),
+            1,
+            "nothing waiting: an idle slot"
+        );
+        assert_eq!(claim_size(100, 10, 0, 0, 0), 0, "no room at all");
+        // Claiming ahead: 200 startable within a heartbeat, so half a batch is the bar, and
+        // a claim is never more than a batch.
+        assert_eq!(claim_size(100, 10, 200, 49, 20), 0);
+        assert_eq!(claim_size(100, 10, 200, 50, 20), 50);
+        assert_eq!(claim_size(100, 10, 200, 500, 20), 100);
+        // A batch of one claims one at a time.
+        assert_eq!(claim_size(1, 10, 0, 3, 2), 1);
     }
 }

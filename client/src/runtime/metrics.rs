@@ -22,8 +22,6 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::handler::Output;
-use super::{RetryRequested, Unrecoverable};
 use crate::{Error, Job};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,17 +60,6 @@ struct Otel {
     queue_wait: opentelemetry::metrics::Histogram<f64>,
     round_trip: opentelemetry::metrics::Histogram<f64>,
     in_flight: opentelemetry::metrics::UpDownCounter<i64>,
-}
-
-/// How a handler's run ended, as a metric label.
-pub(crate) fn outcome_of(result: &Result<Output, String>) -> &'static str {
-    match result {
-        Ok(Ok(_)) => "successful",
-        Ok(Err(error)) if error.downcast_ref::<RetryRequested>().is_some() => "retry",
-        Ok(Err(error)) if error.downcast_ref::<Unrecoverable>().is_some() => "unrecoverable",
-        Ok(Err(_)) => "exception",
-        Err(_) => "panic",
-    }
 }
 
 impl Metrics {
@@ -207,9 +194,9 @@ impl Metrics {
         self: &Arc<Metrics>,
         address: SocketAddr,
     ) -> Result<tokio::task::JoinHandle<()>, Error> {
-        let listener = TcpListener::bind(address).await.map_err(|error| {
-            Error::Config(format!("cannot serve metrics on {address}: {error}"))
-        })?;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|error| Error::Setup(format!("cannot serve metrics on {address}: {error}")))?;
         if let Ok(bound) = listener.local_addr() {
             tracing::info!(%bound, "serving the runtime's metrics on http://{bound}/metrics");
         }

@@ -3,10 +3,10 @@
 //!
 //! - this file: the public face: registering handlers and schedules, starting a run;
 //! - [`options`]: [`RunOptions`] and [`Mode`];
-//! - [`handler`]: what a handler gets and returns;
-//! - `lane`: one connection's loop, claiming ahead and writing outcomes in one round trip;
+//! - `handler`: a registered handler, and how its run ended;
+//! - `lane`: one connection's loop, claiming ahead and writing reports in one round trip;
 //! - `dispatch`: the handler slots and the jobs waiting for them, shared by the lanes;
-//! - `outcome`: finished handlers turned into acks and retries, until written;
+//! - `pending`: finished handlers turned into acks, retries and failures, until written;
 //! - `listen`: the one LISTEN connection, whose notifications go to every lane.
 //!
 //! A handler's `Err` is acked as `exception` with `{"type", "message"}` in the detail. A panic
@@ -24,12 +24,12 @@
 //! committed just before the connection went): `pgq.release_lost`.
 
 mod dispatch;
-pub mod handler;
+mod handler;
 mod lane;
 mod listen;
 mod metrics;
-pub mod options;
-mod outcome;
+mod options;
+mod pending;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -40,12 +40,11 @@ use uuid::Uuid;
 
 use serde::Serialize;
 
+use crate::handler_error::{BoxError, HandlerResult, JobResult};
 use crate::{EntrypointSettings, Error, Job, JobArgs, Listener, Queries, Settings, connect_with};
 use dispatch::Dispatch;
 use handler::Handler;
-pub use handler::{
-    BoxError, HandlerResult, JobResult, RetryRequested, ScheduledRun, TimedOut, Unrecoverable,
-};
+pub use handler::ScheduledRun;
 use lane::{Lane, heartbeat_every, heartbeat_timer};
 pub use options::{Mode, RunOptions};
 
@@ -420,7 +419,7 @@ impl PgQueuer {
                 .into_iter()
                 .zip(receivers)
                 .enumerate()
-                .map(|(index, (queries, outcomes))| {
+                .map(|(index, (queries, finished))| {
                     let lane = Lane {
                         pgq: self,
                         index,
@@ -437,7 +436,7 @@ impl PgQueuer {
                         wakes: wakes.subscribe(),
                         listening: true,
                         dispatch: Arc::clone(&dispatch),
-                        outcomes,
+                        finished,
                         held: HashMap::new(),
                         pending: Default::default(),
                         more: true,

@@ -15,10 +15,11 @@
 //!
 //! # A tour, in reading order
 //!
-//! 1. **Connecting** (`connect.rs`, `tls.rs`): [`connect`], [`connect_from_env`] and
-//!    [`config`] apply libpq's rules (connection strings, `PG*` variables, defaults) and TLS
-//!    with libpq's `sslmode`, into [`Settings`]. Every connection of the crate goes through
-//!    them.
+//! 1. **Connecting** (`config.rs`, `connect.rs`, `tls.rs`): [`config`] and
+//!    [`config_from_env`] apply libpq's rules (connection strings, `PG*` variables, defaults,
+//!    TLS keys) into [`Settings`]; [`connect`], [`connect_from_env`] and [`connect_with`]
+//!    connect with them, TLS as libpq's `sslmode` says. Every connection of the crate goes
+//!    through them.
 //! 2. **Errors** (`error.rs`): one [`Error`] type; the SQL API's documented SQLSTATEs become
 //!    [`Error::Invalid`] and [`Error::Duplicate`], an unknown schema [`Error::Schema`].
 //! 3. **Jobs** (`job.rs`, `typed.rs`): a claimed [`Job`], its [`Claim`] (id and claim token), a
@@ -46,6 +47,7 @@
 //! The `pgq` command line (`src/bin/pgq/`) is built on the same pieces.
 
 mod completion;
+mod config;
 mod connect;
 mod enqueue;
 mod error;
@@ -64,10 +66,8 @@ pub mod trace;
 mod typed;
 
 pub use completion::Completions;
-pub use connect::{
-    Settings, config, config_from_env, connect, connect_from_env, connect_with,
-    connect_with_notices,
-};
+pub use config::{Settings, config, config_from_env};
+pub use connect::{connect, connect_from_env, connect_with, connect_with_notices};
 pub use enqueue::enqueue_in;
 pub use error::Error;
 pub use handler_error::{

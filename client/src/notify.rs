@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client};
 
-use crate::connect::Settings;
+use crate::config::Settings;
 
 use crate::Error;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::connect::Settings;
+use crate::config::Settings;
 use tokio::sync::broadcast;
 
 use crate::{Event, Listener};

@@ -21,6 +21,16 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
+/// Run options that drain (stop when nothing is left), with these sizes.
+pub fn drain(batch_size: i32, max_concurrent_tasks: usize) -> pgqueuer::RunOptions {
+    pgqueuer::RunOptions {
+        batch_size,
+        max_concurrent_tasks,
+        mode: pgqueuer::Mode::Drain,
+        ..pgqueuer::RunOptions::default()
+    }
+}
+
 /// How [`TestDb::installed`] installs pgqueuer: `PGQ_TEST_INSTALL`, `extension` (the default)
 /// or `sql-only`.
 pub fn sql_only() -> bool {
@@ -96,6 +106,11 @@ impl TestDb {
             .await
             .unwrap_or_else(|error| panic!("CREATE EXTENSION pgqueuer failed: {error}"));
         db
+    }
+
+    /// A worker runtime that connects to this database.
+    pub fn runtime(&self) -> pgqueuer::PgQueuer {
+        pgqueuer::PgQueuer::new(pgqueuer::config(&self.dsn).expect("settings of the test database"))
     }
 
     /// A new connection to this database through the client library.

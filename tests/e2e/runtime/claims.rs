@@ -12,10 +12,6 @@ use uuid::Uuid;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-fn runtime(db: &TestDb) -> PgQueuer {
-    PgQueuer::new(pgqueuer::config(&db.dsn).expect("settings"))
-}
-
 /// Runs `pgq` in drain mode (with `options` otherwise) on a task of its own.
 fn start(
     pgq: PgQueuer,
@@ -65,7 +61,7 @@ async fn a_spoofed_cancel_notification_cancels_nothing() {
 
     let (events, mut seen) = mpsc::unbounded_channel::<(i64, &'static str)>();
     let finish = Arc::new(Notify::new());
-    let mut pgq = runtime(&db);
+    let mut pgq = db.runtime();
     for name in ["victim", "real"] {
         let (events, finish) = (events.clone(), Arc::clone(&finish));
         pgq.entrypoint(name, move |job: Job| {
@@ -127,7 +123,7 @@ async fn a_late_report_of_an_earlier_claim_is_fenced_off_through_the_runtime() {
 
     let (events, mut seen) = mpsc::unbounded_channel::<i32>();
     let finish_first = Arc::new(Notify::new());
-    let mut pgq = runtime(&db);
+    let mut pgq = db.runtime();
     {
         let finish_first = Arc::clone(&finish_first);
         pgq.entrypoint("j", move |job: Job| {
@@ -193,7 +189,7 @@ async fn a_claim_whose_reply_was_lost_is_given_back_after_reconnecting() {
     let (started, mut seen) = mpsc::unbounded_channel::<i64>();
     let finish = Arc::new(Notify::new());
     let first: i64 = scalar(&c, "SELECT pgq.enqueue('a')", &[]).await;
-    let mut pgq = runtime(&db);
+    let mut pgq = db.runtime();
     let worker_id: Uuid = pgq.worker_id();
     {
         let finish = Arc::clone(&finish);
@@ -260,7 +256,7 @@ async fn heartbeats_follow_a_lease_shortened_while_a_long_job_runs() {
     let id: i64 = scalar(&c, "SELECT pgq.enqueue('long')", &[]).await;
     let (started, mut seen) = mpsc::unbounded_channel::<i64>();
     let finish = Arc::new(Notify::new());
-    let mut pgq = runtime(&db);
+    let mut pgq = db.runtime();
     {
         let finish = Arc::clone(&finish);
         pgq.entrypoint("long", move |job: Job| {

@@ -2,10 +2,13 @@
 //! can do; `Queries` asks it before a call an older schema lacks (docs/updating.md, "Clients
 //! and schemas").
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use pgqueuer::{
-    Ack, Capability, Claim, EntrypointSettings, Error, Install, JobState, Queries, Schema,
+    Ack, Capability, Claim, EntrypointSettings, Error, Install, Job, JobState, Queries, Schema,
 };
-use pgqueuer_tests::{TestDb, scalar};
+use pgqueuer_tests::{TestDb, count, drain, scalar};
 
 /// A database at 0.4.0 (before pgq.fail and notify_completion): the schema says so, a call
 /// that needs 0.5.0 is refused in one line naming it and changes nothing, and pgq.fail falls
@@ -152,4 +155,86 @@ async fn a_state_of_a_newer_schema_decodes_as_other() {
         "{outcomes:?}"
     );
     assert!(JobState::from_label("failed") == JobState::Held);
+}
+
+/// The runtime refuses, in one line naming both versions, a schema it does not know, and a
+/// database without pgqueuer; it starts on a schema it knows.
+#[tokio::test]
+async fn the_runtime_refuses_a_schema_version_it_does_not_know() {
+    let db = TestDb::installed().await;
+    let c = db.connect().await;
+    let checked = Queries::new(db.connect().await)
+        .check_schema()
+        .await
+        .expect("the current schema is known");
+    assert_eq!(checked, env!("CARGO_PKG_VERSION"));
+
+    // What a database left at an old release looks like to the client.
+    c.batch_execute(
+        "CREATE OR REPLACE FUNCTION pgq.version() RETURNS text LANGUAGE sql \
+         AS $$ SELECT '0.0.1'::text $$",
+    )
+    .await
+    .expect("pretend the schema is 0.0.1");
+    let error = db
+        .runtime()
+        .entrypoint("e", |_job| async { Ok(()) })
+        .run_until(drain(10, 10), std::future::pending())
+        .await
+        .expect_err("an unknown schema is refused");
+    let message = error.to_string();
+    assert!(matches!(error, pgqueuer::Error::Schema(_)), "{error:?}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.contains("schema 0.0.1")
+            && message.contains(&format!("works with schema {}", env!("CARGO_PKG_VERSION")))
+            && message.contains("pgq upgrade"),
+        "{message}"
+    );
+
+    let empty = TestDb::empty().await;
+    let error = empty
+        .runtime()
+        .entrypoint("e", |_job| async { Ok(()) })
+        .run_until(drain(10, 10), std::future::pending())
+        .await
+        .expect_err("no schema is refused");
+    assert!(
+        error.to_string().contains("pgqueuer is not installed"),
+        "{error}"
+    );
+}
+
+/// This client works with the previous release's schema too (a compatible release, listed in
+/// SCHEMA_VERSIONS): its runtime drains a database still at 0.2.0, whose pgq.ack has no fast
+/// path, and every job ends once.
+#[tokio::test]
+async fn the_runtime_drains_a_database_whose_extension_is_at_the_previous_release() {
+    let db = TestDb::empty().await;
+    let c = db.connect().await;
+    c.batch_execute("CREATE EXTENSION pgqueuer VERSION '0.2.0'")
+        .await
+        .expect("install 0.2.0");
+    let q = Queries::new(db.connect().await);
+    q.enqueue(vec!["a"; 250], vec![Vec::new(); 250], vec![0; 250])
+        .await
+        .expect("enqueue");
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut pgq = db.runtime();
+    {
+        let ran = Arc::clone(&ran);
+        pgq.entrypoint("a", move |_job: Job| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        });
+    }
+    pgq.run(drain(50, 20)).await.expect("drain on 0.2.0");
+    assert_eq!(ran.load(Ordering::SeqCst), 250);
+    assert_eq!(count(q.client(), "pgq.jobs").await, 0);
+    assert_eq!(
+        count(q.client(), "pgq.log WHERE status = 'successful'").await,
+        250
+    );
+    let version: String = scalar(&c, "SELECT pgq.version()", &[]).await;
+    assert_eq!(version, "0.2.0");
 }

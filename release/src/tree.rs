@@ -71,25 +71,26 @@ impl Tree {
             .ok_or_else(|| Error::new(format!("{path}: no such file")))
     }
 
-    /// The scripts of `extension/sql/`, with their text.
-    fn scripts(&self) -> impl Iterator<Item = (Script, &str)> {
-        self.files.iter().filter_map(|(path, text)| {
-            let name = path.strip_prefix(SCRIPTS_DIR)?.strip_prefix('/')?;
-            Some((Script::parse(name)?, text.as_str()))
-        })
+    /// What `pick` takes of the scripts of `extension/sql/` (each with its text), sorted.
+    fn scripts<'a, T: Ord>(&'a self, pick: impl Fn(Script, &'a str) -> Option<T>) -> Vec<T> {
+        let mut found: Vec<T> = self
+            .files
+            .iter()
+            .filter_map(|(path, text)| {
+                let name = path.strip_prefix(SCRIPTS_DIR)?.strip_prefix('/')?;
+                pick(Script::parse(name)?, text)
+            })
+            .collect();
+        found.sort();
+        found
     }
 
     /// The releases: versions whose install script is frozen, oldest first.
     pub fn releases(&self) -> Vec<Version> {
-        let mut releases: Vec<Version> = self
-            .scripts()
-            .filter_map(|(script, _)| match script {
-                Script::Install(version) => Some(version),
-                _ => None,
-            })
-            .collect();
-        releases.sort();
-        releases
+        self.scripts(|script, _| match script {
+            Script::Install(version) => Some(version),
+            _ => None,
+        })
     }
 
     /// Whether `version` is a release.
@@ -99,28 +100,18 @@ impl Tree {
 
     /// The releases whose SQL-only install script is frozen, with it, oldest first.
     pub fn sql_only_releases(&self) -> Vec<(Version, &str)> {
-        let mut found: Vec<(Version, &str)> = self
-            .scripts()
-            .filter_map(|(script, text)| match script {
-                Script::SqlOnlyInstall(version) => Some((version, text)),
-                _ => None,
-            })
-            .collect();
-        found.sort();
-        found
+        self.scripts(|script, text| match script {
+            Script::SqlOnlyInstall(version) => Some((version, text)),
+            _ => None,
+        })
     }
 
-    /// The steps whose upgrade script is frozen in `extension/sql/`.
+    /// The steps whose upgrade script is frozen in `extension/sql/`, oldest first.
     pub fn frozen_steps(&self) -> Vec<Step> {
-        let mut steps: Vec<Step> = self
-            .scripts()
-            .filter_map(|(script, _)| match script {
-                Script::Upgrade(step) => Some(step),
-                _ => None,
-            })
-            .collect();
-        steps.sort();
-        steps
+        self.scripts(|script, _| match script {
+            Script::Upgrade(step) => Some(step),
+            _ => None,
+        })
     }
 
     /// The steps that have a delta in `sql/upgrade/`.

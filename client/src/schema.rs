@@ -109,9 +109,9 @@ impl Schema {
                          WHERE extname = 'pgqueuer'), \
                         (SELECT pg_catalog.obj_description(oid, 'pg_namespace') \
                          FROM pg_catalog.pg_namespace WHERE nspname = 'pgq'), \
-                        to_regprocedure('pgq.version()') IS NOT NULL \
-                        AND has_schema_privilege('pgq', 'USAGE') \
-                        AND has_function_privilege('pgq.version()', 'EXECUTE')",
+                        CASE WHEN to_regprocedure('pgq.version()') IS NULL THEN false \
+                             ELSE has_schema_privilege('pgq', 'USAGE') \
+                                  AND has_function_privilege('pgq.version()', 'EXECUTE') END",
                 &[],
             )
             .await?;

@@ -44,7 +44,7 @@
 //! 8. **Stopping** (`shutdown.rs`): [`shutdown_signal`] is SIGINT or SIGTERM, as the runtime
 //!    and `pgq` wait for them.
 //!
-//! The `pgq` command line (`src/bin/pgq/`) is built on the same pieces.
+//! The `pgq` command line (crate `pgq`, `cli/` in the repository) is built on the same pieces.
 
 mod completion;
 mod config;

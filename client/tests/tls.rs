@@ -1,200 +1,14 @@
 //! TLS with libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, against a throwaway
-//! server with `ssl = on` and a CA, server and client certificates made here with `openssl`.
+//! server with `ssl = on` and a CA, server and client certificates made with `openssl`
+//! (`pgqueuer_tests::tls`).
 
-mod support;
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pgqueuer::{Job, PgQueuer, Queries, RunOptions};
 use pgqueuer_cluster::{Cluster, Options};
-use support::{pgq, stderr, stdout};
+use pgqueuer_tests::tls::{certs, dsn, encrypted, server};
 use tokio::sync::Notify;
-
-/// The certificates, in a directory of their own.
-struct Certs {
-    dir: PathBuf,
-}
-
-impl Certs {
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.join(name)).expect("a certificate file")
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A CA (`{name}.crt`, `{name}.key`).
-fn ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-        ],
-    );
-}
-
-/// A certificate signed by `ca` for `cn`, with the extensions in `ext`.
-fn signed(dir: &Path, ca: &str, name: &str, cn: &str, ext: &str) {
-    std::fs::write(dir.join(format!("{name}.ext")), ext).expect("extensions file");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.crt"),
-        ],
-    );
-}
-
-fn certs() -> &'static Certs {
-    static CERTS: OnceLock<Certs> = OnceLock::new();
-    CERTS.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("pgq-tls-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a directory for the certificates");
-        ca(&dir, "ca");
-        ca(&dir, "other-ca");
-        // Valid for the name localhost only: 127.0.0.1 is a wrong host name for it.
-        signed(
-            &dir,
-            "ca",
-            "server",
-            "localhost",
-            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-        );
-        signed(
-            &dir,
-            "ca",
-            "client",
-            "tls_cert_user",
-            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
-        );
-        Certs { dir }
-    })
-}
-
-/// A server with TLS on: `tls_cert_user` must log in over TLS with a client certificate,
-/// `tls_only_user` over TLS; everyone else as they like.
-fn server() -> &'static Cluster {
-    static SERVER: OnceLock<Cluster> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let certs = certs();
-        let cluster = Cluster::start_with(Options {
-            preload: false,
-            settings: vec![
-                "ssl = on".into(),
-                "ssl_cert_file = 'server.crt'".into(),
-                "ssl_key_file = 'server.key'".into(),
-                "ssl_ca_file = 'ca.crt'".into(),
-            ],
-            files: ["server.crt", "server.key", "ca.crt"]
-                .iter()
-                .map(|name| (name.to_string(), certs.read(name)))
-                .collect(),
-            hba: vec![
-                "hostssl all tls_cert_user 127.0.0.1/32 cert".into(),
-                "host all tls_cert_user 127.0.0.1/32 reject".into(),
-                "hostnossl all tls_only_user 127.0.0.1/32 reject".into(),
-            ],
-            ..Options::default()
-        })
-        .expect("a TLS server");
-        cluster
-            .psql(
-                "postgres",
-                "CREATE ROLE tls_cert_user LOGIN; CREATE ROLE tls_only_user LOGIN",
-            )
-            .expect("roles");
-        cluster
-    })
-}
-
-/// A key/value connection string to the TLS server at `host`, with `extra` settings.
-fn dsn(host: &str, extra: &str) -> String {
-    format!(
-        "host={host} port={} user=postgres dbname=postgres {extra}",
-        server().port()
-    )
-}
-
-/// Whether this connection is encrypted, as the server sees it.
-async fn encrypted(client: &pgqueuer::tokio_postgres::Client) -> bool {
-    client
-        .query_one(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .await
-        .expect("pg_stat_ssl")
-        .get(0)
-}
 
 #[tokio::test]
 async fn verify_full_connects_encrypted_from_a_key_value_string_and_a_url() {
@@ -306,51 +120,6 @@ async fn a_client_certificate_is_accepted_by_a_hostssl_cert_rule() {
 }
 
 #[tokio::test]
-async fn the_cli_connects_over_tls_and_fails_in_one_line_with_exit_code_2() {
-    let server = server();
-    let root = certs().path("ca.crt");
-    let good = pgq(
-        &dsn(
-            "localhost",
-            &format!("sslmode=verify-full sslrootcert={root}"),
-        ),
-        &["version"],
-    );
-    // The server has no pgqueuer: version prints the client's and fails with 1, connected.
-    assert_eq!(good.status.code(), Some(1), "{}", stderr(&good));
-    assert!(stdout(&good).starts_with("pgq "), "{}", stdout(&good));
-
-    let other = certs().path("other-ca.crt");
-    let bad = pgq(
-        &dsn(
-            "localhost",
-            &format!("sslmode=verify-full sslrootcert={other}"),
-        ),
-        &["version"],
-    );
-    assert_eq!(bad.status.code(), Some(2));
-    let message = stderr(&bad);
-    assert_eq!(message.lines().count(), 1, "{message}");
-    assert!(message.contains("certificate"), "{message}");
-
-    // The libpq variables do the same.
-    let from_env = Command::new(env!("CARGO_BIN_EXE_pgq"))
-        .arg("version")
-        .env_remove("PGQUEUER_DSN")
-        .env_remove("DATABASE_URL")
-        .envs([
-            ("PGHOST", "localhost".to_string()),
-            ("PGPORT", server.port().to_string()),
-            ("PGUSER", "postgres".to_string()),
-            ("PGSSLMODE", "verify-full".to_string()),
-            ("PGSSLROOTCERT", other),
-        ])
-        .output()
-        .expect("pgq runs");
-    assert_eq!(from_env.status.code(), Some(2), "{}", stderr(&from_env));
-}
-
-#[tokio::test]
 async fn require_against_a_server_without_tls_fails_clearly() {
     let plain = Cluster::start_with(Options {
         preload: false,
@@ -366,9 +135,6 @@ async fn require_against_a_server_without_tls_fails_clearly() {
         error.to_string().contains("server does not support TLS"),
         "{error}"
     );
-    let cli = pgq(&dsn, &["version"]);
-    assert_eq!(cli.status.code(), Some(2));
-    assert_eq!(stderr(&cli).lines().count(), 1, "{}", stderr(&cli));
 }
 
 #[tokio::test]

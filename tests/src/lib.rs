@@ -12,6 +12,7 @@
 
 pub mod catalog;
 pub mod release;
+pub mod tls;
 
 use std::sync::OnceLock;
 

@@ -111,15 +111,7 @@ pub fn freeze() -> Result {
     // The SQL-only install script of the release too, which later upgrade tests start from.
     let sql_only = root.join(Script::SqlOnlyInstall(version).path());
     let output = cargo()
-        .args([
-            "run",
-            "--quiet",
-            "--package",
-            "pgqueuer-client",
-            "--bin",
-            "pgq",
-            "--",
-        ])
+        .args(["run", "--quiet", "--package", "pgq", "--bin", "pgq", "--"])
         .args(["sql", "install"])
         .output()
         .map_err(|error| format!("pgq sql install: {error}"))?;

@@ -22,7 +22,7 @@ const APT_PACKAGES: &[&str] = &[
     // certificates (client/tests/tls.rs).
     "curl",
     "openssl",
-    // The browser test of pgq web (client/tests/web.rs): headless Chromium through WebDriver.
+    // The browser test of pgq web (cli/tests/web.rs): headless Chromium through WebDriver.
     "chromium",
     "chromium-driver",
 ];

@@ -171,7 +171,7 @@ fn nextest_sql_only(filter: &str) -> Command {
             "--package",
             "pgqueuer-tests",
             "--package",
-            "pgqueuer-client",
+            "pgq",
             "--no-tests=fail",
             "-E",
         ])
@@ -229,10 +229,11 @@ pub fn demo() -> Result {
             "build",
             "--quiet",
             "--package",
-            "pgqueuer-client",
-            "--bin",
             "pgq",
+            "--package",
+            "pgqueuer-client",
             "--examples",
+            "--bins",
         ]),
     )?;
 

@@ -12,6 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::CONTENT_TYPE;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode, http};
+use hyper_util::rt::TokioIo;
 use opentelemetry::KeyValue;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -19,7 +26,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::{Error, Job};
@@ -189,7 +195,8 @@ impl Metrics {
         text
     }
 
-    /// Serves `GET /metrics` on `address` until the returned task is aborted.
+    /// Serves `GET /metrics` on `address` until the returned task is aborted (HTTP/1.1 by
+    /// hyper, one request a connection; anything else is 404).
     pub(crate) async fn serve(
         self: &Arc<Metrics>,
         address: SocketAddr,
@@ -203,7 +210,7 @@ impl Metrics {
         let metrics = Arc::clone(self);
         Ok(tokio::spawn(async move {
             loop {
-                let mut stream = match listener.accept().await {
+                let stream = match listener.accept().await {
                     Ok((stream, _)) => stream,
                     Err(error) => {
                         // Out of file descriptors, say: try again a little later.
@@ -213,26 +220,36 @@ impl Metrics {
                     }
                 };
                 let metrics = Arc::clone(&metrics);
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let metrics = Arc::clone(&metrics);
+                    async move { metrics.respond(&request) }
+                });
                 tokio::spawn(async move {
-                    let mut request = [0u8; 1024];
-                    let read = stream.read(&mut request).await.unwrap_or(0);
-                    let request = String::from_utf8_lossy(&request[..read]);
-                    let response = if request.starts_with("GET /metrics ") {
-                        let body = metrics.text();
-                        format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; \
-                             version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\n\
-                             connection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                    } else {
-                        "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                            .to_string()
-                    };
-                    let _ = stream.write_all(response.as_bytes()).await;
+                    let connection = http1::Builder::new()
+                        .keep_alive(false)
+                        .serve_connection(TokioIo::new(stream), service);
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "a metrics request failed");
+                    }
                 });
             }
         }))
+    }
+
+    /// The answer to one request: the registry for `GET /metrics`, else 404.
+    fn respond<B>(&self, request: &Request<B>) -> Result<Response<Full<Bytes>>, http::Error> {
+        if request.method() == Method::GET && request.uri().path() == "/metrics" {
+            Response::builder()
+                .header(
+                    CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+                .body(Full::new(Bytes::from(self.text())))
+        } else {
+            Response::builder()
+                .status(StatusCode::NOT_FOUND)
+                .body(Full::new(Bytes::new()))
+        }
     }
 }
 
@@ -243,5 +260,39 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.0.in_flight.dec();
         self.0.otel.in_flight.add(-1, &[]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_get_metrics_is_served() {
+        let metrics = Metrics::new();
+        metrics.handler_ran("mail", "successful", Duration::from_millis(5));
+        let get = |method: Method, uri: &str| {
+            let request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(())
+                .expect("a request");
+            metrics.respond(&request).expect("a response")
+        };
+        let served = get(Method::GET, "/metrics");
+        assert_eq!(served.status(), StatusCode::OK);
+        assert!(
+            served.headers()[CONTENT_TYPE]
+                .to_str()
+                .is_ok_and(|t| t.starts_with("application/openmetrics-text")),
+            "{:?}",
+            served.headers()
+        );
+        assert_eq!(get(Method::GET, "/").status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            get(Method::POST, "/metrics").status(),
+            StatusCode::NOT_FOUND
+        );
+        assert!(metrics.text().contains("pgq_handler_duration_seconds"));
     }
 }

@@ -6,7 +6,7 @@ use pgqueuer::{Install, Schema};
 use serde_json::json;
 use tokio_postgres::Client;
 
-use crate::Failure;
+use crate::failure::Failure;
 
 const CREATE: &str = "CREATE EXTENSION pgqueuer;";
 /// CREATE EXTENSION made schema pgq, but it is not a member of the extension: drop it too

@@ -20,8 +20,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
-use crate::Failure;
-use crate::inspect::{Format, TableFormat, list_as};
+use crate::failure::Failure;
+use crate::table::{Format, TableFormat, list_as};
 
 #[derive(Debug, Args)]
 pub struct DashboardArgs {
@@ -126,7 +126,7 @@ pub async fn dashboard(
             message: "the live dashboard needs an interactive terminal: use pgq dashboard --once \
                       (or --json) to print one table"
                 .into(),
-            code: crate::exit::CONNECTION,
+            code: crate::failure::exit::CONNECTION,
         });
     }
     let (sender, screen) = watch::channel(Screen::Waiting);
@@ -193,7 +193,7 @@ async fn refresh(
 }
 
 fn publish_failure(sender: &watch::Sender<Screen>, message: String) {
-    let message = crate::one_line(&message);
+    let message = crate::failure::one_line(&message);
     sender.send_modify(|screen| {
         let last = match screen {
             Screen::Shown(snapshot) | Screen::Failed(_, Some(snapshot)) => Some(snapshot.clone()),
@@ -474,7 +474,7 @@ fn draw_exceptions(frame: &mut Frame, area: Rect, snapshot: &Snapshot) {
                     x.entrypoint,
                     x.job_id,
                     x.attempts + 1,
-                    crate::one_line(&x.message)
+                    crate::failure::one_line(&x.message)
                 ))
             })
             .collect()

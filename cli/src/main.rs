@@ -1,17 +1,21 @@
 //! `pgq`: the pgqueuer command line.
 
 mod dashboard;
+mod failure;
+mod http;
 mod inspect;
 mod install;
 mod listen;
 mod metrics;
 mod operate;
 mod queue;
+mod table;
 mod web;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use failure::{Failure, exit, finish, one_line};
 use pgqueuer::{Capability, Schema};
 use tokio_postgres::Client;
 
@@ -57,15 +61,15 @@ enum Command {
     /// List the held jobs: failed on their last attempt with on_failure = 'hold' (their SQL
     /// state label is `failed`, hence the alias).
     #[command(visible_alias = "failed")]
-    Held(inspect::Format),
+    Held(table::Format),
     /// Put held jobs back in the queue; exit 1 unless every id was requeued.
     Requeue(inspect::IdsArgs),
     /// Cancel queued, picked or held jobs; exit 1 unless every id was cancelled.
     Cancel(inspect::IdsArgs),
     /// Queued, picked and held jobs per entrypoint, and the age of the oldest queued one.
-    Backlog(inspect::Format),
+    Backlog(table::Format),
     /// The workers holding picked jobs.
-    Workers(inspect::Format),
+    Workers(table::Format),
     /// Picked jobs whose heartbeat is older than --threshold seconds.
     Stale(inspect::StaleArgs),
     /// Outcomes per entrypoint and status over the last --window seconds (from the per-minute
@@ -105,49 +109,6 @@ impl Command {
             Command::Dashboard(_) => &[ReadModel, Pause],
             Command::Metrics(_) | Command::Web(_) => &[ReadModel, Stats, Pause],
             _ => &[],
-        }
-    }
-}
-
-/// Exit codes scripts can rely on.
-pub mod exit {
-    /// The command failed, or `verify` found a mismatch.
-    pub const FAILURE: u8 = 1;
-    /// No connection could be made, or the command line was wrong (as clap uses).
-    pub const CONNECTION: u8 = 2;
-}
-
-/// A command's failure: its message (one line) and exit code.
-pub struct Failure {
-    pub message: String,
-    pub code: u8,
-}
-
-impl Failure {
-    /// A failure with exit code 1.
-    pub fn new(message: impl Into<String>) -> Failure {
-        Failure {
-            message: message.into(),
-            code: exit::FAILURE,
-        }
-    }
-}
-
-impl From<tokio_postgres::Error> for Failure {
-    fn from(error: tokio_postgres::Error) -> Failure {
-        let message = match error.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => error.to_string(),
-        };
-        Failure::new(message)
-    }
-}
-
-impl From<pgqueuer::Error> for Failure {
-    fn from(error: pgqueuer::Error) -> Failure {
-        match error {
-            pgqueuer::Error::Db(error) => Failure::from(error),
-            other => Failure::new(other.to_string()),
         }
     }
 }
@@ -222,26 +183,10 @@ async fn run(client: Client, dsn: Option<String>, command: Command) -> Result<()
         Command::Retention(args) => operate::retention(&client, args).await,
         Command::Durability(args) => operate::durability(&client, args).await,
         Command::Dashboard(args) => dashboard::dashboard(client, dsn, args).await,
-        Command::Metrics(args) => metrics::metrics(&client, args).await,
+        Command::Metrics(args) => metrics::metrics(client, args).await,
         Command::Web(args) => web::web(client, args).await,
         Command::Listen | Command::Sql(_) => unreachable!("handled before connecting"),
     }
-}
-
-/// The exit code of a command's result, with its failure printed as one line.
-fn finish(result: Result<(), Failure>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            eprintln!("pgq: {}", one_line(&failure.message));
-            ExitCode::from(failure.code)
-        }
-    }
-}
-
-/// Messages are one line, so that scripts and logs can rely on it.
-fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 async fn version(client: &Client) -> Result<(), Failure> {

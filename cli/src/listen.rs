@@ -5,7 +5,7 @@ use std::io::Write;
 
 use pgqueuer::Listener;
 
-use crate::Failure;
+use crate::failure::Failure;
 
 pub async fn listen(dsn: Option<&str>) -> Result<(), Failure> {
     let config = match dsn {
@@ -15,7 +15,7 @@ pub async fn listen(dsn: Option<&str>) -> Result<(), Failure> {
     let shutdown = pgqueuer::shutdown_signal().map_err(|e| Failure::new(e.to_string()))?;
     let mut listener = Listener::connect(&config).await.map_err(|error| Failure {
         message: error.to_string(),
-        code: crate::exit::CONNECTION,
+        code: crate::failure::exit::CONNECTION,
     })?;
     eprintln!("pgq: listening on channel pgq (Ctrl-C to stop)");
     let mut shutdown = std::pin::pin!(shutdown);

@@ -1,8 +1,15 @@
 //! `pgq metrics`: an HTTP endpoint serving Prometheus text exposition, computed from the
-//! database at every scrape.
+//! database at every scrape; anything but `GET /metrics` is 404, no token (what Prometheus
+//! scrapes carry none of).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use clap::Args;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -10,11 +17,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
-use crate::Failure;
+use crate::failure::Failure;
 
 #[derive(Debug, Args)]
 pub struct MetricsArgs {
@@ -44,65 +50,44 @@ struct ByEntrypoint {
     entrypoint: String,
 }
 
-pub async fn metrics(client: &Client, args: MetricsArgs) -> Result<(), Failure> {
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|error| Failure::new(format!("cannot listen on {}: {error}", args.listen)))?;
-    let address = listener
-        .local_addr()
-        .map_err(|error| Failure::new(error.to_string()))?;
+pub async fn metrics(client: Client, args: MetricsArgs) -> Result<(), Failure> {
+    let (listener, address) = crate::http::bind(args.listen).await?;
+    let router = Router::new()
+        .route("/metrics", get(scrape).fallback(not_found))
+        .fallback(not_found)
+        .with_state(Arc::new(client));
     eprintln!("pgq: serving Prometheus metrics on http://{address}/metrics (Ctrl-C to stop)");
-    let shutdown = pgqueuer::shutdown_signal().map_err(|e| Failure::new(e.to_string()))?;
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (mut stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted.map_err(|e| Failure::new(e.to_string()))?,
-            () = &mut shutdown => return Ok(()),
-        };
-        let request = read_head(&mut stream).await;
-        let request = String::from_utf8_lossy(&request);
-        let response = if request.starts_with("GET /metrics ") {
-            match render(client).await {
-                Ok(body) => format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
-                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                ),
-                Err(failure) => {
-                    let body = format!("{}\n", failure.message);
-                    format!(
-                        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
-                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                }
-            }
-        } else {
-            let body = "only GET /metrics is served\n";
-            format!(
-                "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            )
-        };
-        let _ = stream.write_all(response.as_bytes()).await;
-        let _ = stream.shutdown().await;
+    crate::http::serve(listener, router, CancellationToken::new()).await
+}
+
+/// `GET /metrics`: a scrape, or 503 with why it failed.
+async fn scrape(State(client): State<Arc<Client>>) -> Response {
+    match render(&client).await {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(failure) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain")],
+            format!("{}\n", failure.message),
+        )
+            .into_response(),
     }
 }
 
-/// The request line and headers (up to the blank line, 8 KiB at most), however many reads they
-/// take to arrive; what came within 5 s if the client stalls.
-async fn read_head(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
-    let mut head = Vec::new();
-    let mut chunk = [0u8; 1024];
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-            Ok(Ok(read)) if read > 0 => head.extend_from_slice(&chunk[..read]),
-            _ => break,
-        }
-    }
-    head
+/// Anything but `GET /metrics`.
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "only GET /metrics is served\n",
+    )
+        .into_response()
 }
 
 /// One scrape: the queue as it is now.

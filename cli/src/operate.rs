@@ -4,7 +4,7 @@
 use clap::Args;
 use tokio_postgres::Client;
 
-use crate::Failure;
+use crate::failure::Failure;
 
 #[derive(Debug, Args)]
 pub struct EntrypointArg {

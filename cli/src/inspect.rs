@@ -1,29 +1,12 @@
 //! Inspecting and operating the queue: `schedules`, `held`, `requeue`, `cancel`, `backlog`,
-//! `workers`, `stale`, `stats` (from the rollup, pgq.stats). Each query returns one JSON array (json_agg), printed as is
-//! with `--json` or as an aligned table.
+//! `workers`, `stale`, `stats` (from the rollup, pgq.stats). Each listing is one query, printed
+//! by `table.rs` as JSON (`--json`) or as an aligned table.
 
 use clap::Args;
-use serde_json::Value;
 use tokio_postgres::Client;
 
-use crate::Failure;
-
-/// How a listing draws its table (`dashboard --once --table-format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TableFormat {
-    /// Aligned columns under a dashed rule.
-    Plain,
-    /// A Markdown table.
-    Markdown,
-}
-
-/// `--json` for the listing commands.
-#[derive(Debug, Args)]
-pub struct Format {
-    /// Print a JSON array of objects instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
+use crate::failure::Failure;
+use crate::table::{Format, list};
 
 #[derive(Debug, Args)]
 pub struct SchedulesArgs {
@@ -57,82 +40,6 @@ pub struct StatsArgs {
     window: f64,
     #[command(flatten)]
     format: Format,
-}
-
-/// Runs a query wrapped in json_agg and prints the rows.
-async fn list(
-    client: &Client,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    format: &Format,
-) -> Result<(), Failure> {
-    list_as(client, sql, params, format, TableFormat::Plain).await
-}
-
-/// [`list`] with a table style.
-pub async fn list_as(
-    client: &Client,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    format: &Format,
-    style: TableFormat,
-) -> Result<(), Failure> {
-    let wrapped = format!("SELECT coalesce(json_agg(t), '[]')::text FROM ({sql}) t");
-    let text: String = client.query_one(&wrapped, params).await?.try_get(0)?;
-    if format.json {
-        println!("{text}");
-        return Ok(());
-    }
-    let rows: Vec<serde_json::Map<String, Value>> = serde_json::from_str(&text)
-        .map_err(|error| Failure::new(format!("unexpected output from the database: {error}")))?;
-    print_table(&rows, style);
-    Ok(())
-}
-
-/// An aligned table with a header; "(none)" when there are no rows.
-fn print_table(rows: &[serde_json::Map<String, Value>], style: TableFormat) {
-    let Some(first) = rows.first() else {
-        println!("(none)");
-        return;
-    };
-    let columns: Vec<&String> = first.keys().collect();
-    let cell = |value: Option<&Value>| match value {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    };
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|row| columns.iter().map(|c| cell(row.get(*c))).collect())
-        .collect();
-    let widths: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            table
-                .iter()
-                .map(|r| r[i].chars().count())
-                .max()
-                .unwrap_or(0)
-                .max(c.len())
-        })
-        .collect();
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        match style {
-            TableFormat::Plain => println!("{}", padded.join("  ").trim_end()),
-            TableFormat::Markdown => println!("| {} |", padded.join(" | ")),
-        }
-    };
-    line(columns.iter().map(|c| c.to_string()).collect());
-    line(widths.iter().map(|w| "-".repeat(*w)).collect());
-    for row in table {
-        line(row);
-    }
 }
 
 pub async fn schedules(client: &Client, args: SchedulesArgs) -> Result<(), Failure> {

@@ -7,7 +7,7 @@ use pgqueuer::{NewJob, OnConflict, Queries};
 use serde_json::{Map, Value};
 use tokio_postgres::Client;
 
-use crate::Failure;
+use crate::failure::Failure;
 
 #[derive(Debug, Args)]
 pub struct QueueArgs {

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::Failure;
+use crate::failure::Failure;
 
 #[derive(Debug, Args)]
 pub struct WebArgs {
@@ -132,12 +132,7 @@ pub async fn web(client: Client, args: WebArgs) -> Result<(), Failure> {
         }
     });
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|error| Failure::new(format!("cannot listen on {}: {error}", args.listen)))?;
-    let address = listener
-        .local_addr()
-        .map_err(|error| Failure::new(error.to_string()))?;
+    let (listener, address) = crate::http::bind(args.listen).await?;
     let mut hosts = vec![address.to_string(), format!("localhost:{}", address.port())];
     if address.ip().is_loopback() {
         hosts.push(format!("127.0.0.1:{}", address.port()));
@@ -191,15 +186,7 @@ pub async fn web(client: Client, args: WebArgs) -> Result<(), Failure> {
             ""
         }
     );
-    let signal = pgqueuer::shutdown_signal().map_err(|e| Failure::new(e.to_string()))?;
-    let shutdown = async move {
-        signal.await;
-        stopping.cancel();
-    };
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|error| Failure::new(error.to_string()))
+    crate::http::serve(listener, router, stopping).await
 }
 
 /// Equal in time independent of where they differ.

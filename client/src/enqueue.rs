@@ -73,6 +73,18 @@ impl<'a> EnqueueArgs<'a> {
         }
     }
 
+    /// The parameters of `pgq.enqueue` for the first job (`Queries::enqueue_one`).
+    pub(crate) fn one(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
+            &self.entrypoints[0],
+            &self.payloads[0],
+            &self.priorities[0],
+            &self.delays[0],
+            &self.keys[0],
+            &self.headers[0],
+        ]
+    }
+
     /// The statement's parameters, in order.
     pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 7] {
         [

@@ -52,9 +52,11 @@ mod connect;
 mod enqueue;
 mod error;
 mod handler_error;
+mod interval;
 mod job;
 mod notify;
 mod queries;
+mod rows;
 mod runtime;
 mod schema;
 mod shutdown;
@@ -73,11 +75,13 @@ pub use error::Error;
 pub use handler_error::{
     BoxError, HandlerResult, JobResult, RetryRequested, TimedOut, Unrecoverable,
 };
+pub use interval::Interval;
 #[allow(deprecated)]
 pub use job::JobStatus;
 pub use job::{Ack, Claim, Job, JobOutcome, JobState, NewJob, OnConflict};
 pub use notify::{CHANNEL, DONE_CHANNEL, Event, Listener, Notification};
-pub use queries::{EntrypointSettings, LogRow, Queries, SummaryRow};
+pub use queries::{Durability, EntrypointSettings, Queries, Retention};
+pub use rows::{BacklogRow, LogRow, SummaryRow, ThroughputRow, WorkerRow};
 pub use runtime::{Mode, PgQueuer, RunOptions, ScheduledRun};
 pub use schema::{Capability, Install, SCHEMA_VERSIONS, Schema};
 pub use shutdown::shutdown_signal;

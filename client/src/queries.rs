@@ -11,9 +11,11 @@ use tokio::sync::OnceCell;
 use tokio_postgres::{Client, Row, Statement};
 use uuid::Uuid;
 
+use crate::Interval;
 use crate::enqueue::EnqueueArgs;
 use crate::job::claim_arrays;
 use crate::job::{Ack, Claim, Job, JobOutcome, JobState, NewJob, OnConflict};
+use crate::rows::{BacklogRow, LogRow, SummaryRow, ThroughputRow, WorkerRow};
 use crate::{Capability, Error, Schema};
 
 /// An entrypoint's fleet-wide settings for [`Queries::configure`]; `None` keeps the current value.
@@ -38,38 +40,58 @@ pub struct EntrypointSettings {
     pub notify_completion: Option<bool>,
 }
 
-/// A row of `pgq.queue_summary`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SummaryRow {
-    /// The entrypoint.
-    pub entrypoint: String,
-    /// The live state.
-    pub status: JobState,
-    /// The priority.
-    pub priority: i32,
-    /// How many jobs.
-    pub count: i64,
-    /// When the oldest of them was enqueued.
-    pub oldest: SystemTime,
+/// How long the log and the per-minute statistics are kept ([`Queries::retention`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Log rows older than this are deleted by the maintenance; `None` keeps them forever.
+    pub log: Option<Interval>,
+    /// `pgq.stats` rows older than this are deleted.
+    pub stats: Interval,
 }
 
-/// A row of `pgq.log`: one outcome of a job.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogRow {
-    /// The log row's id.
-    pub id: i64,
-    /// The job.
-    pub job_id: i64,
-    /// Its entrypoint.
-    pub entrypoint: String,
-    /// The outcome (`Queued` for a retry or requeue).
-    pub status: JobState,
-    /// Attempts after the outcome.
-    pub attempts: i32,
-    /// The error, result or reason.
-    pub detail: Option<Value>,
-    /// When the outcome happened.
-    pub created: SystemTime,
+impl Retention {
+    fn from_row(row: &Row) -> Result<Retention, Error> {
+        Ok(Retention {
+            log: row.try_get::<_, Option<String>>(0)?.map(Interval::new),
+            stats: Interval::new(row.try_get::<_, String>(1)?),
+        })
+    }
+}
+
+/// What a crash or a failover may lose, traded for speed (`pgq.set_durability`,
+/// docs/operating.md).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// Every table logged (the default): nothing committed is lost.
+    Durable,
+    /// The log and the statistics unlogged: a crash empties them; jobs are kept.
+    Balanced,
+    /// The jobs unlogged too: a crash or failover loses every queued and running job.
+    Volatile,
+}
+
+impl Durability {
+    /// Its name in SQL.
+    pub fn label(self) -> &'static str {
+        match self {
+            Durability::Durable => "durable",
+            Durability::Balanced => "balanced",
+            Durability::Volatile => "volatile",
+        }
+    }
+
+    /// The mode `label` names ([`Error::Invalid`] for any other).
+    pub fn from_label(label: &str) -> Result<Durability, Error> {
+        match label {
+            "durable" => Ok(Durability::Durable),
+            "balanced" => Ok(Durability::Balanced),
+            "volatile" => Ok(Durability::Volatile),
+            other => Err(Error::invalid(format!(
+                "durability must be durable, balanced or volatile, not {other:?}"
+            ))),
+        }
+    }
 }
 
 /// Declares every statement `Queries` prepares, one line each: the `Call` naming it (also its
@@ -91,6 +113,12 @@ macro_rules! statements {
                 match self {
                     Call::Fail => Some(Capability::Fail),
                     Call::ConfigureNotify => Some(Capability::NotifyCompletion),
+                    Call::Pause | Call::Resume => Some(Capability::Pause),
+                    Call::Retention | Call::SetLogRetention | Call::SetStatsRetention => {
+                        Some(Capability::Retention)
+                    }
+                    Call::Durability | Call::SetDurability => Some(Capability::Durability),
+                    Call::Backlog | Call::Workers => Some(Capability::ReadModel),
                     _ => None,
                 }
             }
@@ -106,6 +134,8 @@ macro_rules! statements {
 
 statements! {
     EnqueueMany = crate::enqueue::ENQUEUE_MANY;
+    EnqueueOne = "SELECT pgq.enqueue($1::text, $2::bytea, $3::int, \
+        make_interval(secs => $4::float8), $5::text, $6::jsonb)";
     Dequeue = "SELECT * FROM pgq.dequeue($1::text[], $2::int, $3::uuid)";
     Heartbeat = "SELECT pgq.heartbeat($1::bigint[], $2::uuid, $3::int[])";
     Ack = "SELECT pgq.ack($1::bigint[], $2::pgq.job_state[], $3::jsonb[], \
@@ -129,9 +159,28 @@ statements! {
         make_interval(secs => $7::float8), $8::text, $9::boolean)";
     Schedule = "SELECT pgq.schedule($1::text, $2::text, $3::text)";
     Unschedule = "SELECT pgq.unschedule($1::text, $2::text)";
+    UnscheduleId = "SELECT pgq.unschedule_id($1::bigint)";
+    Pause = "SELECT pgq.pause($1::text)";
+    Resume = "SELECT pgq.resume($1::text)";
+    // A fresh install has no settings row yet: the defaults (sql/maintenance.sql).
+    Retention = "SELECT CASE WHEN s.singleton IS NULL THEN '7 days' \
+        ELSE s.log_retention::text END, coalesce(s.stats_retention::text, '90 days') \
+        FROM (SELECT) AS one LEFT JOIN pgq.settings s ON true";
+    SetLogRetention = "SELECT log_retention::text, stats_retention::text \
+        FROM pgq.set_log_retention($1::text::interval)";
+    SetStatsRetention = "SELECT log_retention::text, stats_retention::text \
+        FROM pgq.set_stats_retention($1::text::interval)";
+    Durability = "SELECT pgq.durability()";
+    SetDurability = "SELECT pgq.set_durability($1::text, $2::text::interval)";
     Tick = "SELECT pgq.tick()";
     Summary = "SELECT entrypoint, status, priority, count, oldest \
         FROM pgq.queue_summary ORDER BY entrypoint, status, priority DESC";
+    Backlog = "SELECT entrypoint, queued, ready, picked, held, oldest_queued_seconds \
+        FROM pgq.backlog ORDER BY entrypoint";
+    Workers = "SELECT worker_id, jobs, entrypoints, oldest_heartbeat, last_heartbeat \
+        FROM pgq.workers ORDER BY worker_id";
+    Throughput = "SELECT second, entrypoint, status, count FROM pgq.throughput \
+        ORDER BY second, entrypoint, status";
     Log = "SELECT id, job_id, entrypoint, status, attempts, detail, created \
         FROM pgq.log WHERE $1::text IS NULL OR entrypoint = $1 ORDER BY id DESC LIMIT $2::bigint";
     PurgeLog = "SELECT pgq.purge_log(make_interval(secs => $1::float8))";
@@ -166,7 +215,7 @@ impl Queries {
     pub fn new(client: Client) -> Queries {
         Queries {
             client,
-            prepared: Default::default(),
+            prepared: std::array::from_fn(|_| OnceCell::new()),
             schema: OnceCell::new(),
         }
     }
@@ -611,9 +660,189 @@ impl Queries {
             .collect()
     }
 
+    /// Enqueues one job with `pgq.enqueue` (the single-job call other languages use) and
+    /// returns its id; a taken dedupe key is [`Error::Duplicate`]. Headers gain the current
+    /// trace context as with [`enqueue_many`](Queries::enqueue_many).
+    pub async fn enqueue_one(&self, job: &NewJob) -> Result<i64, Error> {
+        let span = tracing::info_span!("enqueue", jobs = 1);
+        let args = span.in_scope(|| EnqueueArgs::of(std::slice::from_ref(job), OnConflict::Raise));
+        let one = args.one();
+        let row =
+            tracing::Instrument::instrument(self.one_row(Call::EnqueueOne, &one), span).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Removes one schedule by id. Returns how many (0 or 1).
+    pub async fn unschedule_id(&self, schedule_id: i64) -> Result<u64, Error> {
+        self.count(Call::UnscheduleId, &[&schedule_id]).await
+    }
+
+    /// Stops claiming an entrypoint's jobs (running ones finish; enqueueing goes on). False
+    /// when it was paused already. Needs [`Capability::Pause`].
+    pub async fn pause(&self, entrypoint: &str) -> Result<bool, Error> {
+        self.schema().await?.requires(Capability::Pause)?;
+        Ok(self
+            .one_row(Call::Pause, &[&entrypoint])
+            .await?
+            .try_get(0)?)
+    }
+
+    /// Claims a paused entrypoint's jobs again. False when it was not paused.
+    pub async fn resume(&self, entrypoint: &str) -> Result<bool, Error> {
+        self.schema().await?.requires(Capability::Pause)?;
+        Ok(self
+            .one_row(Call::Resume, &[&entrypoint])
+            .await?
+            .try_get(0)?)
+    }
+
+    /// How long the log and the statistics are kept. Needs [`Capability::Retention`].
+    pub async fn retention(&self) -> Result<Retention, Error> {
+        self.schema().await?.requires(Capability::Retention)?;
+        Retention::from_row(&self.one_row(Call::Retention, &[]).await?)
+    }
+
+    /// Keeps log rows for `retention` (`None`: forever); the maintenance deletes older ones.
+    /// From 0 to 100 years. Returns the retention now.
+    pub async fn set_log_retention(
+        &self,
+        retention: Option<&Interval>,
+    ) -> Result<Retention, Error> {
+        self.schema().await?.requires(Capability::Retention)?;
+        let text = retention.map(Interval::as_str);
+        Retention::from_row(&self.one_row(Call::SetLogRetention, &[&text]).await?)
+    }
+
+    /// Keeps the per-minute statistics for `retention` (1 hour to 100 years). Returns the
+    /// retention now.
+    pub async fn set_stats_retention(&self, retention: &Interval) -> Result<Retention, Error> {
+        self.schema().await?.requires(Capability::Retention)?;
+        let text = retention.as_str();
+        Retention::from_row(&self.one_row(Call::SetStatsRetention, &[&text]).await?)
+    }
+
+    /// The durability mode. Needs [`Capability::Durability`].
+    pub async fn durability(&self) -> Result<Durability, Error> {
+        self.schema().await?.requires(Capability::Durability)?;
+        let label: String = self.one_row(Call::Durability, &[]).await?.try_get(0)?;
+        Durability::from_label(&label)
+    }
+
+    /// Switches to `mode`, waiting at most `lock_timeout` for the tables' locks (each table
+    /// that changes is rewritten). Returns the previous mode.
+    pub async fn set_durability(
+        &self,
+        mode: Durability,
+        lock_timeout: &Interval,
+    ) -> Result<Durability, Error> {
+        self.schema().await?.requires(Capability::Durability)?;
+        let (label, timeout) = (mode.label(), lock_timeout.as_str());
+        let previous: String = self
+            .one_row(Call::SetDurability, &[&label, &timeout])
+            .await?
+            .try_get(0)?;
+        Durability::from_label(&previous)
+    }
+
+    /// Each entrypoint's live jobs (`pgq.backlog`). Needs [`Capability::ReadModel`].
+    pub async fn backlog(&self) -> Result<Vec<BacklogRow>, Error> {
+        self.schema().await?.requires(Capability::ReadModel)?;
+        self.rows(Call::Backlog, &[])
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(BacklogRow {
+                    entrypoint: row.try_get(0)?,
+                    queued: row.try_get(1)?,
+                    ready: row.try_get(2)?,
+                    picked: row.try_get(3)?,
+                    held: row.try_get(4)?,
+                    oldest_queued_seconds: row.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The workers running jobs now (`pgq.workers`). Needs [`Capability::ReadModel`].
+    pub async fn workers(&self) -> Result<Vec<WorkerRow>, Error> {
+        self.schema().await?.requires(Capability::ReadModel)?;
+        self.rows(Call::Workers, &[])
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(WorkerRow {
+                    worker_id: row.try_get(0)?,
+                    jobs: row.try_get(1)?,
+                    entrypoints: row.try_get(2)?,
+                    oldest_heartbeat: row.try_get(3)?,
+                    last_heartbeat: row.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Outcomes per second over the last hour (`pgq.throughput`, which reads the log).
+    pub async fn throughput(&self) -> Result<Vec<ThroughputRow>, Error> {
+        self.rows(Call::Throughput, &[])
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ThroughputRow {
+                    second: row.try_get(0)?,
+                    entrypoint: row.try_get(1)?,
+                    status: row.try_get(2)?,
+                    count: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
     /// Deletes log rows older than `older_than`. Returns how many.
     pub async fn purge_log(&self, older_than: Duration) -> Result<u64, Error> {
         self.count(Call::PurgeLog, &[&older_than.as_secs_f64()])
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Queries` is the one gateway to the SQL API: every public function of `sql/` (no
+    /// leading `_`) and every view is called by one of its statements (or by `Schema`, which
+    /// reads `pgq.version()`). A function added to `sql/` without a method fails here.
+    #[test]
+    fn every_public_function_and_view_has_a_call() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let tree = pgqueuer_release::Tree::read(&root).expect("the checkout's sql/");
+        let mut statements: Vec<&str> = Call::ALL.iter().map(|call| call.sql()).collect();
+        statements.push(crate::schema::VERSION);
+        let mut public = Vec::new();
+        for name in pgqueuer_release::SQL_FILES {
+            let text = tree
+                .file(&pgqueuer_release::sql_path(name))
+                .expect("a file of sql/");
+            for statement in pgqueuer_release::statements(text) {
+                let words: Vec<&str> = statement.split_whitespace().take(3).collect();
+                let kind = match words.as_slice() {
+                    ["CREATE", "FUNCTION", _] => "(",
+                    ["CREATE", "VIEW", _] => " ",
+                    _ => continue,
+                };
+                let object = words[2].split('(').next().unwrap_or_default();
+                if object.starts_with("pgq.") && !object.starts_with("pgq._") {
+                    public.push(format!("{object}{kind}"));
+                }
+            }
+        }
+        assert!(public.len() > 30, "the public API found: {public:?}");
+        let missing: Vec<&String> = public
+            .iter()
+            .filter(|object| !statements.iter().any(|sql| sql.contains(object.as_str())))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "public functions and views no statement of Queries calls: {missing:?}"
+        );
     }
 }

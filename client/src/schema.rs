@@ -21,6 +21,9 @@ pub const SCHEMA_VERSIONS: &[&str] = &[
     "0.2.0",
 ];
 
+/// What the SQL API says of its own version.
+pub(crate) const VERSION: &str = "SELECT pgq.version()";
+
 /// Something of the SQL API that came after the oldest schema of [`SCHEMA_VERSIONS`].
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,10 +129,7 @@ impl Schema {
             (None, None) => None,
         };
         if callable {
-            let said: Option<String> = client
-                .query_one("SELECT pgq.version()", &[])
-                .await?
-                .try_get(0)?;
+            let said: Option<String> = client.query_one(VERSION, &[]).await?.try_get(0)?;
             if let Some(said) = said {
                 let install = installed.and_then(|(_, install)| install);
                 installed = Some((said, install));

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use pgqueuer::{
-    Ack, Claim, EntrypointSettings, Error, JobOutcome, JobState, NewJob, OnConflict, Queries,
+    Ack, Claim, Durability, EntrypointSettings, Error, Interval, JobOutcome, JobState, NewJob,
+    OnConflict, Queries, Retention,
 };
 use pgqueuer_tests::TestDb;
 use serde_json::json;
@@ -307,4 +308,116 @@ async fn a_prepared_claim_survives_a_column_added_to_the_jobs_table() {
         .await
         .expect("the same prepared claim");
     assert_eq!(jobs.len(), 1);
+}
+
+/// The calls of the operations and the read model: one job by pgq.enqueue, a schedule removed
+/// by id, pause and resume, retention, durability, and the views.
+#[tokio::test]
+async fn operations_and_the_read_model_through_queries() {
+    let (db, q) = queries().await;
+    let job = NewJob::new("one").payload("p").dedupe_key("k1");
+    let id = q.enqueue_one(&job).await.expect("pgq.enqueue");
+    match q.enqueue_one(&job).await {
+        Err(Error::Duplicate { message, .. }) => assert!(message.contains("'k1'"), "{message}"),
+        other => panic!("expected Error::Duplicate, got {other:?}"),
+    }
+    let schedule = q
+        .schedule("nightly", "@daily", "UTC")
+        .await
+        .expect("schedule");
+    assert_eq!(q.unschedule_id(schedule).await.expect("unschedule_id"), 1);
+    assert_eq!(q.unschedule_id(schedule).await.expect("gone already"), 0);
+
+    assert!(q.pause("one").await.expect("pause"));
+    assert!(!q.pause("one").await.expect("paused already"));
+    assert!(
+        q.dequeue(&["one"], 10, None)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert!(q.resume("one").await.expect("resume"));
+    assert!(!q.resume("one").await.expect("not paused"));
+
+    let fresh = q.retention().await.expect("retention");
+    assert_eq!(
+        fresh,
+        Retention {
+            log: Some(Interval::new("7 days")),
+            stats: Interval::new("90 days")
+        }
+    );
+    let forever = q.set_log_retention(None).await.expect("forever");
+    assert_eq!(forever.log, None);
+    let set = q
+        .set_stats_retention(&Interval::new("1 year"))
+        .await
+        .expect("stats retention");
+    assert_eq!((set.log, set.stats.as_str()), (None, "1 year"));
+    let from_duration = q
+        .set_log_retention(Some(&Interval::from(Duration::from_secs(3 * 86_400))))
+        .await
+        .expect("from a Duration");
+    assert_eq!(from_duration.log, Some(Interval::new("72:00:00")));
+    assert_eq!(q.retention().await.expect("again").stats.as_str(), "1 year");
+    match q.set_stats_retention(&Interval::new("1 minute")).await {
+        Err(Error::Invalid { message, .. }) => {
+            assert!(message.contains("from 1 hour to 100 years"), "{message}")
+        }
+        other => panic!("expected Error::Invalid, got {other:?}"),
+    }
+
+    assert_eq!(
+        q.durability().await.expect("durability"),
+        Durability::Durable
+    );
+    let previous = q
+        .set_durability(Durability::Balanced, &Interval::new("5 seconds"))
+        .await
+        .expect("balanced");
+    assert_eq!(previous, Durability::Durable);
+    assert_eq!(q.durability().await.expect("now"), Durability::Balanced);
+
+    let worker = Uuid::new_v4();
+    let claimed = q.dequeue(&["one"], 10, Some(worker)).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    q.enqueue(["two"], [Vec::new()], [0])
+        .await
+        .expect("enqueue");
+    let backlog = q.backlog().await.expect("backlog");
+    let row = |name: &str| backlog.iter().find(|row| row.entrypoint == name).cloned();
+    let one = row("one").expect("one's row");
+    assert_eq!((one.queued, one.picked, one.held), (0, 1, 0));
+    let two = row("two").expect("two's row");
+    assert_eq!((two.queued, two.ready, two.picked), (1, 1, 0));
+    assert!(two.oldest_queued_seconds.is_some_and(|age| age >= 0.0));
+    let workers = q.workers().await.expect("workers");
+    assert_eq!(workers.len(), 1);
+    assert_eq!(
+        (
+            workers[0].worker_id,
+            workers[0].jobs,
+            workers[0].entrypoints.clone()
+        ),
+        (Some(worker), 1, vec!["one".to_string()])
+    );
+    q.ack(
+        &[Ack {
+            claim: Claim::of(&claimed[0]),
+            status: JobState::Successful,
+            detail: None,
+        }],
+        Some(worker),
+    )
+    .await
+    .expect("ack");
+    let throughput = q.throughput().await.expect("throughput");
+    assert!(
+        throughput.iter().any(|row| row.entrypoint == "one"
+            && row.status == JobState::Successful
+            && row.count == 1),
+        "{throughput:?}"
+    );
+    assert_eq!(id, claimed[0].id);
+    drop(db);
 }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use failure::{Failure, exit, finish, one_line};
-use pgqueuer::{Capability, Schema};
+use pgqueuer::{Capability, Queries, Schema};
 use tokio_postgres::Client;
 
 /// Operate a pgqueuer job queue in PostgreSQL.
@@ -178,10 +178,10 @@ async fn run(client: Client, dsn: Option<String>, command: Command) -> Result<()
         Command::Workers(format) => inspect::workers(&client, format).await,
         Command::Stale(args) => inspect::stale(&client, args).await,
         Command::Stats(args) => inspect::stats(&client, args).await,
-        Command::Pause(args) => operate::pause(&client, args).await,
-        Command::Resume(args) => operate::resume(&client, args).await,
-        Command::Retention(args) => operate::retention(&client, args).await,
-        Command::Durability(args) => operate::durability(&client, args).await,
+        Command::Pause(args) => operate::pause(&Queries::new(client), args).await,
+        Command::Resume(args) => operate::resume(&Queries::new(client), args).await,
+        Command::Retention(args) => operate::retention(&Queries::new(client), args).await,
+        Command::Durability(args) => operate::durability(&Queries::new(client), args).await,
         Command::Dashboard(args) => dashboard::dashboard(client, dsn, args).await,
         Command::Metrics(args) => metrics::metrics(client, args).await,
         Command::Web(args) => web::web(client, args).await,

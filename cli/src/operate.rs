@@ -1,8 +1,8 @@
 //! Operating the queue: `pause` and `resume` an entrypoint, the log's `retention`, the
-//! `durability` mode. Each is one SQL call of the admin API (docs/operating.md).
+//! `durability` mode. Each is a call of `Queries` (docs/operating.md).
 
 use clap::Args;
-use tokio_postgres::Client;
+use pgqueuer::{Durability, Interval, Queries};
 
 use crate::failure::Failure;
 
@@ -32,12 +32,8 @@ pub struct DurabilityArgs {
     lock_timeout: String,
 }
 
-pub async fn pause(client: &Client, args: EntrypointArg) -> Result<(), Failure> {
-    let changed: bool = client
-        .query_one("SELECT pgq.pause($1)", &[&args.entrypoint])
-        .await?
-        .try_get(0)?;
-    match changed {
+pub async fn pause(queries: &Queries, args: EntrypointArg) -> Result<(), Failure> {
+    match queries.pause(&args.entrypoint).await? {
         true => println!(
             "paused {}: its jobs are not claimed until pgq resume",
             args.entrypoint
@@ -47,66 +43,42 @@ pub async fn pause(client: &Client, args: EntrypointArg) -> Result<(), Failure> 
     Ok(())
 }
 
-pub async fn resume(client: &Client, args: EntrypointArg) -> Result<(), Failure> {
-    let changed: bool = client
-        .query_one("SELECT pgq.resume($1)", &[&args.entrypoint])
-        .await?
-        .try_get(0)?;
-    match changed {
+pub async fn resume(queries: &Queries, args: EntrypointArg) -> Result<(), Failure> {
+    match queries.resume(&args.entrypoint).await? {
         true => println!("resumed {}", args.entrypoint),
         false => println!("{} was not paused", args.entrypoint),
     }
     Ok(())
 }
 
-pub async fn retention(client: &Client, args: RetentionArgs) -> Result<(), Failure> {
+pub async fn retention(queries: &Queries, args: RetentionArgs) -> Result<(), Failure> {
     if let Some(log) = &args.log {
-        let log = (log != "forever").then_some(log.as_str());
-        client
-            .execute("SELECT pgq.set_log_retention($1::text::interval)", &[&log])
-            .await?;
+        let log = (log != "forever").then(|| Interval::new(log.as_str()));
+        queries.set_log_retention(log.as_ref()).await?;
     }
     if let Some(stats) = &args.stats {
-        client
-            .execute(
-                "SELECT pgq.set_stats_retention($1::text::interval)",
-                &[stats],
-            )
+        queries
+            .set_stats_retention(&Interval::new(stats.as_str()))
             .await?;
     }
-    // A fresh install has no settings row yet: the defaults.
-    let row = client
-        .query_one(
-            "SELECT coalesce((SELECT log_retention::text FROM pgq.settings), \
-                             CASE WHEN EXISTS (SELECT FROM pgq.settings) THEN 'forever' \
-                                  ELSE '7 days' END), \
-                    coalesce((SELECT stats_retention::text FROM pgq.settings), '90 days')",
-            &[],
-        )
-        .await?;
-    let (log, stats): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-    println!("log retention: {log}\nstats retention: {stats}");
+    let retention = queries.retention().await?;
+    let log = retention
+        .log
+        .map(|log| log.to_string())
+        .unwrap_or_else(|| "forever".to_string());
+    println!("log retention: {log}\nstats retention: {}", retention.stats);
     Ok(())
 }
 
-pub async fn durability(client: &Client, args: DurabilityArgs) -> Result<(), Failure> {
+pub async fn durability(queries: &Queries, args: DurabilityArgs) -> Result<(), Failure> {
     match args.mode {
-        None => {
-            let mode: String = client
-                .query_one("SELECT pgq.durability()", &[])
-                .await?
-                .try_get(0)?;
-            println!("{mode}");
-        }
+        None => println!("{}", queries.durability().await?.label()),
         Some(mode) => {
-            let previous: String = client
-                .query_one(
-                    "SELECT pgq.set_durability($1, $2::text::interval)",
-                    &[&mode, &args.lock_timeout],
-                )
-                .await?
-                .try_get(0)?;
-            println!("durability: {previous} -> {mode}");
+            let mode = Durability::from_label(&mode)?;
+            let previous = queries
+                .set_durability(mode, &Interval::new(args.lock_timeout.as_str()))
+                .await?;
+            println!("durability: {} -> {}", previous.label(), mode.label());
         }
     }
     Ok(())

@@ -2,11 +2,13 @@
 //! `workers`, `stale`, `stats` (from the rollup, pgq.stats). Each listing is one query, printed
 //! by `table.rs` as JSON (`--json`) or as an aligned table.
 
+use std::time::Duration;
+
 use clap::Args;
-use tokio_postgres::Client;
+use pgqueuer::{Queries, Report};
 
 use crate::failure::Failure;
-use crate::table::{Format, list};
+use crate::table::{Format, TableFormat, print};
 
 #[derive(Debug, Args)]
 pub struct SchedulesArgs {
@@ -42,17 +44,11 @@ pub struct StatsArgs {
     format: Format,
 }
 
-pub async fn schedules(client: &Client, args: SchedulesArgs) -> Result<(), Failure> {
+pub async fn schedules(queries: &Queries, args: SchedulesArgs) -> Result<(), Failure> {
     if let Some(target) = args.remove {
-        let removed: i64 = match target.parse::<i64>() {
-            Ok(id) => {
-                let sql = "SELECT pgq.unschedule_id($1)";
-                client.query_one(sql, &[&id]).await?.try_get(0)?
-            }
-            Err(_) => {
-                let sql = "SELECT pgq.unschedule($1)";
-                client.query_one(sql, &[&target]).await?.try_get(0)?
-            }
+        let removed = match target.parse::<i64>() {
+            Ok(id) => queries.unschedule_id(id).await?,
+            Err(_) => queries.unschedule(&target, None).await?,
         };
         if removed == 0 {
             return Err(Failure::new(format!("no schedule matched {target:?}")));
@@ -60,72 +56,65 @@ pub async fn schedules(client: &Client, args: SchedulesArgs) -> Result<(), Failu
         println!("removed {removed} schedule(s)");
         return Ok(());
     }
-    let sql = "SELECT id, entrypoint, expression, timezone, next_run, last_run, enabled \
-               FROM pgq.schedules ORDER BY id";
-    list(client, sql, &[], &args.format).await
+    show(queries, &Report::Schedules, &args.format).await
 }
 
-pub async fn held(client: &Client, format: Format) -> Result<(), Failure> {
-    let sql = "SELECT id, entrypoint, priority, attempts, updated AS failed_at, \
-                      detail->>'message' AS error \
-               FROM pgq.jobs WHERE status = 'failed' ORDER BY id";
-    list(client, sql, &[], &format).await
+pub async fn held(queries: &Queries, format: Format) -> Result<(), Failure> {
+    show(queries, &Report::Held, &format).await
 }
 
 /// `requeue` and `cancel`: acts on the ids; exits 1 unless every id was acted on.
-pub async fn act(client: &Client, args: IdsArgs, what: &str) -> Result<(), Failure> {
-    let sql = match what {
-        "requeue" => "SELECT pgq.requeue($1)",
-        _ => "SELECT pgq.cancel($1)",
+pub async fn act(queries: &Queries, args: IdsArgs, what: &str) -> Result<(), Failure> {
+    let done = match what {
+        "requeue" => queries.requeue(&args.ids).await?,
+        _ => queries.cancel(&args.ids).await?,
     };
-    let done: i64 = client.query_one(sql, &[&args.ids]).await?.try_get(0)?;
     let mut asked = args.ids.clone();
     asked.sort_unstable();
     asked.dedup();
-    println!("{what}: {done} of {} job(s)", asked.len());
-    if done < asked.len() as i64 {
+    let asked = asked.len() as u64;
+    println!("{what}: {done} of {asked} job(s)");
+    if done < asked {
         let why = match what {
             "requeue" => "only held jobs can be requeued",
             _ => "only queued, picked or held jobs can be cancelled",
         };
         return Err(Failure::new(format!(
             "{} id(s) were not acted on: {why}",
-            asked.len() as i64 - done
+            asked - done
         )));
     }
     Ok(())
 }
 
-pub async fn backlog(client: &Client, format: Format) -> Result<(), Failure> {
-    let sql = "SELECT entrypoint, queued, ready, picked, held, \
-                      round(oldest_queued_seconds::numeric, 1) AS oldest_queued_seconds \
-               FROM pgq.backlog ORDER BY entrypoint";
-    list(client, sql, &[], &format).await
+pub async fn backlog(queries: &Queries, format: Format) -> Result<(), Failure> {
+    show(queries, &Report::Backlog, &format).await
 }
 
-pub async fn workers(client: &Client, format: Format) -> Result<(), Failure> {
-    let sql = "SELECT worker_id, jobs, entrypoints, oldest_heartbeat, last_heartbeat \
-               FROM pgq.workers ORDER BY worker_id";
-    list(client, sql, &[], &format).await
+pub async fn workers(queries: &Queries, format: Format) -> Result<(), Failure> {
+    show(queries, &Report::Workers, &format).await
 }
 
-pub async fn stale(client: &Client, args: StaleArgs) -> Result<(), Failure> {
-    let sql = "SELECT id, entrypoint, worker_id, heartbeat, \
-                      round(extract(epoch FROM now() - heartbeat)::numeric, 1) AS seconds_since \
-               FROM pgq.jobs WHERE status = 'picked' \
-                 AND heartbeat < now() - make_interval(secs => $1::float8) ORDER BY heartbeat";
-    list(client, sql, &[&args.threshold], &args.format).await
+pub async fn stale(queries: &Queries, args: StaleArgs) -> Result<(), Failure> {
+    let threshold = seconds("--threshold", args.threshold)?;
+    show(queries, &Report::Stale { threshold }, &args.format).await
 }
 
-pub async fn stats(client: &Client, args: StatsArgs) -> Result<(), Failure> {
-    // The rollup, not the log: whole minutes that overlap the window, so a window shorter than
-    // a minute still counts its minute. Outcomes of the last minute or so are not folded yet.
-    let sql = "SELECT entrypoint, status, sum(count)::bigint AS count, \
-                      round((sum(count) / $1::float8)::numeric, 3) AS per_second, \
-                      round((sum(run_seconds_sum) / sum(count))::numeric, 3) AS mean_run_seconds, \
-                      round(max(run_seconds_max)::numeric, 3) AS max_run_seconds \
-               FROM pgq.stats \
-               WHERE minute > now() - make_interval(secs => $1::float8) - interval '1 minute' \
-               GROUP BY entrypoint, status ORDER BY entrypoint, status";
-    list(client, sql, &[&args.window], &args.format).await
+pub async fn stats(queries: &Queries, args: StatsArgs) -> Result<(), Failure> {
+    let window = seconds("--window", args.window)?;
+    show(queries, &Report::Stats { window }, &args.format).await
+}
+
+/// Prints a listing.
+async fn show(queries: &Queries, report: &Report, format: &Format) -> Result<(), Failure> {
+    print(&queries.report(report).await?, format, TableFormat::Plain)
+}
+
+/// A number of seconds given on the command line, as a duration.
+fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        Failure::new(format!(
+            "{flag} must be a number of seconds from 0, not {value}"
+        ))
+    })
 }

@@ -1,5 +1,5 @@
-//! Listings as the command line prints them: each query's rows as one JSON array (`json_agg`,
-//! in the database), printed as is with `--json`, or as an aligned (or Markdown) table.
+//! Listings as the command line prints them: one JSON array of objects (`Queries::report`,
+//! written by the database), printed as is with `--json`, or as an aligned (or Markdown) table.
 
 use clap::Args;
 use serde_json::Value;
@@ -24,17 +24,21 @@ pub struct Format {
     pub json: bool,
 }
 
-/// Runs a query wrapped in json_agg and prints the rows.
-pub async fn list(
-    client: &Client,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    format: &Format,
-) -> Result<(), Failure> {
-    list_as(client, sql, params, format, TableFormat::Plain).await
+/// Prints a listing (`text`, a JSON array of objects, as `Queries::report` gives it): as is
+/// with `--json`, else as a table drawn in `style`.
+pub fn print(text: &str, format: &Format, style: TableFormat) -> Result<(), Failure> {
+    if format.json {
+        println!("{text}");
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Map<String, Value>> = serde_json::from_str(text)
+        .map_err(|error| Failure::new(format!("unexpected output from the database: {error}")))?;
+    print_table(&rows, style);
+    Ok(())
 }
 
-/// [`list`] with a table style.
+/// Runs a query wrapped in json_agg and prints its rows as [`print`] does (the dashboard's
+/// one table, until it reads the read model).
 pub async fn list_as(
     client: &Client,
     sql: &str,
@@ -44,14 +48,7 @@ pub async fn list_as(
 ) -> Result<(), Failure> {
     let wrapped = format!("SELECT coalesce(json_agg(t), '[]')::text FROM ({sql}) t");
     let text: String = client.query_one(&wrapped, params).await?.try_get(0)?;
-    if format.json {
-        println!("{text}");
-        return Ok(());
-    }
-    let rows: Vec<serde_json::Map<String, Value>> = serde_json::from_str(&text)
-        .map_err(|error| Failure::new(format!("unexpected output from the database: {error}")))?;
-    print_table(&rows, style);
-    Ok(())
+    print(&text, format, style)
 }
 
 /// An aligned table with a header; "(none)" when there are no rows.

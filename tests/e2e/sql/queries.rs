@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pgqueuer::{
     Ack, Claim, Durability, EntrypointSettings, Error, Interval, JobOutcome, JobState, NewJob,
-    OnConflict, Queries, Retention,
+    OnConflict, Queries, Report, Retention,
 };
 use pgqueuer_tests::TestDb;
 use serde_json::json;
@@ -420,4 +420,48 @@ async fn operations_and_the_read_model_through_queries() {
     );
     assert_eq!(id, claimed[0].id);
     drop(db);
+}
+
+/// Listings for people come back as one JSON array of objects, columns in order.
+#[tokio::test]
+async fn reports_are_json_arrays_of_objects_in_column_order() {
+    let (_db, q) = queries().await;
+    assert_eq!(q.report(&Report::Held).await.expect("no held jobs"), "[]");
+    q.enqueue(["mail", "mail"], [Vec::new(), Vec::new()], [0, 0])
+        .await
+        .expect("enqueue");
+    let text = q.report(&Report::Backlog).await.expect("backlog");
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_str(&text).expect("a JSON array of objects");
+    assert_eq!(rows.len(), 1);
+    let columns: Vec<&str> = rows[0].keys().map(String::as_str).collect();
+    assert_eq!(
+        columns,
+        [
+            "entrypoint",
+            "queued",
+            "ready",
+            "picked",
+            "held",
+            "oldest_queued_seconds"
+        ]
+    );
+    assert_eq!(
+        (&rows[0]["entrypoint"], &rows[0]["queued"]),
+        (&json!("mail"), &json!(2))
+    );
+    let stale = q
+        .report(&Report::Stale {
+            threshold: Duration::from_secs(30),
+        })
+        .await
+        .expect("stale");
+    assert_eq!(stale, "[]");
+    q.report(&Report::Stats {
+        window: Duration::from_secs(3600),
+    })
+    .await
+    .expect("stats");
+    q.report(&Report::Schedules).await.expect("schedules");
+    q.report(&Report::Workers).await.expect("workers");
 }

@@ -2,39 +2,12 @@
 //! extension (`CREATE EXTENSION pgqueuer`) and the SQL-only script (`pgqueuer::sql_only`).
 
 use clap::{Args, ValueEnum};
+use pgqueuer::install::{self, CREATE, DROP, UPDATE};
 use pgqueuer::{Install, Schema};
 use serde_json::json;
 use tokio_postgres::Client;
 
 use crate::failure::Failure;
-
-const CREATE: &str = "CREATE EXTENSION pgqueuer;";
-/// CREATE EXTENSION made schema pgq, but it is not a member of the extension: drop it too
-/// (without CASCADE, so objects of someone else's in it are never dropped).
-const DROP: &str = "DROP EXTENSION pgqueuer;\nDROP SCHEMA IF EXISTS pgq;";
-const UPDATE: &str = "ALTER EXTENSION pgqueuer UPDATE;";
-
-/// The tables and functions `verify` expects in schema pgq.
-const TABLES: &[&str] = &["jobs", "log", "entrypoints", "schedules"];
-const FUNCTIONS: &[&str] = &[
-    "enqueue",
-    "enqueue_many",
-    "dequeue",
-    "heartbeat",
-    "ack",
-    "retry",
-    "release",
-    "cancel",
-    "requeue",
-    "clear",
-    "job_status",
-    "purge_log",
-    "configure",
-    "schedule",
-    "unschedule",
-    "tick",
-    "version",
-];
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
@@ -140,37 +113,27 @@ pub async fn install(client: &Client, args: InstallArgs) -> Result<(), Failure> 
         return Ok(());
     }
     if args.sql_only {
-        client
-            .batch_execute(&pgqueuer::sql_only::install_script())
-            .await?;
+        install::install_sql_only(client).await?;
         println!(
             "installed pgqueuer {} (SQL-only install) in database {database}",
             pgqueuer::sql_only::VERSION
         );
         return Ok(());
     }
-    let available = available_version(client).await?;
-    if available.is_none() {
+    if install::available_version(client).await?.is_none() {
         return Err(Failure::new(
             "the pgqueuer extension's files are not installed on this PostgreSQL server \
              (no pgqueuer.control): install them (README.md, cargo xtask install), or install \
              from plain SQL with pgq install --sql-only (docs/managed-postgres.md)",
         ));
     }
-    client.batch_execute(CREATE).await?;
+    install::create_extension(client).await?;
     let installed = Schema::read(client).await?;
     println!(
         "installed pgqueuer {} in database {database}",
         installed.version().unwrap_or_default()
     );
-    let preload: String = client
-        .query_one("SHOW shared_preload_libraries", &[])
-        .await?
-        .try_get(0)?;
-    if !preload
-        .split(',')
-        .any(|library| library.trim() == "pgqueuer")
-    {
+    if !install::preloaded(client).await? {
         eprintln!(
             "pgq: note: the library is not in shared_preload_libraries, so no background \
              worker fires schedules; workers call pgq.tick() themselves (docs/schedules.md)"
@@ -190,13 +153,7 @@ pub async fn uninstall(client: &Client, args: UninstallArgs) -> Result<(), Failu
         println!("pgqueuer is not installed in database {database}");
         return Ok(());
     }
-    let active: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pgq.jobs WHERE status IN ('queued', 'picked')",
-            &[],
-        )
-        .await?
-        .try_get(0)?;
+    let active = install::active_jobs(client).await?;
     if active > 0 && !args.force {
         return Err(Failure::new(format!(
             "{active} jobs are queued or picked in database {database}: \
@@ -204,13 +161,12 @@ pub async fn uninstall(client: &Client, args: UninstallArgs) -> Result<(), Failu
         )));
     }
     if schema.install() == Some(Install::SqlOnly) {
-        // Roles stay: they belong to the server, and other databases may use them.
-        client.batch_execute("DROP SCHEMA pgq CASCADE").await?;
+        install::drop_sql_only(client).await?;
         println!("uninstalled pgqueuer (SQL-only install) from database {database}");
         return Ok(());
     }
-    client.batch_execute("DROP EXTENSION pgqueuer").await?;
-    if let Err(error) = client.batch_execute("DROP SCHEMA IF EXISTS pgq").await {
+    install::drop_extension(client).await?;
+    if let Err(error) = install::drop_empty_schema(client).await {
         let error = Failure::from(error);
         return Err(Failure::new(format!(
             "uninstalled pgqueuer from database {database}, but schema pgq was left in place: {}",
@@ -235,13 +191,10 @@ pub async fn upgrade(client: &Client, args: UpgradeArgs) -> Result<(), Failure> 
             )));
         }
         (Some(before), Some(Install::SqlOnly)) => {
-            let script = pgqueuer::sql_only::upgrade_script(before)
-                .map_err(|error| Failure::new(error.0))?;
-            if script.is_empty() {
+            if !install::upgrade_sql_only(client, before).await? {
                 println!("pgqueuer (SQL-only install) is already at {before}, this pgq's version");
                 return Ok(());
             }
-            client.batch_execute(&script).await?;
             println!(
                 "upgraded pgqueuer (SQL-only install) from {before} to {} in database {database}",
                 pgqueuer::sql_only::VERSION
@@ -250,7 +203,7 @@ pub async fn upgrade(client: &Client, args: UpgradeArgs) -> Result<(), Failure> 
         }
         (Some(before), _) => before,
     };
-    client.batch_execute(UPDATE).await?;
+    install::update_extension(client).await?;
     let after = Schema::read(client).await?;
     let after = after.version().unwrap_or_default();
     if after == before {
@@ -271,30 +224,13 @@ pub async fn verify(client: &Client, args: VerifyArgs) -> Result<(), Failure> {
                 None => differences.push("pgqueuer is not installed".to_string()),
                 Some(_) => differences.extend(version_differences(client, &schema).await?),
             }
-            for table in TABLES {
-                if !exists(
-                    client,
-                    "SELECT to_regclass($1) IS NOT NULL",
-                    &format!("pgq.{table}"),
-                )
-                .await?
-                {
-                    differences.push(format!("missing table pgq.{table}"));
-                }
-            }
-            for function in FUNCTIONS {
-                let sql = "SELECT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n \
-                           ON n.oid = p.pronamespace WHERE n.nspname = 'pgq' AND p.proname = $1)";
-                if !exists(client, sql, function).await? {
-                    differences.push(format!("missing function pgq.{function}"));
-                }
-            }
+            differences.extend(install::missing_objects(client).await?);
         }
         Expect::Absent => {
             if let Some(installed) = schema.describe() {
                 differences.push(format!("{installed} is installed"));
             }
-            if exists(client, "SELECT to_regnamespace($1) IS NOT NULL", "pgq").await? {
+            if install::schema_exists(client).await? {
                 differences.push("schema pgq exists".to_string());
             }
         }
@@ -324,18 +260,6 @@ pub async fn verify(client: &Client, args: VerifyArgs) -> Result<(), Failure> {
     }
 }
 
-/// The version `CREATE EXTENSION pgqueuer` would install: the server's control file's default.
-async fn available_version(client: &Client) -> Result<Option<String>, Failure> {
-    Ok(client
-        .query_opt(
-            "SELECT default_version FROM pg_available_extensions WHERE name = 'pgqueuer'",
-            &[],
-        )
-        .await?
-        .map(|row| row.try_get(0))
-        .transpose()?)
-}
-
 /// An installed version that is behind the server's files (or this pgq's, for a SQL-only
 /// install), or that this client cannot use.
 async fn version_differences(client: &Client, schema: &Schema) -> Result<Vec<String>, Failure> {
@@ -345,7 +269,10 @@ async fn version_differences(client: &Client, schema: &Schema) -> Result<Vec<Str
             Some(pgqueuer::sql_only::VERSION.to_string()),
             "this pgq installs",
         ),
-        _ => (available_version(client).await?, "the server's files are"),
+        _ => (
+            install::available_version(client).await?,
+            "the server's files are",
+        ),
     };
     let installed = schema.version().unwrap_or_default();
     if let Some(newest) = newest.filter(|newest| newest != installed) {
@@ -361,8 +288,4 @@ async fn version_differences(client: &Client, schema: &Schema) -> Result<Vec<Str
         ));
     }
     Ok(differences)
-}
-
-async fn exists(client: &Client, sql: &str, name: &str) -> Result<bool, Failure> {
-    Ok(client.query_one(sql, &[&name]).await?.try_get(0)?)
 }

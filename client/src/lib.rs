@@ -39,8 +39,9 @@
 //!    (`lane.rs`), one queue of claimed jobs shared by the handler slots (`dispatch.rs`), one
 //!    LISTEN connection for all lanes (`listen.rs`). docs/design/0009-pipelined-runtime.md
 //!    explains why.
-//! 7. **Installing** ([`sql_only`]): the queue as a SQL script for servers without the
-//!    extension, built from the same `sql/` files.
+//! 7. **Installing** ([`install`], [`sql_only`]): the extension or the queue as a SQL script
+//!    for servers without the extension (built from the same `sql/` files); updating,
+//!    checking and removing either.
 //! 8. **Stopping** (`shutdown.rs`): [`shutdown_signal`] is SIGINT or SIGTERM, as the runtime
 //!    and `pgq` wait for them.
 //!
@@ -52,6 +53,7 @@ mod connect;
 mod enqueue;
 mod error;
 mod handler_error;
+pub mod install;
 mod interval;
 mod job;
 mod notify;

@@ -23,6 +23,7 @@ use axum::routing::{get, post};
 use clap::Args;
 use futures_util::StreamExt;
 use futures_util::stream::{self, Stream};
+use pgqueuer::Queries;
 use tokio::sync::watch;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -77,7 +78,7 @@ struct App {
 }
 
 struct Actions {
-    client: Arc<Client>,
+    queries: Arc<Queries>,
     csrf: String,
 }
 
@@ -103,9 +104,10 @@ pub async fn web(client: Client, args: WebArgs) -> Result<(), Failure> {
             args.every
         )));
     }
-    let client = Arc::new(client);
+    let queries = Arc::new(Queries::new(client));
     // The first read fails here, with its message, rather than on the page.
-    let first: String = client
+    let first: String = queries
+        .client()
         .query_one(SNAPSHOT, &[])
         .await
         .map_err(Failure::from)?
@@ -113,9 +115,9 @@ pub async fn web(client: Client, args: WebArgs) -> Result<(), Failure> {
         .map_err(Failure::from)?;
     let (publish, snapshot) = watch::channel(Arc::new(first));
     let every = Duration::from_secs_f64(args.every);
-    let reader = Arc::clone(&client);
+    let reader = Arc::clone(&queries);
     tokio::spawn(async move {
-        let client = reader;
+        let client = reader.client();
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -141,7 +143,7 @@ pub async fn web(client: Client, args: WebArgs) -> Result<(), Failure> {
     hosts.extend(args.hosts.iter().cloned());
     let stopping = CancellationToken::new();
     let actions = args.allow_actions.then(|| Actions {
-        client,
+        queries,
         csrf: uuid::Uuid::new_v4().simple().to_string(),
     });
     let page = PAGE.replace(
@@ -350,26 +352,21 @@ async fn action(State(app): State<Arc<App>>, headers: HeaderMap, body: String) -
             return (StatusCode::BAD_REQUEST, format!("pgq web: {error}\n")).into_response();
         }
     };
-    let (sql, argument): (&str, &(dyn tokio_postgres::types::ToSql + Sync)) =
-        match (request.action.as_str(), &request.entrypoint) {
-            ("requeue", _) => ("SELECT pgq.requeue($1)::bigint", &request.ids),
-            ("cancel", _) => ("SELECT pgq.cancel($1)::bigint", &request.ids),
-            ("pause", Some(name)) => ("SELECT pgq.pause($1)::int::bigint", name),
-            ("resume", Some(name)) => ("SELECT pgq.resume($1)::int::bigint", name),
-            _ => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    "pgq web: the action must be requeue or cancel (with ids), or pause or \
-                     resume (with an entrypoint)\n",
-                )
-                    .into_response();
-            }
-        };
-    let done = actions
-        .client
-        .query_one(sql, &[argument])
-        .await
-        .and_then(|row| row.try_get::<_, i64>(0));
+    let queries = &actions.queries;
+    let done = match (request.action.as_str(), &request.entrypoint) {
+        ("requeue", _) => queries.requeue(&request.ids).await,
+        ("cancel", _) => queries.cancel(&request.ids).await,
+        ("pause", Some(name)) => queries.pause(name).await.map(u64::from),
+        ("resume", Some(name)) => queries.resume(name).await.map(u64::from),
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "pgq web: the action must be requeue or cancel (with ids), or pause or \
+                 resume (with an entrypoint)\n",
+            )
+                .into_response();
+        }
+    };
     let target = match &request.entrypoint {
         Some(name) if request.ids.is_empty() => format!("entrypoint {name:?}"),
         _ => format!("jobs {:?}", request.ids),

@@ -4,7 +4,7 @@
 --   pgq_worker    a producer that also runs jobs: dequeue, heartbeat, ack, fail, retry, release,
 --                 release_lost, cancel_requested, lease, tick
 --   pgq_monitor   reads the tables (pgq.jobs without its payloads), the views, job_status,
---                 durability
+--                 durability, overview
 --   pgq_admin     a worker and monitor that also operates the queue: configure, schedule,
 --                 unschedule, unschedule_id, cancel, requeue, clear, purge_log, pause, resume,
 --                 set_log_retention, set_stats_retention, set_durability; reads payloads
@@ -143,7 +143,8 @@ GRANT SELECT (id, entrypoint, priority, headers, dedupe_key, status, attempts, w
               created, updated, heartbeat, execute_after, picked_at, detail, claim_token,
               cancel_requested)
 ON pgq.jobs TO pgq_monitor;
-GRANT EXECUTE ON FUNCTION pgq.job_status(bigint[]), pgq.version(), pgq.durability()
+GRANT EXECUTE ON FUNCTION pgq.job_status(bigint[]), pgq.version(), pgq.durability(),
+    pgq.overview(interval)
 TO pgq_monitor;
 
 GRANT SELECT ON pgq.jobs TO pgq_admin;

@@ -1,9 +1,9 @@
 //! `pgq dashboard`: the queue at a glance. Live, it is a terminal UI redrawn every
 //! `--interval` seconds (`q` quits); with `--once` or `--json` it prints one table and exits.
 //!
-//! Each refresh is one query returning one JSON document (`SNAPSHOT`), run by a task of its
-//! own so that a slow or lost database never stops the keyboard: the screen says what went
-//! wrong and the task reconnects.
+//! Each refresh is one call of the read model (`pgq.overview`, one JSON document), run by a
+//! task of its own so that a slow or lost database never stops the keyboard: the screen says
+//! what went wrong and the task reconnects.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures_util::StreamExt;
+use pgqueuer::Queries;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Style, Stylize};
 use ratatui::text::Line;
@@ -21,7 +22,7 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 
 use crate::failure::Failure;
-use crate::table::{Format, TableFormat, list_as};
+use crate::table::{Format, TableFormat, print};
 
 #[derive(Debug, Args)]
 pub struct DashboardArgs {
@@ -34,8 +35,9 @@ pub struct DashboardArgs {
     /// Seconds between refreshes of the live view.
     #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
     interval: f64,
-    /// The window, in seconds, for jobs per second and recent exceptions.
-    #[arg(long, default_value_t = 60.0, value_parser = positive_seconds)]
+    /// The window, in seconds, for jobs per second, the chart and recent exceptions (an hour
+    /// by default; the rates come from the per-minute statistics).
+    #[arg(long, default_value_t = 3600.0, value_parser = positive_seconds)]
     window: f64,
     /// Print one JSON array (the --once table) and exit.
     #[command(flatten)]
@@ -52,74 +54,17 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
-/// One row per entrypoint: what is waiting, running and held now, whether it is paused, and
-/// what finished in the window ($1 seconds; a range of log_created_idx, not the whole log).
-const ENTRYPOINTS: &str = "WITH live AS ( \
-        SELECT entrypoint, queued, picked, held, oldest_queued_seconds AS oldest \
-        FROM pgq.backlog), \
-    done AS ( \
-        SELECT entrypoint, \
-               count(*) FILTER (WHERE status <> 'queued') / $1::float8 AS rate, \
-               count(*) FILTER (WHERE status = 'exception') AS exceptions \
-        FROM pgq.log WHERE created > now() - make_interval(secs => $1::float8) \
-        GROUP BY entrypoint), \
-    paused AS (SELECT name AS entrypoint, true AS paused FROM pgq.entrypoints WHERE paused) \
-    SELECT entrypoint, coalesce(queued, 0) AS queued, coalesce(picked, 0) AS picked, \
-           coalesce(held, 0) AS held, \
-           round(coalesce(rate, 0)::numeric, 2) AS jobs_per_second, \
-           round(oldest::numeric, 1) AS oldest_queued_seconds, \
-           coalesce(exceptions, 0) AS recent_exceptions, coalesce(paused, false) AS paused \
-    FROM live FULL JOIN done USING (entrypoint) FULL JOIN paused USING (entrypoint) \
-    ORDER BY entrypoint";
-
-/// How many seconds of history the sparkline can show (as many as fit the terminal's width).
-const SPARKLINE_SECONDS: f64 = 300.0;
-
-/// Everything one screen shows, in one round trip: the entrypoint rows, jobs finished in each
-/// whole second of the last $2 seconds (oldest first), the five latest exceptions (a retried attempt
-/// included) and how many workers hold jobs.
-fn snapshot_sql() -> String {
-    format!(
-        "SELECT json_build_object( \
-             'now', to_char(now(), 'YYYY-MM-DD HH24:MI:SS'), \
-             'database', current_database(), \
-             'entrypoints', (SELECT coalesce(json_agg(e), '[]') FROM ({ENTRYPOINTS}) e), \
-             'per_second', ( \
-                 SELECT json_agg(coalesce(n, 0) ORDER BY second) \
-                 FROM generate_series(floor(extract(epoch FROM now()))::bigint - ceil($2::float8)::bigint, \
-                                      floor(extract(epoch FROM now()))::bigint - 1) AS second \
-                 LEFT JOIN (SELECT floor(extract(epoch FROM created))::bigint AS second, count(*) AS n \
-                            FROM pgq.log \
-                            WHERE created > now() - make_interval(secs => $2::float8 + 1) \
-                              AND status <> 'queued' \
-                            GROUP BY 1) finished USING (second)), \
-             'exceptions', (SELECT coalesce(json_agg(x), '[]') FROM ( \
-                 SELECT to_char(created, 'HH24:MI:SS') AS at, entrypoint, job_id, attempts, \
-                        coalesce(detail->>'message', detail->'error'->>'message', \
-                                 detail->>'error', detail::text, '') AS message \
-                 FROM pgq.log \
-                 WHERE created > now() - make_interval(secs => $1::float8) \
-                   AND (status = 'exception' OR detail->>'reason' = 'exception') \
-                 ORDER BY created DESC, id DESC LIMIT 5) x), \
-             'workers', (SELECT count(*) FROM pgq.workers) \
-         )::text"
-    )
-}
-
 pub async fn dashboard(
     client: Client,
     dsn: Option<String>,
     args: DashboardArgs,
 ) -> Result<(), Failure> {
     if args.once || args.format.json {
-        return list_as(
-            &client,
-            ENTRYPOINTS,
-            &[&args.window],
-            &args.format,
-            args.table_format,
-        )
-        .await;
+        let queries = Queries::new(client);
+        let document = queries.overview(span(args.window)).await?;
+        let table = entrypoint_table(&document)
+            .ok_or_else(|| Failure::new("unexpected output from the database"))?;
+        return print(&table, &args.format, args.table_format);
     }
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err(Failure {
@@ -148,39 +93,34 @@ enum Screen {
     Failed(String, Option<Snapshot>),
 }
 
-/// Queries the database every `interval` seconds and publishes the result; reconnects when
-/// the connection is gone.
+/// Reads the read model every `interval` seconds and publishes it; reconnects when the
+/// connection is gone.
 async fn refresh(
-    mut client: Client,
+    client: Client,
     dsn: Option<String>,
     interval: f64,
     window: f64,
     sender: watch::Sender<Screen>,
 ) {
-    let sql = snapshot_sql();
+    let mut queries = Queries::new(client);
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(interval));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if client.is_closed() {
+        if queries.client().is_closed() {
             let connected = match dsn.as_deref() {
                 Some(dsn) => pgqueuer::connect(dsn).await,
                 None => pgqueuer::connect_from_env().await,
             };
             match connected {
-                Ok(fresh) => client = fresh,
+                Ok(fresh) => queries = Queries::new(fresh),
                 Err(error) => {
                     publish_failure(&sender, format!("reconnecting: {error}"));
                     continue;
                 }
             }
         }
-        let text: Result<String, tokio_postgres::Error> =
-            match client.query_one(&sql, &[&window, &SPARKLINE_SECONDS]).await {
-                Ok(row) => row.try_get(0),
-                Err(error) => Err(error),
-            };
-        match text {
+        match queries.overview(span(window)).await {
             Ok(text) => match Snapshot::parse(&text) {
                 Some(snapshot) => {
                     sender.send_replace(Screen::Shown(snapshot));
@@ -251,7 +191,8 @@ struct Snapshot {
     now: String,
     database: String,
     entrypoints: Vec<EntrypointRow>,
-    per_second: Vec<u64>,
+    /// Jobs ended in each minute of the window, oldest first.
+    per_minute: Vec<u64>,
     exceptions: Vec<Exception>,
     workers: u64,
 }
@@ -278,8 +219,50 @@ struct Exception {
     message: String,
 }
 
+/// The window as the span of the read model.
+fn span(window: f64) -> Duration {
+    Duration::try_from_secs_f64(window).unwrap_or(Duration::from_secs(3600))
+}
+
+/// The `--once` table: one row per entrypoint of the read model's document, as JSON text.
+fn entrypoint_table(document: &str) -> Option<String> {
+    let document: Value = serde_json::from_str(document).ok()?;
+    let rows: Vec<Value> = document["entrypoints"]
+        .as_array()?
+        .iter()
+        .map(|row| {
+            let oldest = row["oldest_queued_seconds"]
+                .as_f64()
+                .map(|age| (age * 10.0).round() / 10.0);
+            serde_json::json!({
+                "entrypoint": row["entrypoint"],
+                "queued": row["queued"],
+                "picked": row["picked"],
+                "held": row["held"],
+                "jobs_per_second": row["per_second"],
+                "oldest_queued_seconds": oldest,
+                "recent_exceptions": row["recent_exceptions"],
+                "paused": row["paused"],
+            })
+        })
+        .collect();
+    Some(Value::Array(rows).to_string())
+}
+
+/// What an exception's detail says, in a line: its message, or its error's.
+fn message_of(detail: &Value) -> String {
+    let text = |value: &Value| value.as_str().map(str::to_string);
+    text(&detail["message"])
+        .or_else(|| text(&detail["error"]["message"]))
+        .or_else(|| text(&detail["error"]))
+        .unwrap_or_else(|| match detail {
+            Value::Null => String::new(),
+            other => other.to_string(),
+        })
+}
+
 impl Snapshot {
-    /// Reads [`snapshot_sql`]'s document; `None` if it is not an object.
+    /// Reads the read model's document (`pgq.overview`); `None` if it is not an object.
     fn parse(text: &str) -> Option<Snapshot> {
         let document: Value = serde_json::from_str(text).ok()?;
         let document = document.as_object()?;
@@ -299,8 +282,11 @@ impl Snapshot {
                 .unwrap_or_default()
         };
         let whole = Value::Object(document.clone());
+        // `2026-11-24T12:00:00.123+00:00`: the date and the time to the second.
+        let at = text(&whole, "at");
+        let now = at.get(..19).unwrap_or(&at).replace('T', " ");
         Some(Snapshot {
-            now: text(&whole, "now"),
+            now,
             database: text(&whole, "database"),
             entrypoints: list("entrypoints")
                 .iter()
@@ -309,30 +295,34 @@ impl Snapshot {
                     queued: count(row, "queued"),
                     picked: count(row, "picked"),
                     held: count(row, "held"),
-                    jobs_per_second: row
-                        .get("jobs_per_second")
-                        .and_then(Value::as_f64)
-                        .unwrap_or(0.0),
+                    jobs_per_second: row.get("per_second").and_then(Value::as_f64).unwrap_or(0.0),
                     oldest_queued_seconds: row.get("oldest_queued_seconds").and_then(Value::as_f64),
                     recent_exceptions: count(row, "recent_exceptions"),
                     paused: row.get("paused").and_then(Value::as_bool).unwrap_or(false),
                 })
                 .collect(),
-            per_second: list("per_second")
+            per_minute: list("per_minute")
                 .iter()
-                .map(|n| n.as_u64().unwrap_or(0))
+                .map(|minute| {
+                    let rate = |key: &str| minute.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+                    ((rate("successful") + rate("failed")) * 60.0).round() as u64
+                })
                 .collect(),
             exceptions: list("exceptions")
                 .iter()
-                .map(|row| Exception {
-                    at: text(row, "at"),
-                    entrypoint: text(row, "entrypoint"),
-                    job_id: row.get("job_id").and_then(Value::as_i64).unwrap_or(0),
-                    attempts: row.get("attempts").and_then(Value::as_i64).unwrap_or(0),
-                    message: text(row, "message"),
+                .take(5)
+                .map(|row| {
+                    let created = text(row, "created");
+                    Exception {
+                        at: created.get(11..19).unwrap_or(&created).to_string(),
+                        entrypoint: text(row, "entrypoint"),
+                        job_id: row.get("job_id").and_then(Value::as_i64).unwrap_or(0),
+                        attempts: row.get("attempts").and_then(Value::as_i64).unwrap_or(0),
+                        message: message_of(&row["detail"]),
+                    }
                 })
                 .collect(),
-            workers: count(&whole, "workers"),
+            workers: list("workers").len() as u64,
         })
     }
 }
@@ -394,14 +384,14 @@ fn draw_totals(frame: &mut Frame, area: Rect, snapshot: &Snapshot, problem: Opti
 }
 
 fn draw_sparkline(frame: &mut Frame, area: Rect, snapshot: &Snapshot) {
-    // The newest seconds that fit, the latest at the right edge.
-    let data = &snapshot.per_second;
+    // The newest minutes that fit, the latest at the right edge.
+    let data = &snapshot.per_minute;
     let inner = area.width.saturating_sub(2) as usize;
     let shown = &data[data.len().saturating_sub(inner)..];
     let last = shown.last().copied().unwrap_or(0);
     let peak = shown.iter().copied().max().unwrap_or(0);
     let title = format!(
-        " jobs finished per second, last {} s: now {last}, peak {peak} ",
+        " jobs finished per minute, last {} min: now {last}, peak {peak} ",
         shown.len()
     );
     frame.render_widget(
@@ -509,22 +499,27 @@ mod tests {
 
     #[test]
     fn a_snapshot_document_is_read_and_drawn() {
-        let text = r#"{"now": "2026-11-24 12:00:00", "database": "shop",
+        let text = r#"{"at": "2026-11-24T12:00:00.5+00:00", "database": "shop",
             "entrypoints": [{"entrypoint": "send_mail", "queued": 12, "picked": 3, "held": 1,
-                             "jobs_per_second": 2.5, "oldest_queued_seconds": 125.0,
+                             "per_second": 2.5, "oldest_queued_seconds": 125.0,
                              "recent_exceptions": 2}],
-            "per_second": [0, 4, 9],
-            "exceptions": [{"at": "11:59:58", "entrypoint": "send_mail", "job_id": 7,
-                            "attempts": 2, "message": "smtp timeout"}],
-            "workers": 2}"#;
+            "per_minute": [{"minute": "2026-11-24T11:58:00+00:00", "successful": 0, "failed": 0},
+                           {"minute": "2026-11-24T11:59:00+00:00", "successful": 0.05,
+                            "failed": 0.0166},
+                           {"minute": "2026-11-24T12:00:00+00:00", "successful": 0.15,
+                            "failed": null}],
+            "exceptions": [{"created": "2026-11-24T11:59:58.1+00:00", "entrypoint": "send_mail",
+                            "job_id": 7, "attempts": 2, "detail": {"message": "smtp timeout"}}],
+            "workers": [{"worker_id": "a"}, {"worker_id": "b"}]}"#;
         let snapshot = Snapshot::parse(text).expect("an object");
         assert_eq!(snapshot.entrypoints[0].queued, 12);
-        assert_eq!(snapshot.per_second, vec![0, 4, 9]);
+        assert_eq!(snapshot.per_minute, vec![0, 4, 9]);
+        assert_eq!(snapshot.now, "2026-11-24 12:00:00");
         let shown = screen_text(&Screen::Shown(snapshot));
         for expected in [
             "shop",
             "queued 12  picked 3  held 1  workers 2  finished 2.50/s",
-            "last 3 s: now 9, peak 9",
+            "last 3 min: now 9, peak 9",
             "send_mail",
             "2m 05s",
             "job 7 (try 3)  smtp timeout",
@@ -549,6 +544,19 @@ mod tests {
         assert!(shown.contains("connection refused"), "{shown}");
         assert!(shown.contains("resize"), "{shown}");
         assert!(Snapshot::parse("[1, 2]").is_none());
+    }
+
+    #[test]
+    fn an_exceptions_message_is_its_own_or_its_errors() {
+        use serde_json::json;
+        assert_eq!(message_of(&json!({"message": "boom"})), "boom");
+        assert_eq!(
+            message_of(&json!({"reason": "exception", "error": {"message": "late"}})),
+            "late"
+        );
+        assert_eq!(message_of(&json!({"error": "plain"})), "plain");
+        assert_eq!(message_of(&json!({"code": 7})), r#"{"code":7}"#);
+        assert_eq!(message_of(&Value::Null), "");
     }
 
     #[test]

@@ -106,8 +106,7 @@ impl Command {
             Command::Pause(_) | Command::Resume(_) => &[Pause],
             Command::Retention(_) => &[Retention],
             Command::Durability(_) => &[Durability],
-            Command::Dashboard(_) => &[ReadModel, Pause],
-            Command::Metrics(_) | Command::Web(_) => &[ReadModel, Stats, Pause],
+            Command::Dashboard(_) | Command::Metrics(_) | Command::Web(_) => &[Overview],
             _ => &[],
         }
     }

@@ -3,7 +3,6 @@
 
 use clap::Args;
 use serde_json::Value;
-use tokio_postgres::Client;
 
 use crate::failure::Failure;
 
@@ -35,20 +34,6 @@ pub fn print(text: &str, format: &Format, style: TableFormat) -> Result<(), Fail
         .map_err(|error| Failure::new(format!("unexpected output from the database: {error}")))?;
     print_table(&rows, style);
     Ok(())
-}
-
-/// Runs a query wrapped in json_agg and prints its rows as [`print`] does (the dashboard's
-/// one table, until it reads the read model).
-pub async fn list_as(
-    client: &Client,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    format: &Format,
-    style: TableFormat,
-) -> Result<(), Failure> {
-    let wrapped = format!("SELECT coalesce(json_agg(t), '[]')::text FROM ({sql}) t");
-    let text: String = client.query_one(&wrapped, params).await?.try_get(0)?;
-    print(&text, format, style)
 }
 
 /// An aligned table with a header; "(none)" when there are no rows.

@@ -1,6 +1,6 @@
 //! `pgq web`: the dashboard in a browser. One task reads the whole picture from the database
-//! (`web/snapshot.sql`, one statement) every `--every` seconds; the page gets it as server-sent
-//! events and redraws without reloading. It needs only `pgq_monitor`. The page, its script and
+//! (the read model, `pgq.overview` of the last hour: one call) every `--every` seconds; the
+//! page gets it as server-sent events and redraws without reloading. It needs only `pgq_monitor`. The page, its script and
 //! its style are embedded in the binary.
 //!
 //! Who may read it: requests must name this server in their Host header (the listen address,
@@ -55,7 +55,8 @@ pub struct WebArgs {
     allow_actions: bool,
 }
 
-const SNAPSHOT: &str = include_str!("web/snapshot.sql");
+/// How far back the page's outcomes, chart and exceptions go.
+const SPAN: Duration = Duration::from_secs(3600);
 const PAGE: &str = include_str!("web/index.html");
 const SCRIPT: &str = include_str!("web/app.js");
 const STYLE: &str = include_str!("web/app.css");
@@ -106,26 +107,19 @@ pub async fn web(client: Client, args: WebArgs) -> Result<(), Failure> {
     }
     let queries = Arc::new(Queries::new(client));
     // The first read fails here, with its message, rather than on the page.
-    let first: String = queries
-        .client()
-        .query_one(SNAPSHOT, &[])
-        .await
-        .map_err(Failure::from)?
-        .try_get(0)
-        .map_err(Failure::from)?;
+    let first = queries.overview(SPAN).await?;
     let (publish, snapshot) = watch::channel(Arc::new(first));
     let every = Duration::from_secs_f64(args.every);
     let reader = Arc::clone(&queries);
     tokio::spawn(async move {
-        let client = reader.client();
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             timer.tick().await;
-            let text = match client.query_one(SNAPSHOT, &[]).await {
-                Ok(row) => row.try_get::<_, String>(0).map_err(|e| e.to_string()),
-                Err(error) => Err(Failure::from(error).message),
-            };
+            let text = reader
+                .overview(SPAN)
+                .await
+                .map_err(|error| Failure::from(error).message);
             let text =
                 text.unwrap_or_else(|error| serde_json::json!({ "error": error }).to_string());
             if publish.send(Arc::new(text)).is_err() {

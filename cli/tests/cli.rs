@@ -520,7 +520,7 @@ async fn the_live_dashboard_runs_in_a_real_terminal_and_q_quits() {
         screen.contains("disk full"),
         "the exception is listed:\n{screen}"
     );
-    assert!(screen.contains("jobs finished per second"), "{screen}");
+    assert!(screen.contains("jobs finished per minute"), "{screen}");
 
     // The view refreshes on its own: a new entrypoint appears without a key press.
     c.execute("SELECT pgq.enqueue('thumbnail')", &[])
@@ -544,7 +544,7 @@ async fn the_live_dashboard_runs_in_a_real_terminal_and_q_quits() {
     let _ = std::fs::remove_file(&status_file);
     assert_eq!(status.trim(), "0", "exited with status 0");
     assert!(
-        !tmux.screen().contains("jobs finished per second"),
+        !tmux.screen().contains("jobs finished per minute"),
         "the terminal is restored (the alternate screen is gone)"
     );
 }

@@ -119,6 +119,7 @@ macro_rules! statements {
                     }
                     Call::Durability | Call::SetDurability => Some(Capability::Durability),
                     Call::Backlog | Call::Workers => Some(Capability::ReadModel),
+                    Call::Overview => Some(Capability::Overview),
                     _ => None,
                 }
             }
@@ -179,6 +180,7 @@ statements! {
         FROM pgq.backlog ORDER BY entrypoint";
     Workers = "SELECT worker_id, jobs, entrypoints, oldest_heartbeat, last_heartbeat \
         FROM pgq.workers ORDER BY worker_id";
+    Overview = "SELECT pgq.overview(make_interval(secs => $1::float8))::text";
     Throughput = "SELECT second, entrypoint, status, count FROM pgq.throughput \
         ORDER BY second, entrypoint, status";
     Log = "SELECT id, job_id, entrypoint, status, attempts, detail, created \
@@ -779,6 +781,20 @@ impl Queries {
                 })
             })
             .collect()
+    }
+
+    /// The read model of the dashboards and metrics (`pgq.overview`): one JSON document with
+    /// the live jobs per entrypoint, outcomes and rates over `span` (1 second to 100 years),
+    /// recent exceptions, held and running jobs, workers and schedules, read without payloads
+    /// and without scanning the log (sql/overview.sql has the fields). Needs
+    /// [`Capability::Overview`]; `pgq_monitor` may call it.
+    pub async fn overview(&self, span: Duration) -> Result<String, Error> {
+        self.schema().await?.requires(Capability::Overview)?;
+        let seconds = span.as_secs_f64();
+        Ok(self
+            .one_row(Call::Overview, &[&seconds])
+            .await?
+            .try_get(0)?)
     }
 
     /// Outcomes per second over the last hour (`pgq.throughput`, which reads the log).

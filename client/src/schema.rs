@@ -15,6 +15,7 @@ use crate::Error;
 /// runtime refuses to start on any other; see docs/updating.md for the order of an upgrade.
 pub const SCHEMA_VERSIONS: &[&str] = &[
     env!("CARGO_PKG_VERSION"),
+    "0.6.0",
     "0.5.0",
     "0.4.0",
     "0.3.0",
@@ -42,6 +43,8 @@ pub enum Capability {
     Stats,
     /// `pgq.durability` and `pgq.set_durability` (0.6.0).
     Durability,
+    /// The read model of the dashboards and metrics, `pgq.overview` (0.7.0).
+    Overview,
 }
 
 impl Capability {
@@ -54,6 +57,7 @@ impl Capability {
         Capability::Retention,
         Capability::Stats,
         Capability::Durability,
+        Capability::Overview,
     ];
 
     /// The release that brought it.
@@ -66,6 +70,7 @@ impl Capability {
             | Capability::Retention
             | Capability::Stats
             | Capability::Durability => Version::new(0, 6, 0),
+            Capability::Overview => Version::new(0, 7, 0),
         }
     }
 
@@ -79,6 +84,7 @@ impl Capability {
             Capability::Retention => "retention settings (pgq.settings)",
             Capability::Stats => "per-minute statistics (pgq.stats)",
             Capability::Durability => "durability modes (pgq.set_durability)",
+            Capability::Overview => "read model (pgq.overview)",
         }
     }
 }

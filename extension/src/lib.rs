@@ -72,6 +72,13 @@ extension_sql_file!(
     requires = ["enqueue", cron::_cron_check]
 );
 
+// The read model reads every table and view above.
+extension_sql_file!(
+    "../../sql/overview.sql",
+    name = "overview",
+    requires = ["schedules", "durability", "status"]
+);
+
 // Last: roles, owners and grants over everything above.
 extension_sql_file!("../../sql/privileges.sql", name = "privileges", finalize);
 

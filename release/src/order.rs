@@ -17,6 +17,7 @@ pub const SQL_FILES: &[&str] = &[
     "maintenance",
     "durability",
     "schedules",
+    "overview",
 ];
 
 /// Roles, owners and grants over everything else: `sql/privileges.sql`, last.

@@ -9,6 +9,7 @@ mod dequeue;
 mod enqueue;
 mod limits;
 mod notify;
+mod overview;
 mod pinned;
 mod queries;
 mod security;

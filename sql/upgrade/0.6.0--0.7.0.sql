@@ -1,0 +1,5 @@
+-- pgqueuer 0.6.0 -> 0.7.0 (issue 26).
+--
+-- pgq.overview(interval), the read model of pgq dashboard, pgq web and pgq metrics
+-- (sql/overview.sql), is a new function: the assembly creates it with the functions of sql/,
+-- and sql/privileges.sql grants it to pgq_monitor. No table changes.

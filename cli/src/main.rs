@@ -202,3 +202,47 @@ async fn version(client: &Client) -> Result<(), Failure> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The command line reaches the database only through the client library: no statement
+    /// of its own (what `pgq sql` and the dry runs print comes from the library too).
+    const KEYWORDS: &[&str] = &[
+        "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "LISTEN", "SHOW", "WITH",
+    ];
+
+    #[test]
+    fn the_command_line_holds_no_sql() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = Vec::new();
+        let mut files = vec![dir];
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                for entry in std::fs::read_dir(&path)
+                    .expect("a folder of cli/src")
+                    .flatten()
+                {
+                    files.push(entry.path());
+                }
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let name = path.display().to_string();
+            if name.ends_with(".sql") {
+                found.push(name);
+                continue;
+            }
+            for (number, line) in text.lines().enumerate() {
+                // A string literal that opens with a keyword (built here, so that this test
+                // does not find itself).
+                let statement = KEYWORDS
+                    .iter()
+                    .any(|word| line.contains(&format!("{}{word} ", '"')));
+                if statement {
+                    found.push(format!("{name}:{}: {}", number + 1, line.trim()));
+                }
+            }
+        }
+        assert!(found.is_empty(), "SQL in the command line: {found:#?}");
+    }
+}

@@ -133,7 +133,9 @@ GRANT EXECUTE ON FUNCTION
     pgq.cancel_requested(bigint[]),
     pgq.lease(text[]),
     pgq.tick(),
-    pgq._worker_round(timestamptz)
+    pgq._scheduler_round(timestamptz),
+    pgq._worker_round(timestamptz),
+    pgq._scheduler_serves()
 TO pgq_worker;
 
 GRANT SELECT ON pgq.entrypoints, pgq.log, pgq.schedules, pgq.queue_summary, pgq.throughput,

@@ -176,26 +176,3 @@ BEGIN
     RETURN least(earliest, maintain);
 END
 $$;
-
--- pgq._worker_round: one round of the background worker (extension/src/scheduler.rs). Fires due
--- schedules (pgq.tick) and sends one 'enqueued' notification for the entrypoints of deferred
--- or retried jobs that fell due since the previous round. Returns the next due time.
-CREATE FUNCTION pgq._worker_round(since timestamptz) RETURNS timestamptz
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    next_due timestamptz;
-    eps      text[];
-BEGIN
-    next_due := pgq.tick();
-    -- Jobs created runnable were announced by their enqueue: only later ones count here.
-    SELECT array_agg(DISTINCT j.entrypoint) INTO eps
-    FROM pgq.jobs j
-    WHERE j.status = 'queued' AND j.execute_after > since AND j.execute_after <= now()
-      AND j.execute_after > j.created;
-    PERFORM pgq._notify_enqueued(eps);
-    RETURN next_due;
-END
-$$;

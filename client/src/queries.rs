@@ -120,6 +120,7 @@ macro_rules! statements {
                     Call::Durability | Call::SetDurability => Some(Capability::Durability),
                     Call::Backlog | Call::Workers => Some(Capability::ReadModel),
                     Call::Overview => Some(Capability::Overview),
+                    Call::SchedulerServes => Some(Capability::Scheduler),
                     _ => None,
                 }
             }
@@ -174,6 +175,10 @@ statements! {
     Durability = "SELECT pgq.durability()";
     SetDurability = "SELECT pgq.set_durability($1::text, $2::text::interval)";
     Tick = "SELECT pgq.tick()";
+    SchedulerServes = "SELECT pgq._scheduler_serves()";
+    // Before 0.7.0: the scheduler's backend, without asking the schema.
+    SchedulerProbe = "SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity \
+        WHERE backend_type = 'pgqueuer scheduler' AND datname = current_database())";
     Summary = "SELECT entrypoint, status, priority, count, oldest \
         FROM pgq.queue_summary ORDER BY entrypoint, status, priority DESC";
     Backlog = "SELECT entrypoint, queued, ready, picked, held, oldest_queued_seconds \
@@ -619,6 +624,18 @@ impl Queries {
     ) -> Result<u64, Error> {
         self.count(Call::Unschedule, &[&entrypoint, &expression])
             .await
+    }
+
+    /// Whether a scheduler (the extension's background worker) serves this database, firing
+    /// schedules and running the maintenance; when none does, the runtime calls
+    /// [`tick`](Queries::tick) itself. Asks `pgq._scheduler_serves()` (0.7.0 on), and on older
+    /// schemas looks for the scheduler's backend itself.
+    pub async fn scheduler_serves(&self) -> Result<bool, Error> {
+        let call = match self.schema().await?.has(Capability::Scheduler) {
+            true => Call::SchedulerServes,
+            false => Call::SchedulerProbe,
+        };
+        Ok(self.one_row(call, &[]).await?.try_get(0)?)
     }
 
     /// Fires due schedules; returns the next due time of schedules and deferred jobs.

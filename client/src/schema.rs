@@ -45,6 +45,8 @@ pub enum Capability {
     Durability,
     /// The read model of the dashboards and metrics, `pgq.overview` (0.7.0).
     Overview,
+    /// `pgq._scheduler_serves`, whether a scheduler serves the database (0.7.0).
+    Scheduler,
 }
 
 impl Capability {
@@ -58,6 +60,7 @@ impl Capability {
         Capability::Stats,
         Capability::Durability,
         Capability::Overview,
+        Capability::Scheduler,
     ];
 
     /// The release that brought it.
@@ -70,7 +73,7 @@ impl Capability {
             | Capability::Retention
             | Capability::Stats
             | Capability::Durability => Version::new(0, 6, 0),
-            Capability::Overview => Version::new(0, 7, 0),
+            Capability::Overview | Capability::Scheduler => Version::new(0, 7, 0),
         }
     }
 
@@ -85,6 +88,7 @@ impl Capability {
             Capability::Stats => "per-minute statistics (pgq.stats)",
             Capability::Durability => "durability modes (pgq.set_durability)",
             Capability::Overview => "read model (pgq.overview)",
+            Capability::Scheduler => "scheduler probe (pgq._scheduler_serves)",
         }
     }
 }

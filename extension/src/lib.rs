@@ -72,11 +72,16 @@ extension_sql_file!(
     requires = ["enqueue", cron::_cron_check]
 );
 
+extension_sql_file!(
+    "../../sql/scheduler.sql",
+    name = "scheduler",
+    requires = ["schedules"]
+);
 // The read model reads every table and view above.
 extension_sql_file!(
     "../../sql/overview.sql",
     name = "overview",
-    requires = ["schedules", "durability", "status"]
+    requires = ["scheduler", "durability", "status"]
 );
 
 // Last: roles, owners and grants over everything above.

@@ -1,5 +1,5 @@
-//! The background worker ("pgqueuer scheduler"): fires due schedules and announces deferred
-//! jobs when they fall due, waking at the exact time rather than polling.
+//! The scheduler, a background worker ("pgqueuer scheduler"): fires due schedules and announces
+//! deferred jobs when they fall due, waking at the exact time rather than polling.
 //!
 //! State machine, one round per wake-up:
 //!
@@ -10,8 +10,9 @@
 //!                                                └────────────────┘
 //! ```
 //!
-//! A round runs `pgq._worker_round(since)` in its own transaction: `pgq.tick()`, plus one
-//! `enqueued` notification for entrypoints whose deferred jobs fell due since the last round.
+//! A round runs `pgq._scheduler_round(since)` (`pgq._worker_round` in schemas before 0.7.0) in
+//! its own transaction: `pgq.tick()`, plus one `enqueued` notification for entrypoints whose
+//! deferred jobs fell due since the last round.
 //! Without the extension in that database the round does nothing and the worker checks again
 //! after the cap, so `CREATE EXTENSION` later (or `DROP` and `CREATE` again) just works. An
 //! error in a round is logged, rolled back, and the worker goes on. SIGTERM ends it; SIGHUP
@@ -179,10 +180,18 @@ fn round(since: f64) -> Option<(f64, Duration)> {
             if present != Ok(Some(true)) {
                 return None;
             }
+            // The round's name since 0.7.0; a database not updated yet has the old one.
+            let renamed = Spi::get_one::<bool>(
+                "SELECT to_regprocedure('pgq._scheduler_round(timestamptz)') IS NOT NULL",
+            );
+            let function = match renamed {
+                Ok(Some(true)) => "pgq._scheduler_round",
+                _ => "pgq._worker_round",
+            };
             // `since` is a number this worker produced, so formatting it into SQL is safe.
             let row = Spi::get_two::<f64, f64>(&format!(
                 "SELECT extract(epoch FROM now())::float8, \
-                        extract(epoch FROM pgq._worker_round(to_timestamp({since})) \
+                        extract(epoch FROM {function}(to_timestamp({since})) \
                                            - clock_timestamp())::float8"
             ));
             match row {

@@ -17,6 +17,7 @@ pub const SQL_FILES: &[&str] = &[
     "maintenance",
     "durability",
     "schedules",
+    "scheduler",
     "overview",
 ];
 

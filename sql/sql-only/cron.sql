@@ -2,8 +2,8 @@
 --
 -- The extension computes fire times in Rust (extension/src/cron.rs, with the croner crate). These
 -- functions are its twin: the same expressions are accepted, the same errors raised (22023),
--- and the same times returned; tests/e2e/cron_twin.rs compares the two on thousands of
--- generated expressions, instants and time zones. Only pgq._cron_check, _cron_next and
+-- and the same times returned; tests/e2e/scheduler/cron_twin.rs compares the two on thousands
+-- of generated expressions, instants and time zones. Only pgq._cron_check, _cron_next and
 -- _cron_latest are called by the queue; the pgq._cron_* helpers below exist only in SQL-only
 -- installs (docs/managed-postgres.md lists them).
 --

@@ -1,5 +1,11 @@
 -- pgqueuer 0.6.0 -> 0.7.0 (issue 26).
 --
--- pgq.overview(interval), the read model of pgq dashboard, pgq web and pgq metrics
--- (sql/overview.sql), is a new function: the assembly creates it with the functions of sql/,
--- and sql/privileges.sql grants it to pgq_monitor. No table changes.
+-- New functions, which the assembly creates with the functions of sql/ and which
+-- sql/privileges.sql grants; no table changes:
+-- - pgq.overview(interval), the read model of pgq dashboard, pgq web and pgq metrics
+--   (sql/overview.sql), granted to pgq_monitor;
+-- - pgq._scheduler_round(timestamptz), the scheduler's round (sql/scheduler.sql), which
+--   pgq._worker_round becomes a wrapper of for one release (a server still preloading the
+--   0.6.0 library calls the old name);
+-- - pgq._scheduler_serves(), whether a scheduler serves this database (the runtime asks it
+--   instead of reading pg_stat_activity itself).

@@ -343,16 +343,8 @@ impl PgQueuer {
         for (entrypoint, expression, timezone) in &self.schedules {
             queries.schedule(entrypoint, expression, timezone).await?;
         }
-        // Whether the background worker serves this database.
-        let scheduler: bool = queries
-            .client()
-            .query_one(
-                "SELECT EXISTS (SELECT FROM pg_stat_activity \
-                 WHERE backend_type = 'pgqueuer scheduler' AND datname = current_database())",
-                &[],
-            )
-            .await?
-            .try_get(0)?;
+        // Whether a scheduler serves this database.
+        let scheduler = queries.scheduler_serves().await?;
         // If not, the first lane ticks: schedules, and the maintenance (log retention, the
         // statistics rollup).
         let next_tick = if scheduler {

@@ -1,5 +1,6 @@
-//! The background worker ("pgqueuer scheduler") in a server that preloads the library. Each
-//! test has a cluster of its own, since the worker serves the `postgres` database.
+//! The scheduler, the extension's background worker ("pgqueuer scheduler"), in a server that
+//! preloads the library. Each test has a cluster of its own, since the scheduler serves the
+//! `postgres` database.
 
 use std::time::{Duration, SystemTime};
 
@@ -158,9 +159,11 @@ async fn the_worker_survives_drop_and_create_extension_and_a_server_restart() {
 async fn a_failing_round_is_logged_and_the_same_worker_goes_on() {
     let (cluster, c) = cluster_with_extension().await;
     let worker = worker_pid(&c).await;
-    c.batch_execute("ALTER FUNCTION pgq._worker_round(timestamptz) RENAME TO _worker_round_away")
-        .await
-        .expect("break the rounds");
+    c.batch_execute(
+        "ALTER FUNCTION pgq._scheduler_round(timestamptz) RENAME TO _scheduler_round_away",
+    )
+    .await
+    .expect("break the rounds");
     // Wait for a failed round in the server log. Another process writes it, so it can only
     // be watched; the deadline guards against a hang.
     let deadline = std::time::Instant::now() + PATIENCE;
@@ -174,9 +177,11 @@ async fn a_failing_round_is_logged_and_the_same_worker_goes_on() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    c.batch_execute("ALTER FUNCTION pgq._worker_round_away(timestamptz) RENAME TO _worker_round")
-        .await
-        .expect("mend the rounds");
+    c.batch_execute(
+        "ALTER FUNCTION pgq._scheduler_round_away(timestamptz) RENAME TO _scheduler_round",
+    )
+    .await
+    .expect("mend the rounds");
     let mut listener = Listener::connect(&cluster.dsn("postgres")).await;
     c.execute(
         "SELECT pgq.enqueue('later', execute_after => '100 ms')",
@@ -267,4 +272,57 @@ async fn a_round_with_many_long_names_announces_them_all_and_the_worker_goes_on(
         payload,
         json!({"type": "enqueued", "entrypoints": ["after"]})
     );
+}
+
+/// The scheduler serves its database (`pgq._scheduler_serves()`, which the runtime asks to
+/// know whether to tick itself), and no other; a server still preloading the 0.6.0 library
+/// calls the round by its old name, `pgq._worker_round`, which fires due schedules as the new
+/// one does.
+#[tokio::test]
+async fn the_scheduler_serves_its_database_only_and_the_old_round_name_still_works() {
+    let (cluster, c) = cluster_with_extension().await;
+    worker_pid(&c).await;
+    let serves: bool = scalar(&c, "SELECT pgq._scheduler_serves()", &[]).await;
+    assert!(serves, "the scheduler serves database postgres");
+    let q = pgqueuer::Queries::new(
+        pgqueuer::connect(&cluster.dsn("postgres"))
+            .await
+            .expect("connect"),
+    );
+    assert!(q.scheduler_serves().await.expect("asked"));
+
+    c.batch_execute("CREATE DATABASE other")
+        .await
+        .expect("another database");
+    let other = pgqueuer::connect(&cluster.dsn("other"))
+        .await
+        .expect("connect");
+    other
+        .batch_execute("CREATE EXTENSION pgqueuer")
+        .await
+        .expect("the extension there too");
+    let serves: bool = scalar(&other, "SELECT pgq._scheduler_serves()", &[]).await;
+    assert!(!serves, "no scheduler serves database other");
+
+    // The old name fires a due schedule in the database that has no scheduler.
+    other
+        .batch_execute(
+            "SELECT pgq.schedule('nightly', '0 2 * * *');
+             UPDATE pgq.schedules SET next_run = now() - interval '1 minute';",
+        )
+        .await
+        .expect("a due schedule");
+    let _: Option<SystemTime> = scalar(
+        &other,
+        "SELECT pgq._worker_round(now() - interval '1 second')",
+        &[],
+    )
+    .await;
+    let fired: i64 = scalar(
+        &other,
+        "SELECT count(*) FROM pgq.jobs WHERE entrypoint = 'nightly'",
+        &[],
+    )
+    .await;
+    assert_eq!(fired, 1, "the old round's name fired the schedule");
 }

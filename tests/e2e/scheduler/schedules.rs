@@ -199,3 +199,12 @@ async fn bytes_that_are_not_utf8_are_22023_not_a_panic() {
     .await;
     assert_eq!((id, claimed), (1, 1));
 }
+
+/// A test database is never the one a scheduler serves (that is database postgres, or none
+/// for a SQL-only install), so the runtime knows it must tick.
+#[tokio::test]
+async fn no_scheduler_serves_a_test_database() {
+    let db = pgqueuer_tests::TestDb::installed().await;
+    let q = pgqueuer::Queries::new(db.connect().await);
+    assert!(!q.scheduler_serves().await.expect("asked"));
+}

@@ -7,11 +7,14 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use pgqueuer_release::manifest::{Kind, Object, manifest};
 use pgqueuer_release::{Tree, Version, sql_only};
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let root = manifest.parent().expect("the client sits in the workspace");
+    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let root = crate_dir
+        .parent()
+        .expect("the client sits in the workspace");
     for dir in Tree::DIRS {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
@@ -76,4 +79,37 @@ fn main() {
     }
     code.push_str("];\n");
     write("sql_only.rs", &code);
+
+    // What each version's schema holds, for `pgq verify` (src/install.rs).
+    let mut code = String::from(
+        "/// What each version's schema holds, by install: (version, SQL-only, [(kind, name,\n\
+         /// arguments)]), kind being function, table, view or type.\n\
+         const MANIFESTS: &[(&str, bool, &[(&str, &str, usize)])] = &[\n",
+    );
+    let mut versions = tree.releases();
+    if !versions.contains(&version) {
+        versions.push(version);
+    }
+    for release in versions {
+        for (kind, sql_only) in [(Kind::Extension, false), (Kind::SqlOnly, true)] {
+            let found = manifest(&tree, release, kind, version)
+                .unwrap_or_else(|error| panic!("building the manifests: {error}"));
+            let Some(objects) = found else {
+                continue;
+            };
+            write!(code, "    ({:?}, {sql_only}, &[", release.to_string()).expect("write");
+            for object in objects {
+                let (kind, name, arguments) = match &object {
+                    Object::Function(name, n) => ("function", name, *n),
+                    Object::Table(name) => ("table", name, 0),
+                    Object::View(name) => ("view", name, 0),
+                    Object::Type(name) => ("type", name, 0),
+                };
+                write!(code, "({kind:?}, {name:?}, {arguments}), ").expect("write");
+            }
+            code.push_str("]),\n");
+        }
+    }
+    code.push_str("];\n");
+    write("manifests.rs", &code);
 }

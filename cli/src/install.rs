@@ -224,7 +224,7 @@ pub async fn verify(client: &Client, args: VerifyArgs) -> Result<(), Failure> {
                 None => differences.push("pgqueuer is not installed".to_string()),
                 Some(_) => differences.extend(version_differences(client, &schema).await?),
             }
-            differences.extend(install::missing_objects(client).await?);
+            differences.extend(install::verify(client, &schema).await?);
         }
         Expect::Absent => {
             if let Some(installed) = schema.describe() {

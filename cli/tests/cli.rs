@@ -787,3 +787,41 @@ async fn commands_of_a_later_schema_say_which_version_they_need() {
     let backlog = pgq(&db.dsn, &["backlog"]);
     assert_eq!(backlog.status.code(), Some(0), "{}", stderr(&backlog));
 }
+
+/// `pgq verify` holds the catalog to what the installed version holds (built into pgq from
+/// its SQL): a function dropped, one added, one taken out of the extension are each a line.
+#[tokio::test]
+async fn verify_finds_missing_extra_and_foreign_objects() {
+    let db = TestDb::with_extension().await;
+    let c = db.connect().await;
+    let clean = pgq(&db.dsn, &["verify"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+    c.batch_execute(
+        "ALTER EXTENSION pgqueuer DROP FUNCTION pgq.lease(text[]);
+         DROP FUNCTION pgq.lease(text[]);
+         CREATE FUNCTION pgq.extra(a int, b int) RETURNS int LANGUAGE sql AS $$ SELECT a $$;
+         ALTER EXTENSION pgqueuer DROP FUNCTION pgq.tick();",
+    )
+    .await
+    .expect("a damaged schema");
+    let damaged = pgq(&db.dsn, &["verify", "--json"]);
+    assert_eq!(damaged.status.code(), Some(1), "{}", stdout(&damaged));
+    let report: Value = serde_json::from_str(&stdout(&damaged)).expect("JSON");
+    let mut differences: Vec<String> = report["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .map(|line| line.as_str().unwrap_or_default().to_string())
+        .collect();
+    differences.sort();
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        differences,
+        [
+            format!("extra function pgq.extra (2 arguments) (pgqueuer {version} has none)"),
+            "function pgq.extra (2 arguments) is not a member of the extension".to_string(),
+            "function pgq.tick (0 arguments) is not a member of the extension".to_string(),
+            "missing function pgq.lease (1 argument)".to_string(),
+        ]
+    );
+}

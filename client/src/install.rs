@@ -3,9 +3,11 @@
 //! and the SQL-only script ([`crate::sql_only`]). `pgq install`, `upgrade`, `uninstall` and
 //! `verify` are these calls; [`Schema`](crate::Schema) says what is installed.
 
+use std::collections::BTreeSet;
+
 use tokio_postgres::Client;
 
-use crate::Error;
+use crate::{Error, Install, Schema};
 
 /// What `pgq install` runs for the extension.
 pub const CREATE: &str = "CREATE EXTENSION pgqueuer;";
@@ -19,27 +21,7 @@ pub const DROP: &str = "DROP EXTENSION pgqueuer;\nDROP SCHEMA IF EXISTS pgq;";
 /// default version.
 pub const UPDATE: &str = "ALTER EXTENSION pgqueuer UPDATE;";
 
-/// The tables and functions a pgqueuer schema has (what `verify` checks today).
-const TABLES: &[&str] = &["jobs", "log", "entrypoints", "schedules"];
-const FUNCTIONS: &[&str] = &[
-    "enqueue",
-    "enqueue_many",
-    "dequeue",
-    "heartbeat",
-    "ack",
-    "retry",
-    "release",
-    "cancel",
-    "requeue",
-    "clear",
-    "job_status",
-    "purge_log",
-    "configure",
-    "schedule",
-    "unschedule",
-    "tick",
-    "version",
-];
+include!(concat!(env!("OUT_DIR"), "/manifests.rs"));
 
 /// `CREATE EXTENSION pgqueuer` (its files must be on the server: [`available_version`]).
 pub async fn create_extension(client: &Client) -> Result<(), Error> {
@@ -134,37 +116,93 @@ pub async fn upgrade_sql_only(client: &Client, from: &str) -> Result<bool, Error
     Ok(true)
 }
 
-/// What is missing of schema `pgq`, its tables and functions, one sentence each (empty
-/// when nothing is).
-pub async fn missing_objects(client: &Client) -> Result<Vec<String>, Error> {
-    let mut missing = Vec::new();
-    for table in TABLES {
-        let present: bool = client
-            .query_one(
-                "SELECT to_regclass($1) IS NOT NULL",
-                &[&format!("pgq.{table}")],
-            )
-            .await?
-            .try_get(0)?;
-        if !present {
-            missing.push(format!("missing table pgq.{table}"));
+/// How schema `pgq` differs from what its version holds (this crate's version when pgqueuer
+/// is not installed), one sentence each, empty when it does not: missing and extra functions
+/// (by name and number of arguments), tables, views and types, and, for the extension,
+/// objects that are not its members. What each release holds is built into the crate from its
+/// frozen install script (`sql/` for this version): no scratch database.
+pub async fn verify(client: &Client, schema: &Schema) -> Result<Vec<String>, Error> {
+    let version = schema.version().unwrap_or(crate::sql_only::VERSION);
+    let sql_only = schema.install() == Some(Install::SqlOnly);
+    let mut differences = Vec::new();
+    let expected: BTreeSet<(&str, &str, usize)> = match MANIFESTS
+        .iter()
+        .find(|(known, kind, _)| *known == version && *kind == sql_only)
+    {
+        Some((_, _, objects)) => objects.iter().copied().collect(),
+        None => {
+            differences.push(format!(
+                "this pgq ({}) does not know what pgqueuer {version} holds",
+                env!("CARGO_PKG_VERSION")
+            ));
+            return Ok(differences);
+        }
+    };
+    let rows = client
+        .query(
+            "WITH ext AS (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'pgqueuer'), \
+             objects AS ( \
+                 SELECT 'function' AS kind, p.proname::text AS name, p.pronargs::int8 AS arguments, \
+                        'pg_catalog.pg_proc'::regclass AS class, p.oid \
+                 FROM pg_catalog.pg_proc p WHERE p.pronamespace = to_regnamespace('pgq') \
+                 UNION ALL \
+                 SELECT CASE c.relkind WHEN 'v' THEN 'view' ELSE 'table' END, c.relname::text, 0, \
+                        'pg_catalog.pg_class'::regclass, c.oid \
+                 FROM pg_catalog.pg_class c \
+                 WHERE c.relnamespace = to_regnamespace('pgq') AND c.relkind IN ('r', 'p', 'v') \
+                 UNION ALL \
+                 SELECT 'type', t.typname::text, 0, 'pg_catalog.pg_type'::regclass, t.oid \
+                 FROM pg_catalog.pg_type t \
+                 WHERE t.typnamespace = to_regnamespace('pgq') AND t.typtype IN ('e', 'd')) \
+             SELECT o.kind, o.name, o.arguments, \
+                    EXISTS (SELECT FROM pg_catalog.pg_depend d, ext \
+                            WHERE d.classid = o.class AND d.objid = o.oid \
+                              AND d.refclassid = 'pg_catalog.pg_extension'::regclass \
+                              AND d.refobjid = ext.oid AND d.deptype = 'e') \
+             FROM objects o",
+            &[],
+        )
+        .await?;
+    let mut present = BTreeSet::new();
+    for row in &rows {
+        let (kind, name, arguments, member): (String, String, i64, bool) = (
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+        );
+        let arguments = usize::try_from(arguments).unwrap_or(0);
+        if schema.install() == Some(Install::Extension) && !member {
+            differences.push(format!(
+                "{} is not a member of the extension",
+                describe(&kind, &name, arguments)
+            ));
+        }
+        present.insert((kind, name, arguments));
+    }
+    for (kind, name, arguments) in &expected {
+        if !present.contains(&(kind.to_string(), name.to_string(), *arguments)) {
+            differences.push(format!("missing {}", describe(kind, name, *arguments)));
         }
     }
-    for function in FUNCTIONS {
-        let present: bool = client
-            .query_one(
-                "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p \
-                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-                 WHERE n.nspname = 'pgq' AND p.proname = $1)",
-                &[function],
-            )
-            .await?
-            .try_get(0)?;
-        if !present {
-            missing.push(format!("missing function pgq.{function}"));
+    for (kind, name, arguments) in &present {
+        if !expected.contains(&(kind.as_str(), name.as_str(), *arguments)) {
+            differences.push(format!(
+                "extra {} (pgqueuer {version} has none)",
+                describe(kind, name, *arguments)
+            ));
         }
     }
-    Ok(missing)
+    Ok(differences)
+}
+
+/// `function pgq.ack (5 arguments)`, `table pgq.jobs`.
+fn describe(kind: &str, name: &str, arguments: usize) -> String {
+    match (kind, arguments) {
+        ("function", 1) => format!("function pgq.{name} (1 argument)"),
+        ("function", n) => format!("function pgq.{name} ({n} arguments)"),
+        (kind, _) => format!("{kind} pgq.{name}"),
+    }
 }
 
 /// Whether schema `pgq` exists.

@@ -9,12 +9,14 @@
 //!   the path between two versions;
 //! - [`assemble`]: an upgrade script from its hand-written delta, the functions and views of
 //!   `sql/` and the privileges, in [`sections`];
-//! - [`sql_only`]: the same SQL made fit for a database without the extension's library.
+//! - [`sql_only`]: the same SQL made fit for a database without the extension's library;
+//! - [`manifest`]: what a version's schema holds, for `pgq verify`.
 //!
 //! It has no dependencies: the client's build script, xtask and the tests all use it, and the
 //! client reads schema versions with it.
 
 pub mod assemble;
+pub mod manifest;
 mod names;
 mod order;
 pub mod sections;

@@ -222,7 +222,7 @@ mod tests {
         let library: Vec<Object> = statements(text)
             .into_iter()
             .filter(|statement| statement.contains("MODULE_PATHNAME"))
-            .flat_map(|statement| objects(statement))
+            .flat_map(objects)
             .collect();
         let expected: Vec<Object> = LIBRARY_FUNCTIONS
             .iter()

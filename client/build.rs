@@ -82,9 +82,8 @@ fn main() {
 
     // What each version's schema holds, for `pgq verify` (src/install.rs).
     let mut code = String::from(
-        "/// What each version's schema holds, by install: (version, SQL-only, [(kind, name,\n\
-         /// arguments)]), kind being function, table, view or type.\n\
-         const MANIFESTS: &[(&str, bool, &[(&str, &str, usize)])] = &[\n",
+        "/// What each version's schema holds, by install.\n\
+         const MANIFESTS: &[Manifest] = &[\n",
     );
     let mut versions = tree.releases();
     if !versions.contains(&version) {

@@ -21,6 +21,10 @@ pub const DROP: &str = "DROP EXTENSION pgqueuer;\nDROP SCHEMA IF EXISTS pgq;";
 /// default version.
 pub const UPDATE: &str = "ALTER EXTENSION pgqueuer UPDATE;";
 
+/// What a version's schema holds: (version, whether a SQL-only install, [(kind, name,
+/// arguments)]), kind being function, table, view or type.
+type Manifest = (&'static str, bool, &'static [(&'static str, &'static str, usize)]);
+
 include!(concat!(env!("OUT_DIR"), "/manifests.rs"));
 
 /// `CREATE EXTENSION pgqueuer` (its files must be on the server: [`available_version`]).

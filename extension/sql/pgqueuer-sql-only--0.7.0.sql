@@ -2884,10 +2884,12 @@ BEGIN
     since := now() - span;
     RETURN (
         WITH newest AS MATERIALIZED (
-            -- The newest outcomes by primary key: bounded whatever the log's size.
+            -- The newest outcomes, backwards along the primary key: bounded whatever the log's
+            -- size, and an index scan whatever the planner guesses.
             SELECT l.id, l.job_id, l.entrypoint, l.attempts, l.created, l.status, l.detail
             FROM pgq.log l
-            WHERE l.id > (SELECT coalesce(max(m.id), 0) FROM pgq.log m) - 10000
+            ORDER BY l.id DESC
+            LIMIT 10000
         ),
         exceptions AS (
             SELECT n.* FROM newest n

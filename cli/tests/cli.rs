@@ -786,6 +786,20 @@ async fn commands_of_a_later_schema_say_which_version_they_need() {
     }
     let backlog = pgq(&db.dsn, &["backlog"]);
     assert_eq!(backlog.status.code(), Some(0), "{}", stderr(&backlog));
+
+    // The dashboards and metrics read the read model of 0.7.0.
+    c.batch_execute("ALTER EXTENSION pgqueuer UPDATE TO '0.6.0'")
+        .await
+        .expect("update to release 0.6.0");
+    for args in [&["dashboard", "--once"][..], &["metrics"], &["web"]] {
+        let output = pgq(&db.dsn, args);
+        assert_eq!(output.status.code(), Some(1), "pgq {args:?}");
+        assert!(
+            stderr(&output).ends_with("this needs pgqueuer schema 0.7.0 or later: run pgq upgrade"),
+            "pgq {args:?}: {}",
+            stderr(&output)
+        );
+    }
 }
 
 /// `pgq verify` holds the catalog to what the installed version holds (built into pgq from

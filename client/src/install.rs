@@ -23,7 +23,11 @@ pub const UPDATE: &str = "ALTER EXTENSION pgqueuer UPDATE;";
 
 /// What a version's schema holds: (version, whether a SQL-only install, [(kind, name,
 /// arguments)]), kind being function, table, view or type.
-type Manifest = (&'static str, bool, &'static [(&'static str, &'static str, usize)]);
+type Manifest = (
+    &'static str,
+    bool,
+    &'static [(&'static str, &'static str, usize)],
+);
 
 include!(concat!(env!("OUT_DIR"), "/manifests.rs"));
 

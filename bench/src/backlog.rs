@@ -3,7 +3,8 @@
 //! claims a batch at a time (each batch is acked, untimed, and topped up afterwards). Reported:
 //! the claim's time as the client sees it, its server time and the buffers it touched
 //! (`EXPLAIN (ANALYZE, BUFFERS)`), without limits, with a concurrency limit on every
-//! entrypoint, and for the raw-SQL claim over the same rows.
+//! entrypoint, and for both baselines' claims (`baseline.rs`) over the same rows: raw SQL on
+//! pgqueuer's table, and the minimal queue's.
 
 use std::time::Instant;
 
@@ -12,9 +13,9 @@ use pgqueuer::{Ack, Claim, EntrypointSettings, JobState, Queries};
 use serde_json::{Value, json};
 
 use crate::Params;
-use crate::drain::{RAW_ACK, RAW_CLAIM};
+use crate::baseline::Baseline;
 use crate::report::{Measure, percentile, progress};
-use crate::target::{Target, db, fill, names};
+use crate::target::{Target, db, names};
 
 const ENTRYPOINTS: u32 = 20;
 
@@ -28,35 +29,23 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
     let mut measures = Vec::new();
 
     for &size in &params.backlog {
-        target.reset(client).await?;
-        fill(client, "backlog", ENTRYPOINTS, size).await?;
-        let bar = progress(&format!("backlog {size}"), 3 * params.claims as u64);
-
-        // Raw SQL claims from one entrypoint at a time, in turn: the cheapest index-ordered
-        // claim there is, the floor for a claim over many.
-        let turn = std::sync::atomic::AtomicUsize::new(0);
-        let raw = claims(params, &bar, || async {
-            let name =
-                &names[turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % names.len()];
-            let started = Instant::now();
-            let rows = client
-                .query(RAW_CLAIM, &[name, &i64::from(params.batch), &worker])
-                .await
-                .map_err(db)?;
-            let elapsed = started.elapsed();
-            let ids: Vec<i64> = rows.iter().filter_map(|row| row.try_get(0).ok()).collect();
-            client.execute(RAW_ACK, &[&ids]).await.map_err(db)?;
-            Ok((elapsed, ids.len()))
-        })
-        .await?;
-        top_up(client, raw.count).await?;
-        let raw_plan = explain(
+        let bar = progress(&format!("backlog {size}"), 4 * params.claims as u64);
+        let (raw, raw_plan) =
+            baseline_claims(target, client, params, &bar, Baseline::Raw, &names, size).await?;
+        let (minimal, minimal_plan) = baseline_claims(
+            target,
             client,
-            &RAW_CLAIM_EXPLAIN
-                .replace("$1", &literal(&names[0]))
-                .replace("$2", &params.batch.to_string()),
+            params,
+            &bar,
+            Baseline::Minimal,
+            &names,
+            size,
         )
         .await?;
+        target.reset(client).await?;
+        Baseline::Raw
+            .fill(client, "backlog", ENTRYPOINTS, size)
+            .await?;
 
         let mut ours_by_variant = Vec::new();
         for limits in [false, true] {
@@ -94,7 +83,7 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
                 Ok((elapsed, jobs.len()))
             })
             .await?;
-            top_up(client, ours.count).await?;
+            top_up(client, Baseline::Raw, ours.count).await?;
             let array = names
                 .iter()
                 .map(|n| literal(n))
@@ -119,28 +108,78 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
             measures.push(
                 Measure::millis(&scenario, "claim p50", ours.p50)
                     .raw(raw.p50)
+                    .minimal(minimal.p50)
                     .target("< 2 ms, flat")
                     .detail(json!({
                         "queued": size, "entrypoints": ENTRYPOINTS, "batch": params.batch,
                         "claims": params.claims, "claimed_per_claim": ours.count as f64 / params.claims as f64,
-                        "p95_ms": ours.p95, "raw_p95_ms": raw.p95,
+                        "p95_ms": ours.p95, "raw_p95_ms": raw.p95, "minimal_p95_ms": minimal.p95,
+                        "raw_claimed_per_claim": raw.count as f64 / params.claims as f64,
+                        "minimal_claimed_per_claim": minimal.count as f64 / params.claims as f64,
                     })),
             );
             measures.push(
                 Measure::millis(&scenario, "claim server time", plan.time)
                     .raw(raw_plan.time)
+                    .minimal(minimal_plan.time)
                     .detail(json!({"explain": "EXPLAIN (ANALYZE, BUFFERS)"})),
             );
             let mut buffers = Measure::millis(&scenario, "claim buffers", plan.buffers as f64)
                 .raw(raw_plan.buffers as f64)
+                .minimal(minimal_plan.buffers as f64)
                 .detail(json!({"shared_hit": plan.hit, "shared_read": plan.read,
-                               "raw_shared_hit": raw_plan.hit, "raw_shared_read": raw_plan.read}));
+                               "raw_shared_hit": raw_plan.hit, "raw_shared_read": raw_plan.read,
+                               "minimal_shared_hit": minimal_plan.hit,
+                               "minimal_shared_read": minimal_plan.read}));
             buffers.unit = "buffers";
             measures.push(buffers);
         }
     }
     target.reset(client).await?;
+    Baseline::Minimal.reset(target, client).await?;
     Ok(measures)
+}
+
+/// A baseline's claims over `size` queued jobs of its table spread over the entrypoints
+/// `names`: one entrypoint at a time, in turn (the cheapest index-ordered claim there is, the
+/// floor for a claim over many), each acked untimed and topped up; and one claim EXPLAINed.
+async fn baseline_claims(
+    target: &Target,
+    client: &Client,
+    params: &Params,
+    bar: &indicatif::ProgressBar,
+    baseline: Baseline,
+    names: &[String],
+    size: u64,
+) -> Result<(Timings, Plan), String> {
+    baseline.reset(target, client).await?;
+    baseline.fill(client, "backlog", ENTRYPOINTS, size).await?;
+    let worker = uuid::Uuid::new_v4();
+    let turn = std::sync::atomic::AtomicUsize::new(0);
+    let timings = claims(params, bar, || async {
+        let name = &names[turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % names.len()];
+        let started = Instant::now();
+        let rows = client
+            .query(baseline.claim(), &[name, &i64::from(params.batch), &worker])
+            .await
+            .map_err(db)?;
+        let elapsed = started.elapsed();
+        let ids: Vec<i64> = rows.iter().filter_map(|row| row.try_get(0).ok()).collect();
+        client.execute(baseline.ack(), &[&ids]).await.map_err(db)?;
+        Ok((elapsed, ids.len()))
+    })
+    .await?;
+    top_up(client, baseline, timings.count).await?;
+    let plan = explain(
+        client,
+        &baseline
+            .claim_to_explain()
+            .replace("$1", &literal(&names[0]))
+            .replace("$2", &params.batch.to_string()),
+    )
+    .await?;
+    baseline.reset(target, client).await?;
+    Ok((timings, plan))
 }
 
 /// Claim timings: median, 95th percentile (ms) and the jobs claimed in all.
@@ -176,18 +215,13 @@ where
 }
 
 /// Puts back as many jobs as were claimed, so each measurement sees the same queue size.
-async fn top_up(client: &Client, claimed: usize) -> Result<(), String> {
-    fill(client, "backlog", ENTRYPOINTS, claimed as u64).await
+async fn top_up(client: &Client, baseline: Baseline, claimed: usize) -> Result<(), String> {
+    baseline
+        .fill(client, "backlog", ENTRYPOINTS, claimed as u64)
+        .await
 }
 
 const DEQUEUE_EXPLAIN: &str = "SELECT * FROM pgq.dequeue($1, $2::int, gen_random_uuid())";
-const RAW_CLAIM_EXPLAIN: &str = "UPDATE pgq.jobs SET status = 'picked', \
-        worker_id = gen_random_uuid(), heartbeat = now(), picked_at = now(), updated = now() \
-    WHERE id IN (SELECT id FROM pgq.jobs \
-                 WHERE entrypoint = $1 AND status = 'queued' AND execute_after <= now() \
-                 ORDER BY priority DESC, id LIMIT $2::int FOR UPDATE SKIP LOCKED) \
-    RETURNING id, payload";
-
 /// What `EXPLAIN (ANALYZE, BUFFERS)` says of one claim, run in a transaction that is rolled
 /// back: its execution time (ms) and shared buffers hit and read (nested statements of the
 /// function included).

@@ -1,9 +1,9 @@
 //! Scenario 2, drain: N jobs enqueued beforehand, then one `PgQueuer` runtime (a no-op
 //! handler; the runtime's default settings unless `--batch`, `--concurrency` or
 //! `--connections` say otherwise) in drain mode until the queue is empty. Beside it, the
-//! raw-SQL claim+ack baseline on as many connections: clients that loop over two
-//! transactions a batch, a claim (`UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
-//! LOCKED)`) and then a delete with a log row. Both run twice: durable (the headline) and with
+//! two baselines (`baseline.rs`: raw SQL on pgqueuer's tables, and the minimal queue) on as many
+//! connections: clients that loop over two transactions a batch, a claim (`... FOR UPDATE SKIP
+//! LOCKED`) and then a delete with a log row. All run twice: durable (the headline) and with
 //! `synchronous_commit = off`.
 
 use std::sync::Arc;
@@ -15,30 +15,9 @@ use pgqueuer::{Mode, PgQueuer, RunOptions};
 use serde_json::json;
 
 use crate::Params;
+use crate::baseline::{Baseline, SESSION};
 use crate::report::{Measure, progress};
 use crate::target::{PREFIX, Target, db, fill, tally};
-
-/// The raw claim: the best `$2` queued jobs of entrypoint `$1`, as a hand-written queue would
-/// take them (the order comes from the index, as in `pgq.dequeue`).
-pub const RAW_CLAIM: &str = "UPDATE pgq.jobs SET status = 'picked', worker_id = $3, \
-        heartbeat = now(), picked_at = now(), updated = now() \
-    WHERE id IN (SELECT id FROM pgq.jobs \
-                 WHERE entrypoint = $1 AND status = 'queued' AND execute_after <= now() \
-                 ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-    RETURNING id, payload";
-
-/// Raw-SQL sessions plan each statement for the table as it is now. PostgreSQL's default may
-/// keep a generic plan made while the queue was empty (a sequential scan), which would make the
-/// baseline measure a bad plan rather than the limit.
-pub const RAW_SESSION: &str = "SET plan_cache_mode = force_custom_plan";
-
-/// The raw ack: delete the jobs and write their log rows, in one statement.
-pub const RAW_ACK: &str = "WITH done AS (DELETE FROM pgq.jobs WHERE id = ANY ($1) \
-        RETURNING id, entrypoint, priority, attempts, worker_id, created, picked_at) \
-    INSERT INTO pgq.log (job_id, entrypoint, priority, status, worker_id, attempts, enqueued_at, \
-                         picked_at) \
-    SELECT id, entrypoint, priority, 'successful', worker_id, attempts, created, picked_at \
-    FROM done";
 
 pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, String> {
     let mut measures = Vec::new();
@@ -46,10 +25,13 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
         ("", target.config.clone()),
         (" (synchronous_commit off)", target.async_commit()),
     ] {
-        let raw = raw_drain(target, &config, params, variant).await?;
-        let (ours, detail) = runtime_drain(target, &config, params, variant, false).await?;
+        let raw = baseline_drain(target, &config, params, variant, Baseline::Raw).await?;
+        let minimal = baseline_drain(target, &config, params, variant, Baseline::Minimal).await?;
+        let (ours, mut detail) = runtime_drain(target, &config, params, variant, false).await?;
+        detail["minimal_queue_seconds"] = json!(minimal);
         let mut measure = Measure::rate(format!("drain{variant}"), params.jobs, ours)
             .raw(params.jobs as f64 / raw)
+            .minimal(params.jobs as f64 / minimal)
             .detail(detail);
         if variant.is_empty() {
             measure = measure.target(">= 80 % of raw");
@@ -60,6 +42,7 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
             measures.push(measure);
             measure = Measure::rate(format!("drain{variant}"), params.jobs, ours)
                 .raw(params.jobs as f64 / raw)
+                .minimal(params.jobs as f64 / minimal)
                 .detail(detail);
         }
         measures.push(measure);
@@ -111,18 +94,21 @@ pub async fn runtime_drain(
     ))
 }
 
-/// `params.connections` raw-SQL clients (as many as the runtime's connections) drain `params.jobs` jobs; returns the seconds taken.
-pub async fn raw_drain(
+/// `params.connections` clients of `baseline` (as many as the runtime's connections) drain
+/// `params.jobs` jobs of its table, each looping over two transactions a batch (claim, then
+/// ack); returns the seconds taken.
+pub async fn baseline_drain(
     target: &Target,
     config: &Settings,
     params: &Params,
     variant: &str,
+    baseline: Baseline,
 ) -> Result<f64, String> {
     let admin = target.connect().await?;
-    target.reset(&admin).await?;
-    fill(&admin, "drain", 1, params.jobs).await?;
+    baseline.reset(target, &admin).await?;
+    baseline.fill(&admin, "drain", 1, params.jobs).await?;
 
-    let bar = progress(&format!("drain raw SQL{variant}"), params.jobs);
+    let bar = progress(&format!("drain {}{variant}", baseline.label()), params.jobs);
     let mut clients = Vec::new();
     for _ in 0..params.connections {
         clients.push(
@@ -136,9 +122,9 @@ pub async fn raw_drain(
     for client in clients {
         let (bar, batch) = (bar.clone(), i64::from(params.batch));
         tasks.spawn(async move {
-            client.batch_execute(RAW_SESSION).await.map_err(db)?;
-            let claim = client.prepare(RAW_CLAIM).await.map_err(db)?;
-            let ack = client.prepare(RAW_ACK).await.map_err(db)?;
+            client.batch_execute(SESSION).await.map_err(db)?;
+            let claim = client.prepare(baseline.claim()).await.map_err(db)?;
+            let ack = client.prepare(baseline.ack()).await.map_err(db)?;
             let name = format!("{PREFIX}drain");
             let worker = uuid::Uuid::new_v4();
             loop {
@@ -160,16 +146,21 @@ pub async fn raw_drain(
     }
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let (left, _, _) = tally(&admin, "drain").await?;
-    if left != 0 {
-        return Err(format!("the raw-SQL drain left {left} jobs"));
+    let (left, logged, _) = baseline.tally(&admin, "drain").await?;
+    if left != 0 || logged != params.jobs as i64 {
+        return Err(format!(
+            "the {} drain left {left} jobs and logged {logged} of {}",
+            baseline.label(),
+            params.jobs
+        ));
     }
+    baseline.reset(target, &admin).await?;
     Ok(seconds)
 }
 
 /// The raw drain baseline alone (durable), for the peers' scenarios; returns the seconds taken.
 pub async fn raw_seconds(target: &Target, params: &Params) -> Result<f64, String> {
-    raw_drain(target, &target.config, params, "").await
+    baseline_drain(target, &target.config, params, "", Baseline::Raw).await
 }
 
 /// A runtime whose handler of `entrypoint` only counts, with the benchmark's batch size,

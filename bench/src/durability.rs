@@ -4,7 +4,8 @@
 //! mode. Only on the throwaway cluster: switching modes rewrites a database's queue tables.
 
 use crate::Params;
-use crate::drain::{raw_drain, runtime_drain};
+use crate::baseline::Baseline;
+use crate::drain::{baseline_drain, runtime_drain};
 use crate::report::Measure;
 use crate::target::{Target, db};
 
@@ -21,7 +22,7 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
             .await
             .map_err(db)?;
         let variant = format!(" ({mode})");
-        let raw = raw_drain(target, &target.config, params, &variant).await?;
+        let raw = baseline_drain(target, &target.config, params, &variant, Baseline::Raw).await?;
         let (ours, detail) = runtime_drain(target, &target.config, params, &variant, false).await?;
         measures.push(
             Measure::rate(format!("durability{variant}"), params.jobs, ours)

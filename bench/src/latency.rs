@@ -1,7 +1,8 @@
 //! Scenario 4, latency: an idle runtime, and jobs enqueued one at a time (one commit each) at
 //! a fixed rate; the time from just before the enqueue call to the start of the handler.
-//! Beside it, the raw-SQL floor: `INSERT ... ; pg_notify` in one statement, and a listener
-//! that claims with the raw `UPDATE ... SKIP LOCKED` as soon as the notification arrives.
+//! Beside it, the floor of each baseline (`baseline.rs`: raw SQL on pgqueuer's tables, the
+//! minimal queue): `INSERT ... ; pg_notify` in one statement, and a listener that claims with
+//! the baseline's claim as soon as the notification arrives.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::Params;
-use crate::drain::{RAW_ACK, RAW_CLAIM, RAW_SESSION};
+use crate::baseline::{Baseline, SESSION};
 use crate::report::{Measure, percentile, progress};
 use crate::target::{PREFIX, Target, db};
 
@@ -21,8 +22,8 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, String> {
     let admin = target.connect().await?;
-    target.reset(&admin).await?;
-    let raw = raw_latencies(target, params).await?;
+    let raw = baseline_latencies(target, params, Baseline::Raw).await?;
+    let minimal = baseline_latencies(target, params, Baseline::Minimal).await?;
     target.reset(&admin).await?;
     let ours = runtime_latencies(target, params).await?;
     target.reset(&admin).await?;
@@ -36,6 +37,7 @@ pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, Strin
     ] {
         let mut measure = Measure::millis("latency", metric, percentile(&ours, p))
             .raw(percentile(&raw, p))
+            .minimal(percentile(&minimal, p))
             .detail(json!({"jobs": ours.len(), "rate_per_second": params.latency_rate}));
         if let Some(target) = target {
             measure = measure.target(target);
@@ -159,25 +161,42 @@ async fn runtime_latencies(target: &Target, params: &Params) -> Result<Vec<f64>,
     result
 }
 
-async fn raw_latencies(target: &Target, params: &Params) -> Result<Vec<f64>, String> {
-    let entrypoint = format!("{PREFIX}latency_raw");
+/// A baseline's floor: its insert-and-notify, and a listener that claims (and acks) with its
+/// statements on each notification.
+async fn baseline_latencies(
+    target: &Target,
+    params: &Params,
+    baseline: Baseline,
+) -> Result<Vec<f64>, String> {
+    let admin = target.connect().await?;
+    baseline.reset(target, &admin).await?;
+    let channel = match baseline {
+        Baseline::Raw => "bench_latency_raw",
+        Baseline::Minimal => "bench_latency_minimal",
+    };
+    // The channel's name is the entrypoint's too (both start with the benchmark's prefix).
+    let entrypoint = channel.to_string();
     let base = Instant::now();
     let (sender, mut samples) = mpsc::unbounded_channel();
 
     // The listener: one connection that LISTENs and claims on each notification.
-    let mut listener = Listener::connect_to(&target.config, "bench_latency_raw")
+    let mut listener = Listener::connect_to(&target.config, channel)
         .await
         .map_err(|e| e.to_string())?;
     let claimer = {
         let (entrypoint, batch) = (entrypoint.clone(), i64::from(params.batch));
         tokio::spawn(async move {
-            listener
+            listener.client().batch_execute(SESSION).await.map_err(db)?;
+            let claim = listener
                 .client()
-                .batch_execute(RAW_SESSION)
+                .prepare(baseline.claim())
                 .await
                 .map_err(db)?;
-            let claim = listener.client().prepare(RAW_CLAIM).await.map_err(db)?;
-            let ack = listener.client().prepare(RAW_ACK).await.map_err(db)?;
+            let ack = listener
+                .client()
+                .prepare(baseline.ack())
+                .await
+                .map_err(db)?;
             let worker = uuid::Uuid::new_v4();
             while listener.next().await.is_some() {
                 let rows = listener
@@ -201,17 +220,14 @@ async fn raw_latencies(target: &Target, params: &Params) -> Result<Vec<f64>, Str
 
     let producer = target.connect().await?;
     let insert = producer
-        .prepare(
-            "WITH j AS (INSERT INTO pgq.jobs (entrypoint, payload) VALUES ($1, $2) RETURNING id) \
-             SELECT pg_notify('bench_latency_raw', id::text) FROM j",
-        )
+        .prepare(baseline.insert_and_notify())
         .await
         .map_err(db)?;
     let send = |payload: Vec<u8>| {
         let (producer, insert, entrypoint) = (&producer, &insert, &entrypoint);
         async move {
             producer
-                .execute(insert, &[entrypoint, &payload])
+                .execute(insert, &[entrypoint, &payload, &channel])
                 .await
                 .map(|_| ())
                 .map_err(db)
@@ -220,8 +236,15 @@ async fn raw_latencies(target: &Target, params: &Params) -> Result<Vec<f64>, Str
     send(stamp(base)).await?;
     tokio::time::timeout(PATIENCE, samples.recv())
         .await
-        .map_err(|_| "the raw listener never claimed the first job".to_string())?;
-    let result = measure("latency raw SQL", params, base, samples, send).await;
+        .map_err(|_| {
+            format!(
+                "the {} listener never claimed the first job",
+                baseline.label()
+            )
+        })?;
+    let label = format!("latency {}", baseline.label());
+    let result = measure(&label, params, base, samples, send).await;
     claimer.abort();
+    baseline.reset(target, &admin).await?;
     result
 }

@@ -3,6 +3,7 @@
 //! `docs/benchmarks.md`.
 
 mod backlog;
+mod baseline;
 mod drain;
 mod durability;
 mod enqueue;

@@ -12,8 +12,10 @@ pub struct Measure {
     pub metric: String,
     pub value: f64,
     pub unit: &'static str,
-    /// The matching raw-SQL baseline, same unit.
+    /// The matching raw-SQL baseline (pgqueuer's tables), same unit.
     pub raw: Option<f64>,
+    /// The matching minimal-queue baseline (`baseline.rs`), same unit.
+    pub minimal: Option<f64>,
     /// Whether a larger value is better (rates) or a smaller one (times, memory).
     pub higher_is_better: bool,
     /// The target for this number, as text (reported, never asserted).
@@ -31,6 +33,7 @@ impl Measure {
             value: jobs as f64 / seconds.max(1e-9),
             unit: "jobs/s",
             raw: None,
+            minimal: None,
             higher_is_better: true,
             target: None,
             detail: json!({"jobs": jobs, "seconds": seconds}),
@@ -45,6 +48,7 @@ impl Measure {
             value: ms,
             unit: "ms",
             raw: None,
+            minimal: None,
             higher_is_better: false,
             target: None,
             detail: Value::Null,
@@ -53,6 +57,11 @@ impl Measure {
 
     pub fn raw(mut self, raw: f64) -> Measure {
         self.raw = Some(raw);
+        self
+    }
+
+    pub fn minimal(mut self, minimal: f64) -> Measure {
+        self.minimal = Some(minimal);
         self
     }
 
@@ -73,6 +82,13 @@ impl Measure {
             .map(|raw| self.value / raw)
     }
 
+    /// Ours divided by the minimal queue's.
+    pub fn minimal_ratio(&self) -> Option<f64> {
+        self.minimal
+            .filter(|minimal| *minimal > 0.0)
+            .map(|minimal| self.value / minimal)
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "scenario": self.scenario,
@@ -81,6 +97,8 @@ impl Measure {
             "unit": self.unit,
             "raw_sql": self.raw.map(round),
             "ratio": self.ratio().map(|r| (r * 1000.0).round() / 1000.0),
+            "minimal_queue": self.minimal.map(round),
+            "minimal_ratio": self.minimal_ratio().map(|r| (r * 1000.0).round() / 1000.0),
             "higher_is_better": self.higher_is_better,
             "target": self.target,
             "detail": self.detail,
@@ -104,12 +122,25 @@ fn number(value: f64) -> String {
     }
 }
 
-/// The results as an aligned table, with the ratio to raw SQL where there is one.
+/// The results as an aligned table, with the ratios to both baselines where there are some.
 pub fn print_table(measures: &[Measure]) {
     let header = [
-        "scenario", "metric", "value", "unit", "raw SQL", "ours/raw", "target",
+        "scenario",
+        "metric",
+        "value",
+        "unit",
+        "raw SQL",
+        "ours/raw",
+        "minimal",
+        "ours/minimal",
+        "target",
     ];
-    let rows: Vec<[String; 7]> = measures
+    let percent = |ratio: Option<f64>| {
+        ratio
+            .map(|r| format!("{:.0} %", r * 100.0))
+            .unwrap_or_default()
+    };
+    let rows: Vec<[String; 9]> = measures
         .iter()
         .map(|m| {
             [
@@ -118,9 +149,9 @@ pub fn print_table(measures: &[Measure]) {
                 number(m.value),
                 m.unit.to_string(),
                 m.raw.map(number).unwrap_or_default(),
-                m.ratio()
-                    .map(|r| format!("{:.0} %", r * 100.0))
-                    .unwrap_or_default(),
+                percent(m.ratio()),
+                m.minimal.map(number).unwrap_or_default(),
+                percent(m.minimal_ratio()),
                 m.target.clone().unwrap_or_default(),
             ]
         })
@@ -137,7 +168,7 @@ pub fn print_table(measures: &[Measure]) {
             .zip(widths)
             .enumerate()
             .map(|(i, (cell, width))| match i {
-                2 | 4 | 5 => format!("{cell:>width$}"),
+                2 | 4..=7 => format!("{cell:>width$}"),
                 _ => format!("{cell:<width$}"),
             })
             .collect();

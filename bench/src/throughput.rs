@@ -1,7 +1,9 @@
 //! Scenario 3, throughput: producers (batches through `Queries`, as fast as they can) and
 //! workers together for T seconds, starting from an empty queue. Reports the jobs finished per
-//! second and the backlog left. The baseline is the same mixed load with raw-SQL workers: the
-//! drain baseline's claim+ack loop on as many connections as the runtime has (`--connections`).
+//! second and the backlog left. The baselines are the same mixed load with their workers (the
+//! drain baselines' claim+ack loop on as many connections as the runtime has, `--connections`):
+//! raw SQL on pgqueuer's tables, fed by the same producers, and the minimal queue, fed by its
+//! own insert.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,33 +13,41 @@ use pgqueuer::{Mode, NewJob, OnConflict, Queries, RunOptions};
 use serde_json::{Value, json};
 
 use crate::Params;
-use crate::drain::{RAW_ACK, RAW_CLAIM, RAW_SESSION, no_op_runtime, tick_progress};
+use crate::baseline::{Baseline, SESSION};
+use crate::drain::{no_op_runtime, tick_progress};
 use crate::report::{Measure, progress};
-use crate::target::{PREFIX, Target, db, tally};
+use crate::target::{PREFIX, Target, db};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Workers {
     Runtime,
-    Raw,
+    Baseline(Baseline),
 }
 
 pub async fn run(target: &Target, params: &Params) -> Result<Vec<Measure>, String> {
-    let (raw_finished, raw_seconds, raw) = mixed(target, params, Workers::Raw).await?;
+    let raw = Workers::Baseline(Baseline::Raw);
+    let (raw_finished, raw_seconds, raw) = mixed(target, params, raw).await?;
+    let minimal = Workers::Baseline(Baseline::Minimal);
+    let (minimal_finished, minimal_seconds, minimal) = mixed(target, params, minimal).await?;
     let (finished, seconds, mut detail) = mixed(target, params, Workers::Runtime).await?;
     detail["raw_sql"] = raw;
+    detail["minimal_queue"] = minimal;
     Ok(vec![
         Measure::rate("throughput", finished, seconds)
             .raw(raw_finished as f64 / raw_seconds)
+            .minimal(minimal_finished as f64 / minimal_seconds)
             .detail(detail),
     ])
 }
 
 /// `params.producers` connections that enqueue batches of `params.enqueue_batch` jobs of
-/// `entrypoint` as fast as they can until `stop`, counting them in `enqueued`.
+/// `entrypoint` as fast as they can until `stop`, counting them in `enqueued`: through
+/// `Queries` into pgqueuer's table, or with the minimal queue's insert into its own.
 async fn spawn_producers(
     target: &Target,
     params: &Params,
     entrypoint: &str,
+    minimal: bool,
     stop: &Arc<AtomicBool>,
     enqueued: &Arc<AtomicU64>,
     tasks: &mut tokio::task::JoinSet<Result<(), String>>,
@@ -48,12 +58,35 @@ async fn spawn_producers(
         let jobs: Vec<NewJob> = (0..params.enqueue_batch)
             .map(|_| NewJob::new(entrypoint).payload(b"{}".to_vec()))
             .collect();
+        let entrypoints = vec![entrypoint.to_string(); jobs.len()];
+        let (priorities, payloads) = (vec![0i32; jobs.len()], vec![b"{}".to_vec(); jobs.len()]);
         tasks.spawn(async move {
+            let insert = match minimal {
+                true => Some(
+                    queries
+                        .client()
+                        .prepare(Baseline::Minimal.insert())
+                        .await
+                        .map_err(db)?,
+                ),
+                false => None,
+            };
             while !stop.load(Ordering::Relaxed) {
-                queries
-                    .enqueue_many(&jobs, OnConflict::Raise)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                match &insert {
+                    Some(insert) => {
+                        queries
+                            .client()
+                            .execute(insert, &[&entrypoints, &priorities, &payloads])
+                            .await
+                            .map_err(db)?;
+                    }
+                    None => {
+                        queries
+                            .enqueue_many(&jobs, OnConflict::Raise)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
                 enqueued.fetch_add(jobs.len() as u64, Ordering::Relaxed);
             }
             Ok::<(), String>(())
@@ -70,18 +103,32 @@ async fn mixed(
     workers: Workers,
 ) -> Result<(u64, f64, Value), String> {
     let admin = target.connect().await?;
-    target.reset(&admin).await?;
+    let baseline = match workers {
+        Workers::Runtime => Baseline::Raw,
+        Workers::Baseline(baseline) => baseline,
+    };
+    baseline.reset(target, &admin).await?;
     let entrypoint = format!("{PREFIX}throughput");
     let label = match workers {
-        Workers::Runtime => "throughput (seconds)",
-        Workers::Raw => "throughput raw SQL (seconds)",
+        Workers::Runtime => "throughput (seconds)".to_string(),
+        Workers::Baseline(baseline) => format!("throughput {} (seconds)", baseline.label()),
     };
-    let bar = progress(label, params.seconds.ceil() as u64);
+    let bar = progress(&label, params.seconds.ceil() as u64);
     let stop = Arc::new(AtomicBool::new(false));
     let enqueued = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
-    spawn_producers(target, params, &entrypoint, &stop, &enqueued, &mut tasks).await?;
-    if workers == Workers::Raw {
+    let minimal = baseline == Baseline::Minimal;
+    spawn_producers(
+        target,
+        params,
+        &entrypoint,
+        minimal,
+        &stop,
+        &enqueued,
+        &mut tasks,
+    )
+    .await?;
+    if let Workers::Baseline(baseline) = workers {
         for _ in 0..params.connections {
             let client = target.connect().await?;
             let (stop, entrypoint, batch) = (
@@ -90,9 +137,9 @@ async fn mixed(
                 i64::from(params.batch),
             );
             tasks.spawn(async move {
-                client.batch_execute(RAW_SESSION).await.map_err(db)?;
-                let claim = client.prepare(RAW_CLAIM).await.map_err(db)?;
-                let ack = client.prepare(RAW_ACK).await.map_err(db)?;
+                client.batch_execute(SESSION).await.map_err(db)?;
+                let claim = client.prepare(baseline.claim()).await.map_err(db)?;
+                let ack = client.prepare(baseline.ack()).await.map_err(db)?;
                 let worker = uuid::Uuid::new_v4();
                 while !stop.load(Ordering::Relaxed) {
                     let rows = client
@@ -134,7 +181,7 @@ async fn mixed(
             .run_until(options, deadline)
             .await
             .map_err(|e| format!("the runtime failed: {e}"))?,
-        Workers::Raw => deadline.await,
+        Workers::Baseline(_) => deadline.await,
     }
     let elapsed = started.elapsed().as_secs_f64();
     ticker.abort();
@@ -143,13 +190,13 @@ async fn mixed(
         done.map_err(|e| e.to_string())??;
     }
 
-    let (left, finished, duplicates) = tally(&admin, "throughput").await?;
+    let (left, finished, duplicates) = baseline.tally(&admin, "throughput").await?;
     let finished = u64::try_from(finished).unwrap_or(0);
     let enqueued = enqueued.load(Ordering::Relaxed);
-    target.reset(&admin).await?;
+    baseline.reset(target, &admin).await?;
     let workers = match workers {
         Workers::Runtime => json!({"runtimes": 1, "connections": params.connections}),
-        Workers::Raw => json!({"raw_clients": params.clients}),
+        Workers::Baseline(_) => json!({"clients": params.connections}),
     };
     Ok((
         finished,

@@ -59,6 +59,36 @@ fn every_scenario_runs_and_reports_its_numbers() {
     let drain = results_of(&document, "drain")[0];
     assert!(drain["raw_sql"].as_f64().unwrap_or(0.0) > 0.0, "{drain}");
     assert!(drain["ratio"].as_f64().is_some(), "{drain}");
+    // Every number with a raw-SQL baseline has the minimal queue's beside it (the baseline
+    // functions fail the run unless they did all their work: every job claimed and logged).
+    for scenario in [
+        "enqueue",
+        "drain",
+        "drain (synchronous_commit off)",
+        "throughput",
+        "latency",
+        "backlog 1000",
+        "backlog 1000 (limits)",
+    ] {
+        for result in results_of(&document, scenario) {
+            assert!(
+                result["minimal_queue"].as_f64().unwrap_or(0.0) > 0.0
+                    && result["minimal_ratio"].as_f64().is_some(),
+                "{scenario}: {result}"
+            );
+        }
+    }
+    let minimal_throughput = &results_of(&document, "throughput")[0]["detail"]["minimal_queue"];
+    assert_eq!(
+        minimal_throughput["duplicate_log_rows"], 0,
+        "{minimal_throughput}"
+    );
+    let backlog = &results_of(&document, "backlog 1000")[0]["detail"];
+    assert!(
+        backlog["minimal_claimed_per_claim"].as_f64() > Some(0.0)
+            && backlog["minimal_claimed_per_claim"] == backlog["raw_claimed_per_claim"],
+        "both baselines claim the same batches: {backlog}"
+    );
     let detail = &drain["detail"];
     assert_eq!(
         (

@@ -7,10 +7,10 @@
 --   at, database, span_seconds
 --   entrypoints   each entrypoint with live jobs, outcomes or exceptions in the span, or paused:
 --                 queued, ready, picked, held, oldest_queued_seconds, paused; finished and
---                 per_second over the span (the statistics: whole minutes that overlap the span,
---                 the last minute or so not folded in yet); recent_exceptions in the span (the
---                 newest log rows: final, held, or an attempt that will be retried)
---   outcomes      per entrypoint and status over the span (the statistics)
+--                 per_second over the span (whole minutes that overlap it: the statistics, and
+--                 the newest log rows they have not folded yet); recent_exceptions in the span
+--                 (the newest log rows: final, held, or an attempt that will be retried)
+--   outcomes      per entrypoint and status over the span (as finished)
 --   per_minute    jobs ended per second, averaged over each minute: successful, failed
 --   exceptions    the newest 20 exceptions in the span, with their detail (the error)
 --   held, running up to 50 jobs each, oldest first
@@ -44,9 +44,20 @@ BEGIN
               AND (n.status IN ('exception', 'failed') OR n.detail->>'reason' = 'exception')
         ),
         stats AS (
+            -- Outcomes per minute: the rollup up to its watermark, and the newest log rows it
+            -- has not folded yet (exact while fewer than 10,000 wait), so that a job that just
+            -- ended counts at once.
             SELECT s.minute, s.entrypoint, s.status, s.count
             FROM pgq.stats s
             WHERE s.minute > since - interval '1 minute'
+            UNION ALL
+            SELECT t.minute, t.entrypoint, t.status, count(*)
+            FROM (SELECT date_trunc('minute', n.created) AS minute, n.entrypoint, n.status
+                  FROM newest n
+                  WHERE n.id > coalesce((SELECT max(w.stats_folded_to) FROM pgq.settings w), 0)
+                 ) t
+            WHERE t.minute > since - interval '1 minute'
+            GROUP BY t.minute, t.entrypoint, t.status
         ),
         finished AS (
             SELECT s.entrypoint, sum(s.count) FILTER (WHERE s.status <> 'queued') AS finished

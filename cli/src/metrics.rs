@@ -103,8 +103,8 @@ async fn render(queries: &Queries) -> Result<String, Failure> {
     let finished = Family::<ByStatus, Gauge>::default();
     registry.register(
         "pgq_outcomes_last_hour",
-        "Outcomes by entrypoint and status in the last hour (pgq.stats; the latest minute or \
-         so is not folded in yet)",
+        "Outcomes by entrypoint and status in the last hour (pgq.stats, and the newest log \
+         rows it has not folded yet)",
         finished.clone(),
     );
     let paused = Family::<ByEntrypoint, Gauge>::default();

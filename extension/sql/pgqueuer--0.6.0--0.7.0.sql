@@ -1793,9 +1793,20 @@ BEGIN
               AND (n.status IN ('exception', 'failed') OR n.detail->>'reason' = 'exception')
         ),
         stats AS (
+            -- Outcomes per minute: the rollup up to its watermark, and the newest log rows it
+            -- has not folded yet (exact while fewer than 10,000 wait), so that a job that just
+            -- ended counts at once.
             SELECT s.minute, s.entrypoint, s.status, s.count
             FROM pgq.stats s
             WHERE s.minute > since - interval '1 minute'
+            UNION ALL
+            SELECT t.minute, t.entrypoint, t.status, count(*)
+            FROM (SELECT date_trunc('minute', n.created) AS minute, n.entrypoint, n.status
+                  FROM newest n
+                  WHERE n.id > coalesce((SELECT max(w.stats_folded_to) FROM pgq.settings w), 0)
+                 ) t
+            WHERE t.minute > since - interval '1 minute'
+            GROUP BY t.minute, t.entrypoint, t.status
         ),
         finished AS (
             SELECT s.entrypoint, sum(s.count) FILTER (WHERE s.status <> 'queued') AS finished
